@@ -1,0 +1,5 @@
+export * from './elementwise.js';
+export * from './linalg.js';
+export * from './shape-ops.js';
+export * from './nn.js';
+export * from './contrib.js';

@@ -1,0 +1,173 @@
+/**
+ * Main-thread handle to a worker thread hosting onnxruntime sessions. Requests are sent
+ * one at a time, so a run that is aborted before it starts never runs, and an abort during
+ * a run takes effect when that run (one step) ends: the caller is released at once and the
+ * result is dropped.
+ */
+import { Worker } from 'node:worker_threads';
+import type { BuiltModel } from './graph.js';
+import { InferenceWorkerError, OnnxRuntimeError, RunCancelledError } from './errors.js';
+import type { SessionSettings } from './session-options.js';
+import type { TensorMap } from './tensor-data.js';
+import type { LoadResult, SerializedError, WorkerRequest, WorkerResponse } from './worker-protocol.js';
+
+type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
+
+interface Job {
+  id: number;
+  body: RequestBody;
+  model: string;
+  signal?: AbortSignal;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  onAbort?: () => void;
+}
+
+function spawnWorker(): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    // Running from TypeScript sources (tests, tsx): load the worker through tsx's loader.
+    const entry = new URL('./inference-worker.ts', here).href;
+    const tsx = import.meta.resolve('tsx/esm/api');
+    const code = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
+    return new Worker(code, { eval: true });
+  }
+  return new Worker(new URL('./inference-worker.js', here));
+}
+
+function deserializeError(error: SerializedError): Error {
+  if (error.name === 'OnnxRuntimeError' && error.model !== undefined && error.phase !== undefined) {
+    return new OnnxRuntimeError(error.model, error.phase, error.detail ?? error.message, error.node, error.opType);
+  }
+  const e = new Error(error.message);
+  e.name = error.name;
+  return e;
+}
+
+export interface RunOptions {
+  /** Output names to compute (default: all). */
+  outputs?: string[];
+  /** Cancels the run if it has not started, or drops its result if it is running. */
+  signal?: AbortSignal;
+}
+
+export class RemoteSession {
+  /** @internal */
+  constructor(
+    private readonly worker: InferenceWorker,
+    readonly name: string,
+    private readonly id: number,
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+  ) {}
+
+  run(feeds: TensorMap, options: RunOptions = {}): Promise<TensorMap> {
+    const body: RequestBody = { type: 'run', session: this.id, feeds, ...(options.outputs ? { outputs: options.outputs } : {}) };
+    return this.worker.request(body, this.name, options.signal) as Promise<TensorMap>;
+  }
+
+  /** Inputs kept in the worker and supplied to every later run (e.g. LoRA weights); a run's own feeds win. */
+  bind(feeds: TensorMap): Promise<void> {
+    return this.worker.request({ type: 'bind', session: this.id, feeds }, this.name) as Promise<void>;
+  }
+
+  release(): Promise<void> {
+    return this.worker.request({ type: 'release', session: this.id }, this.name) as Promise<void>;
+  }
+}
+
+export class InferenceWorker {
+  private readonly worker: Worker;
+  private readonly queue: Job[] = [];
+  private active: Job | null = null;
+  private nextId = 1;
+  private failure: Error | null = null;
+
+  constructor() {
+    this.worker = spawnWorker();
+    this.worker.unref();
+    this.worker.on('message', (response: WorkerResponse) => this.settle(response));
+    this.worker.on('error', (error) => this.fail(new InferenceWorkerError(`inference worker crashed: ${error.message}`)));
+    this.worker.on('exit', (code) => this.fail(new InferenceWorkerError(`inference worker exited (code ${code})`)));
+  }
+
+  /** Creates a session in the worker from a built graph. */
+  async load(model: BuiltModel, settings: SessionSettings = {}): Promise<RemoteSession> {
+    const result = (await this.request(
+      {
+        type: 'load',
+        name: model.name,
+        bytes: model.bytes,
+        model: { externalDataFolder: model.externalDataFolder, castsLowPrecisionInitializers: model.castsLowPrecisionInitializers },
+        settings,
+      },
+      model.name,
+    )) as LoadResult;
+    return new RemoteSession(this, model.name, result.session, result.inputNames, result.outputNames);
+  }
+
+  /** @internal */
+  request(body: RequestBody, model: string, signal?: AbortSignal): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (this.failure !== null) return reject(this.failure);
+      if (signal?.aborted) return reject(new RunCancelledError(model));
+      const job: Job = { id: this.nextId++, body, model, signal, resolve, reject };
+      if (signal !== undefined) {
+        job.onAbort = () => this.abort(job);
+        signal.addEventListener('abort', job.onAbort, { once: true });
+      }
+      this.queue.push(job);
+      this.pump();
+    });
+  }
+
+  private abort(job: Job): void {
+    const queued = this.queue.indexOf(job);
+    if (queued >= 0) this.queue.splice(queued, 1);
+    job.reject(new RunCancelledError(job.model));
+  }
+
+  private pump(): void {
+    if (this.active !== null) return;
+    const job = this.queue.shift();
+    if (job === undefined) {
+      this.worker.unref();
+      return;
+    }
+    this.active = job;
+    this.worker.ref();
+    this.worker.postMessage({ ...job.body, id: job.id } as WorkerRequest);
+  }
+
+  private finish(job: Job): void {
+    if (job.onAbort !== undefined) job.signal?.removeEventListener('abort', job.onAbort);
+  }
+
+  private settle(response: WorkerResponse): void {
+    const job = this.active;
+    if (job === null || job.id !== response.id) return;
+    this.active = null;
+    this.finish(job);
+    if (response.ok) job.resolve(response.result);
+    else job.reject(deserializeError(response.error));
+    this.pump();
+  }
+
+  private fail(error: Error): void {
+    if (this.failure !== null) return;
+    this.failure = error;
+    const jobs = [...(this.active ? [this.active] : []), ...this.queue.splice(0)];
+    this.active = null;
+    for (const job of jobs) {
+      this.finish(job);
+      job.reject(error);
+    }
+  }
+
+  /** Stops the worker; pending requests are rejected and its sessions are freed. */
+  async close(): Promise<void> {
+    if (this.failure !== null) return;
+    this.fail(new InferenceWorkerError('inference worker closed'));
+    await this.worker.terminate();
+  }
+}

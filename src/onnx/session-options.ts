@@ -1,0 +1,48 @@
+/**
+ * onnxruntime session options, chosen from the measurements in onnxruntime-notes.md:
+ * - prepacking stays on (MatMul/MatMulNBits are 1.5–4× slower without it, §3);
+ * - ConstantFolding is disabled when the graph casts bf16/f16 initializers, which it would
+ *   otherwise materialize as float32 copies, doubling resident weights (§4, pitfall 2);
+ * - intra-op threads default to the machine's cores; one inter-op thread, sequential execution.
+ */
+import { availableParallelism } from 'node:os';
+import type { InferenceSession } from 'onnxruntime-node';
+
+export interface SessionSettings {
+  /** Intra-op threads; defaults to the number of cores. */
+  threads?: number;
+  /** Keep weight prepacking on (default). Off keeps weights mmapped but is much slower. */
+  prepack?: boolean;
+  /** ORT's CPU memory arena (default on). Off suits one-shot graphs with large transient activations. */
+  memoryArena?: boolean;
+}
+
+export interface ModelLoadInfo {
+  externalDataFolder: string | null;
+  castsLowPrecisionInitializers: boolean;
+}
+
+export function sessionOptions(model: ModelLoadInfo, settings: SessionSettings = {}): InferenceSession.SessionOptions {
+  const threads = settings.threads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(`threads must be a positive integer, got ${threads}`);
+  }
+  const session: Record<string, string> = { disable_prepacking: settings.prepack === false ? '1' : '0' };
+  if (model.externalDataFolder !== null) {
+    session.model_external_initializers_file_folder_path = model.externalDataFolder;
+  }
+  const extra: Record<string, unknown> = { session };
+  if (model.castsLowPrecisionInitializers) {
+    extra.optimization = { disable_specified_optimizers: 'ConstantFolding' };
+  }
+  return {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    enableCpuMemArena: settings.memoryArena ?? true,
+    logSeverityLevel: 3,
+    extra,
+  };
+}

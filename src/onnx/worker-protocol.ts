@@ -1,0 +1,29 @@
+/** Messages between InferenceWorker (main thread) and the worker entry. */
+import type { ModelLoadInfo, SessionSettings } from './session-options.js';
+import type { TensorMap } from './tensor-data.js';
+
+export type WorkerRequest =
+  | { id: number; type: 'load'; name: string; bytes: Uint8Array; model: ModelLoadInfo; settings: SessionSettings }
+  | { id: number; type: 'run'; session: number; feeds: TensorMap; outputs?: string[] }
+  | { id: number; type: 'bind'; session: number; feeds: TensorMap }
+  | { id: number; type: 'release'; session: number };
+
+export interface LoadResult {
+  session: number;
+  inputNames: string[];
+  outputNames: string[];
+}
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  model?: string;
+  phase?: 'load' | 'run';
+  detail?: string;
+  node?: string;
+  opType?: string;
+}
+
+export type WorkerResponse =
+  | { id: number; ok: true; result: LoadResult | TensorMap | null }
+  | { id: number; ok: false; error: SerializedError };
