@@ -31,13 +31,26 @@ export class InferenceWorkerError extends Error {
 }
 
 /**
+ * Drops the C++ source location, function signature and failed-check expression ORT prefixes
+ * to kernel messages ("/onnxruntime_src/…/reshape_helper.h:91 onnxruntime::…(…) a == b was false. "),
+ * keeping the sentence meant for people.
+ */
+function withoutSourceLocation(detail: string): string {
+  const trimmed = detail.trim();
+  const located = /^\S+\.(?:h|cc|cpp):\d+ \S+\(.*?\)(?: const)? ([\s\S]*)$/.exec(trimmed);
+  if (located === null) return trimmed;
+  const rest = located[1] ?? '';
+  return rest.replace(/^.*? was false\. /, '') || trimmed;
+}
+
+/**
  * Extracts the failing node from onnxruntime's messages, which look like
  * "Non-zero status code returned while running Reshape node. Name:'blk/Reshape' Status Message: ..."
  * or "... Node (blk/Reshape) Op (Reshape) ...".
  */
 export function parseOrtMessage(message: string): { node?: string; opType?: string; detail: string } {
   const running = /running (\S+) node\. Name:'([^']*)' Status Message: ([\s\S]*)$/.exec(message);
-  if (running) return { opType: running[1], node: running[2], detail: (running[3] ?? '').trim() };
+  if (running) return { opType: running[1], node: running[2], detail: withoutSourceLocation(running[3] ?? '') };
   const loading = /Node \(([^)]*)\) Op \(([^)]*)\)\s*([\s\S]*)$/.exec(message);
   if (loading) return { node: loading[1], opType: loading[2], detail: (loading[3] ?? '').replace(/^[\s:]+/, '').trim() || message };
   return { detail: message };

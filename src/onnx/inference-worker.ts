@@ -92,6 +92,12 @@ async function handle(request: WorkerRequest): Promise<LoadResult | TensorMap | 
       await entry?.session.release();
       return null;
     }
+    case 'shutdown': {
+      const all = [...sessions.values()];
+      sessions.clear();
+      await Promise.all(all.map((entry) => entry.session.release()));
+      return null;
+    }
   }
 }
 

@@ -79,16 +79,22 @@ export class RemoteSession {
 export class InferenceWorker {
   private readonly worker: Worker;
   private readonly queue: Job[] = [];
+  /** The job whose request is in the worker; its caller may already have been released (abort, close). */
   private active: Job | null = null;
   private nextId = 1;
   private failure: Error | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private closing: Promise<void> | null = null;
 
   constructor() {
     this.worker = spawnWorker();
     this.worker.unref();
     this.worker.on('message', (response: WorkerResponse) => this.settle(response));
     this.worker.on('error', (error) => this.fail(new InferenceWorkerError(`inference worker crashed: ${error.message}`)));
-    this.worker.on('exit', (code) => this.fail(new InferenceWorkerError(`inference worker exited (code ${code})`)));
+    this.worker.on('exit', (code) => {
+      this.fail(new InferenceWorkerError(`inference worker exited (code ${code})`));
+      this.markIdle();
+    });
   }
 
   /** Creates a session in the worker from a built graph. */
@@ -139,35 +145,58 @@ export class InferenceWorker {
     this.worker.postMessage({ ...job.body, id: job.id } as WorkerRequest);
   }
 
-  private finish(job: Job): void {
+  private release(job: Job): void {
     if (job.onAbort !== undefined) job.signal?.removeEventListener('abort', job.onAbort);
+  }
+
+  private markIdle(): void {
+    this.active = null;
+    for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   private settle(response: WorkerResponse): void {
     const job = this.active;
     if (job === null || job.id !== response.id) return;
-    this.active = null;
-    this.finish(job);
+    this.markIdle();
+    this.release(job);
     if (response.ok) job.resolve(response.result);
     else job.reject(deserializeError(response.error));
-    this.pump();
+    if (this.failure === null) this.pump();
   }
 
   private fail(error: Error): void {
     if (this.failure !== null) return;
     this.failure = error;
-    const jobs = [...(this.active ? [this.active] : []), ...this.queue.splice(0)];
-    this.active = null;
-    for (const job of jobs) {
-      this.finish(job);
+    for (const job of [...(this.active ? [this.active] : []), ...this.queue.splice(0)]) {
+      this.release(job);
       job.reject(error);
     }
   }
 
-  /** Stops the worker; pending requests are rejected and its sessions are freed. */
-  async close(): Promise<void> {
-    if (this.failure !== null) return;
-    this.fail(new InferenceWorkerError('inference worker closed'));
-    await this.worker.terminate();
+  /**
+   * Stops the worker: pending requests are rejected at once; a run already in the worker
+   * is allowed to end (terminating a thread inside onnxruntime aborts the process), then
+   * every session is released and the thread exits.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const alreadyFailed = this.failure !== null;
+      this.fail(new InferenceWorkerError('inference worker closed'));
+      if (alreadyFailed && this.active === null) return;
+      if (this.active !== null) await new Promise<void>((wake) => this.idleWaiters.push(wake));
+      const shutdown: Job = {
+        id: this.nextId++,
+        body: { type: 'shutdown' },
+        model: 'inference worker',
+        resolve: () => undefined,
+        reject: () => undefined,
+      };
+      this.active = shutdown;
+      this.worker.ref();
+      this.worker.postMessage({ ...shutdown.body, id: shutdown.id } as WorkerRequest);
+      await new Promise<void>((wake) => this.idleWaiters.push(wake));
+      await this.worker.terminate();
+    })();
+    return this.closing;
   }
 }

@@ -6,7 +6,8 @@ export type WorkerRequest =
   | { id: number; type: 'load'; name: string; bytes: Uint8Array; model: ModelLoadInfo; settings: SessionSettings }
   | { id: number; type: 'run'; session: number; feeds: TensorMap; outputs?: string[] }
   | { id: number; type: 'bind'; session: number; feeds: TensorMap }
-  | { id: number; type: 'release'; session: number };
+  | { id: number; type: 'release'; session: number }
+  | { id: number; type: 'shutdown' };
 
 export interface LoadResult {
   session: number;
