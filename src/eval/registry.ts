@@ -1,7 +1,8 @@
 /**
- * Components that `flux-lora eval` can evaluate on a golden case file. Each model issue
- * registers its component here (transformer, t5, clip, vae-encode, ...).
+ * Components that `flux-lora eval` can evaluate on a golden case file. Each model adds
+ * its evaluator to EVALUATORS in ./components.ts.
  */
+import { EVALUATORS } from './components.js';
 
 export interface EvalRequest {
   /** Checkpoint file or folder of the component. */
@@ -18,17 +19,10 @@ export interface Evaluator {
   evaluate(request: EvalRequest): Promise<void>;
 }
 
-const evaluators = new Map<string, Evaluator>();
-
-export function registerEvaluator(evaluator: Evaluator): void {
-  if (evaluators.has(evaluator.component)) throw new Error(`evaluator "${evaluator.component}" registered twice`);
-  evaluators.set(evaluator.component, evaluator);
-}
-
 export function findEvaluator(component: string): Evaluator | undefined {
-  return evaluators.get(component);
+  return EVALUATORS.find((e) => e.component === component);
 }
 
 export function listEvaluators(): Evaluator[] {
-  return [...evaluators.values()].sort((a, b) => a.component.localeCompare(b.component));
+  return [...EVALUATORS].sort((a, b) => a.component.localeCompare(b.component));
 }
