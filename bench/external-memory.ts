@@ -13,7 +13,7 @@ import { GraphBuilder } from '../src/onnx/graph.js';
 import { matmul } from '../src/onnx/ops/linalg.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
 import { float32Tensor } from '../src/onnx/tensor-data.js';
-import { floatWeight } from '../src/onnx/weights.js';
+import { externalRef, floatWeight } from '../src/onnx/weights.js';
 import { f32ToBf16 } from '../src/weights/dtypes.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
 import { writeSafetensors } from '../src/weights/safetensors-writer.js';
@@ -34,7 +34,7 @@ async function measure(path: string, prepack: boolean): Promise<void> {
   const file = await SafetensorsFile.open(path);
   const g = new GraphBuilder('bench-external');
   let h = g.input('x', 'float32', [TOKENS, D]);
-  for (let i = 0; i < LAYERS; i++) h = matmul(g, h, floatWeight(g, `w${i}`, file.info(`w${i}`)));
+  for (let i = 0; i < LAYERS; i++) h = matmul(g, h, floatWeight(g, `w${i}`, externalRef(file.info(`w${i}`))));
   g.output(h, 'y');
   const worker = new InferenceWorker();
   const t0 = performance.now();

@@ -14,7 +14,7 @@ import { encodeModel } from '../src/onnx/onnx-proto.js';
 import { matmul } from '../src/onnx/ops/linalg.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
 import { float32Tensor } from '../src/onnx/tensor-data.js';
-import { floatWeight } from '../src/onnx/weights.js';
+import { externalRef, floatWeight } from '../src/onnx/weights.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
 import { writeSafetensors } from '../src/weights/safetensors-writer.js';
 import { randomFloats } from './random.js';
@@ -48,7 +48,7 @@ try {
   console.log(`fp32 MatMul [${M}x${K}] x [${K}x${N}] = ${GFLOP.toFixed(1)} GFLOP, min of ${runs} runs after a warm-up`);
 
   const g = new GraphBuilder('bench-matmul');
-  g.output(matmul(g, g.input('x', 'float32', [M, K]), floatWeight(g, 'w', file.info('w'))), 'y');
+  g.output(matmul(g, g.input('x', 'float32', [M, K]), floatWeight(g, 'w', externalRef(file.info('w')))), 'y');
   const worker = new InferenceWorker();
   const session = await worker.load(g.build());
   await minTime('flux-lora builder + worker runner', () => session.run({ x: float32Tensor([M, K], x) }));

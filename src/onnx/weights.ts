@@ -1,28 +1,41 @@
 /** Bridges safetensors tensors into graphs as external initializers (bytes stay in the file). */
 import type { TensorInfo } from '../weights/safetensors.js';
-import { dtypeFromSafetensors, isLowPrecisionFloat } from './dtype.js';
+import { DTYPE_BYTE_SIZE, dtypeFromSafetensors, isLowPrecisionFloat } from './dtype.js';
 import type { ExternalTensorRef, GraphBuilder, Value } from './graph.js';
 import { cast } from './ops/shape-ops.js';
 
-export function externalRef(info: TensorInfo): ExternalTensorRef {
+/**
+ * A reference to a stored tensor, or to `rows` rows of it starting at `rowStart` (a
+ * contiguous byte range of a row-major tensor, e.g. the q part of a fused qkv weight).
+ */
+export function externalRef(info: TensorInfo, rows?: { start: number; count: number }): ExternalTensorRef {
+  const dtype = dtypeFromSafetensors(info.dtype);
+  if (rows === undefined) {
+    return { file: info.file, offset: info.offset, byteLength: info.byteLength, dtype, shape: info.shape };
+  }
+  const [total, ...rest] = info.shape;
+  if (total === undefined || rows.start < 0 || rows.count < 0 || rows.start + rows.count > total) {
+    throw new RangeError(`${info.file}: tensor "${info.name}" ${JSON.stringify(info.shape)} has no rows ${rows.start}..${rows.start + rows.count}`);
+  }
+  const rowBytes = rest.reduce((s, d) => s * d, 1) * DTYPE_BYTE_SIZE[dtype];
   return {
     file: info.file,
-    offset: info.offset,
-    byteLength: info.byteLength,
-    dtype: dtypeFromSafetensors(info.dtype),
-    shape: info.shape,
+    offset: info.offset + rows.start * rowBytes,
+    byteLength: rows.count * rowBytes,
+    dtype,
+    shape: [rows.count, ...rest],
   };
 }
 
 /**
- * A float32 view of a checkpoint tensor. float32 tensors are used as stored; bf16/f16/f8
+ * A float32 view of a stored tensor. float32 tensors are used as stored; bf16/f16/f8
  * tensors get an in-graph Cast, so the file stays the only copy of the stored weights
  * (the session runner disables the constant folding that would materialize the cast).
  */
-export function floatWeight(g: GraphBuilder, name: string, info: TensorInfo): Value {
-  const stored = g.external(name, externalRef(info));
+export function floatWeight(g: GraphBuilder, name: string, ref: ExternalTensorRef): Value {
+  const stored = g.external(name, ref);
   if (!isLowPrecisionFloat(stored.dtype)) {
-    if (stored.dtype !== 'float32') throw new TypeError(`${info.file}: tensor "${info.name}" is ${info.dtype}, not a float type`);
+    if (stored.dtype !== 'float32') throw new TypeError(`${ref.file}: tensor for "${name}" is ${stored.dtype}, not a float type`);
     return stored;
   }
   return cast(g, stored, 'float32', `${name}/to_float32`);

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../src/onnx/graph.js';
 import * as op from '../../src/onnx/ops/index.js';
 import { float32Tensor } from '../../src/onnx/tensor-data.js';
-import { floatWeight } from '../../src/onnx/weights.js';
+import { externalRef, floatWeight } from '../../src/onnx/weights.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/weights/dtypes.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { writeSafetensors } from '../../src/weights/safetensors-writer.js';
@@ -44,7 +44,7 @@ describe('initializers as external data inside safetensors files', () => {
     ]);
     const file = await SafetensorsFile.open(path);
     const inline = mlp('inline', (g) => ({ w: g.initializer('w', 'float32', [K, N], w), b: g.initializer('b', 'float32', [N], b) }));
-    const external = mlp('external', (g) => ({ w: floatWeight(g, 'w', file.info('weight')), b: floatWeight(g, 'b', file.info('bias')) }));
+    const external = mlp('external', (g) => ({ w: floatWeight(g, 'w', externalRef(file.info('weight'))), b: floatWeight(g, 'b', externalRef(file.info('bias'))) }));
     expect(external.bytes.byteLength).toBeLessThan(1024);
     expect(inline.bytes.byteLength).toBeGreaterThan(K * N * 4);
     expect(external.externalDataFolder).toBe(dir);
@@ -61,7 +61,7 @@ describe('initializers as external data inside safetensors files', () => {
       { name: 'bias', dtype: 'BF16', shape: [N], data: bb },
     ]);
     const file = await SafetensorsFile.open(path);
-    const external = mlp('bf16', (g) => ({ w: floatWeight(g, 'w', file.info('weight')), b: floatWeight(g, 'b', file.info('bias')) }));
+    const external = mlp('bf16', (g) => ({ w: floatWeight(g, 'w', externalRef(file.info('weight'))), b: floatWeight(g, 'b', externalRef(file.info('bias'))) }));
     expect(external.castsLowPrecisionInitializers).toBe(true);
     const expanded = mlp('expanded', (g) => ({
       w: g.initializer('w', 'float32', [K, N], bf16ToF32(wb)),
@@ -81,7 +81,7 @@ describe('initializers as external data inside safetensors files', () => {
     await writeSafetensors(biasPath, [{ name: 'bias', dtype: 'F32', shape: [N], data: b }]);
     const weights = await SafetensorsFile.open(join(dir, 'snapshots', 'rev', 'model.safetensors'));
     const bias = await SafetensorsFile.open(biasPath);
-    const model = mlp('linked', (g) => ({ w: floatWeight(g, 'w', weights.info('weight')), b: floatWeight(g, 'b', bias.info('bias')) }));
+    const model = mlp('linked', (g) => ({ w: floatWeight(g, 'w', externalRef(weights.info('weight'))), b: floatWeight(g, 'b', externalRef(bias.info('bias'))) }));
     const inline = mlp('inline2', (g) => ({ w: g.initializer('w', 'float32', [K, N], w), b: g.initializer('b', 'float32', [N], b) }));
     expect(Buffer.from((await run(model)).buffer).equals(Buffer.from((await run(inline)).buffer))).toBe(true);
   });

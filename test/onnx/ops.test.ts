@@ -204,4 +204,41 @@ describe('graph builder ops against TypeScript references', () => {
       expect(up[(c * 10 + y) * 12 + xx]).toBe(actual[(c * 5 + Math.floor(y / 2)) * 6 + Math.floor(xx / 2)]);
     }
   });
+
+  it('applies interleaved rotary embeddings per head and computes x·wᵀ with FusedMatMul', async () => {
+    const [B, L, H, D] = [2, 3, 2, 4];
+    const g = new GraphBuilder('rotary');
+    const x = g.input('x', 'float32', ['B', 'L', H * D]);
+    const cos = g.input('cos', 'float32', ['L', D / 2]);
+    const sin = g.input('sin', 'float32', ['L', D / 2]);
+    const pos = g.input('pos', 'int64', ['B', 'L']);
+    g.output(op.rotaryEmbedding(g, x, cos, sin, pos, { numHeads: H, interleaved: true }), 'rotated');
+    const wv = randomFloats(5 * H * D, 51);
+    g.output(op.matmulTransposed(g, x, g.initializer('w', 'float32', [5, H * D], wv)), 'projected');
+    const xv = randomFloats(B * L * H * D, 52);
+    const angles = Float32Array.from({ length: L * (D / 2) }, (_, i) => 0.37 * i - 0.5);
+    const out = await runOnce(worker(), g.build(), {
+      x: float32Tensor([B, L, H * D], xv),
+      cos: float32Tensor([L, D / 2], angles.map(Math.cos)),
+      sin: float32Tensor([L, D / 2], angles.map(Math.sin)),
+      pos: int64Tensor([B, L], [0, 1, 2, 2, 1, 0]),
+    });
+    const expected = new Float32Array(xv.length);
+    for (let b = 0; b < B; b++) {
+      for (let l = 0; l < L; l++) {
+        const p = b === 0 ? l : 2 - l;
+        for (let h = 0; h < H; h++) {
+          for (let k = 0; k < D / 2; k++) {
+            const i = ((b * L + l) * H + h) * D + 2 * k;
+            const [c, s] = [Math.cos(angles[p * (D / 2) + k] as number), Math.sin(angles[p * (D / 2) + k] as number)];
+            expected[i] = (xv[i] as number) * c - (xv[i + 1] as number) * s;
+            expected[i + 1] = (xv[i] as number) * s + (xv[i + 1] as number) * c;
+          }
+        }
+      }
+    }
+    expect(ref.maxAbsDiff(outputData(out, 'rotated'), expected)).toBeLessThan(1e-6);
+    expect(out.projected?.dims).toEqual([B, L, 5]);
+    expect(ref.maxAbsDiff(outputData(out, 'projected'), ref.linear(xv, wv, B * L, H * D, 5))).toBeLessThan(1e-5);
+  });
 });

@@ -1,7 +1,7 @@
 /** Matrix products. */
 import { attr } from '../onnx-proto.js';
 import { isFloatType } from '../dtype.js';
-import type { GraphBuilder, Value } from '../graph.js';
+import { MICROSOFT_DOMAIN, type GraphBuilder, type Value } from '../graph.js';
 import { dimsConflict, formatShape, unifyDims, type Shape } from '../shape.js';
 
 /** Numpy matmul over inputs of rank ≥ 2 (leading dims broadcast). */
@@ -60,4 +60,19 @@ export function gemm(g: GraphBuilder, a: Value, b: Value, c: Value | null, optio
     transA: attr.int(options.transA ? 1 : 0),
     transB: attr.int(options.transB ? 1 : 0),
   });
+}
+
+/**
+ * x·wᵀ for x [..., K] and a torch-Linear-layout weight w [N, K] → [..., N]
+ * (com.microsoft FusedMatMul with transB; the weight is prepacked like a MatMul's).
+ */
+export function matmulTransposed(g: GraphBuilder, x: Value, w: Value, name?: string): Value {
+  const node = g.op('FusedMatMul', name, MICROSOFT_DOMAIN);
+  if (x.dtype !== 'float32' || w.dtype !== 'float32') node.fail(`needs float32 operands, got ${x} and ${w}`);
+  if (w.rank !== 2) node.fail(`weight must be [N, K], got ${w}`);
+  if (x.rank !== null && x.rank < 2) node.fail(`input must have rank ≥ 2, got ${x}`);
+  const k = x.shape?.[x.shape.length - 1] ?? null;
+  if (dimsConflict(k, w.shape?.[1] ?? null)) node.fail(`input ${x} does not match weight ${w}`);
+  const shape = x.shape === null ? null : [...x.shape.slice(0, -1), w.shape?.[0] ?? null];
+  return node.emitOne([x, w], { dtype: 'float32', shape }, { transB: attr.int(1), alpha: attr.float(1) });
 }

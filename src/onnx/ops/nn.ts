@@ -159,3 +159,32 @@ export function resize(g: GraphBuilder, x: Value, options: ResizeOptions): Value
     nearest_mode: attr.string(options.nearestMode ?? 'floor'),
   });
 }
+
+export interface RotaryOptions {
+  numHeads: number;
+  /** Rotate adjacent pairs (2k, 2k+1) rather than the two halves of each head. */
+  interleaved: boolean;
+  name?: string;
+}
+
+/**
+ * RotaryEmbedding-23 on x [B, S, heads·headDim]: each pair is rotated by the angle whose
+ * cos/sin sit in row positions[b, s] of the [maxPos, headDim/2] tables.
+ */
+export function rotaryEmbedding(g: GraphBuilder, x: Value, cos: Value, sin: Value, positions: Value, options: RotaryOptions): Value {
+  const node = g.op('RotaryEmbedding', options.name);
+  if (g.opset < 23) node.fail(`needs opset ≥ 23, the graph uses ${g.opset}`);
+  requireFloat(node, x, cos, sin);
+  if (x.rank !== null && x.rank !== 3) node.fail(`x must be [B, S, heads·head_dim], got ${x}`);
+  if (positions.dtype !== 'int64' || (positions.rank !== null && positions.rank !== 2)) node.fail(`positions must be int64 [B, S], got ${positions}`);
+  const hidden = x.shape?.[2] ?? null;
+  const half = cos.shape?.[1] ?? null;
+  if (typeof hidden === 'number' && typeof half === 'number' && hidden !== options.numHeads * half * 2) {
+    node.fail(`tables of width ${half} do not fit ${options.numHeads} heads of ${x}`);
+  }
+  if (dimsConflict(half, sin.shape?.[1] ?? null)) node.fail(`cos ${cos} and sin ${sin} differ`);
+  return node.emitOne([x, cos, sin, positions], { dtype: x.dtype, shape: x.shape }, {
+    interleaved: attr.int(options.interleaved ? 1 : 0),
+    num_heads: attr.int(options.numHeads),
+  });
+}
