@@ -1,4 +1,5 @@
 import type { Evaluator } from './registry.js';
+import { transformerEvaluator } from './transformer-eval.js';
 
 /** Every component `flux-lora eval` knows, one entry per model definition. */
-export const EVALUATORS: readonly Evaluator[] = [];
+export const EVALUATORS: readonly Evaluator[] = [transformerEvaluator('exact'), transformerEvaluator('int8'), transformerEvaluator('int4')];

@@ -1,0 +1,183 @@
+/**
+ * The FLUX.1 transformer as a ready-to-run model: opens a checkpoint (either layout),
+ * builds its graph in exact or quantized (go_fast) mode, hosts the session in the
+ * inference worker, and turns a forward call's inputs (σ, guidance, ids) into the graph's
+ * conditioning inputs.
+ */
+import { InferenceWorker, type RemoteSession } from '../onnx/runner.js';
+import { float32Tensor, int64Tensor, type TensorData, type TensorMap } from '../onnx/tensor-data.js';
+import type { SessionSettings } from '../onnx/session-options.js';
+import { openFluxCheckpoint, type FluxCheckpoint } from './flux/checkpoint.js';
+import type { FluxConfig } from './flux/config.js';
+import { embeddingArgument, ropeTables, timestepEmbedding } from './flux/conditioning.js';
+import { exactParameters } from './flux/exact-parameters.js';
+import { buildFluxGraph, FLUX_INPUTS, FLUX_OUTPUT, loraInputNames } from './flux/graph.js';
+import { linearSpecs } from './flux/layout.js';
+import { QUANTIZED_4BIT, QUANTIZED_8BIT, quantizedCache, quantizedParameters } from './flux/quantized-parameters.js';
+
+export type FluxPrecision = 'exact' | 'int8' | 'int4';
+
+export interface FluxTransformerOptions {
+  /** exact: float32 compute from the stored weights; int8 (go_fast) / int4: block-quantized weights. */
+  precision?: FluxPrecision;
+  /** Where quantized weights are cached (default $FLUX_LORA_CACHE_DIR or ~/.cache/flux-lora). */
+  cacheDir?: string;
+  /**
+   * How σ and guidance enter the embedding: 'bf16' rounds like the references running bf16
+   * weights (guidance 3.5 → 3504, flux-math.md §6.3), 'fp32' does not; 'auto' follows the
+   * checkpoint's stored dtype.
+   */
+  embeddingPrecision?: 'auto' | 'bf16' | 'fp32';
+  session?: SessionSettings;
+}
+
+export interface FluxForwardInputs {
+  /** Packed latents [B, N, inChannels]. */
+  hiddenStates: TensorData;
+  /** T5 hidden states [B, M, contextDim]. */
+  encoderHiddenStates: TensorData;
+  /** CLIP pooled output [B, pooledDim]. */
+  pooledProjections: TensorData;
+  /** σ ∈ [0, 1] per batch element. */
+  timestep: readonly number[];
+  /** Guidance scale per batch element (dev-like models only). */
+  guidance?: readonly number[];
+  /** Position ids [N, 3] and [M, 3]. */
+  imgIds: Float32Array;
+  txtIds: Float32Array;
+}
+
+/** A low-rank update y += (x·down)·up for one canonical linear; down [in, r], up [r, out]. */
+export interface LowRankUpdate {
+  down: Float32Array;
+  up: Float32Array;
+  rank: number;
+}
+
+export interface LoadReport {
+  /** Whether the quantized weights had to be derived (false: read from the cache). */
+  quantizedCacheCreated?: boolean;
+  quantizedCachePath?: string;
+}
+
+export class FluxTransformerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FluxTransformerError';
+  }
+}
+
+function dims(name: string, tensor: TensorData, expected: (number | null)[]): number[] {
+  const ok = tensor.type === 'float32' && tensor.dims.length === expected.length && expected.every((d, i) => d === null || d === tensor.dims[i]);
+  if (!ok) {
+    const shape = expected.map((d) => d ?? '?').join(', ');
+    throw new FluxTransformerError(`input "${name}" must be float32 [${shape}], got ${tensor.type} [${tensor.dims.join(', ')}]`);
+  }
+  return tensor.dims;
+}
+
+export class FluxTransformer {
+  private constructor(
+    readonly checkpoint: FluxCheckpoint,
+    readonly precision: FluxPrecision,
+    private readonly session: RemoteSession,
+    private readonly bf16Embedding: boolean,
+    readonly report: LoadReport,
+  ) {}
+
+  get config(): FluxConfig {
+    return this.checkpoint.config;
+  }
+
+  static async load(worker: InferenceWorker, path: string, options: FluxTransformerOptions = {}): Promise<FluxTransformer> {
+    const checkpoint = await openFluxCheckpoint(path);
+    const precision = options.precision ?? 'exact';
+    const report: LoadReport = {};
+    let params = exactParameters(checkpoint);
+    if (precision !== 'exact') {
+      const settings = precision === 'int8' ? QUANTIZED_8BIT : QUANTIZED_4BIT;
+      const cache = await quantizedCache(checkpoint, settings, options.cacheDir);
+      report.quantizedCacheCreated = cache.created;
+      report.quantizedCachePath = cache.file.path;
+      params = quantizedParameters(checkpoint, cache.file, settings);
+    }
+    const model = buildFluxGraph(checkpoint.config, params, { name: `flux-transformer (${precision})`, lora: true });
+    const session = await worker.load(model, options.session);
+    const transformer = new FluxTransformer(
+      checkpoint,
+      precision,
+      session,
+      (options.embeddingPrecision ?? 'auto') === 'auto' ? checkpoint.bf16 : options.embeddingPrecision === 'bf16',
+      report,
+    );
+    await transformer.setLowRank(new Map());
+    return transformer;
+  }
+
+  /**
+   * Sets the low-rank updates (LoRAs, already combined per linear) fed with every run;
+   * linears without one get rank 0. Never rebuilds the session.
+   */
+  async setLowRank(updates: ReadonlyMap<string, LowRankUpdate>): Promise<void> {
+    const feeds: TensorMap = {};
+    const known = new Set(linearSpecs(this.config).map((s) => s.name));
+    for (const name of updates.keys()) {
+      if (!known.has(name)) throw new FluxTransformerError(`low-rank update for unknown linear "${name}"`);
+    }
+    for (const spec of linearSpecs(this.config)) {
+      const update = updates.get(spec.name) ?? { down: new Float32Array(0), up: new Float32Array(0), rank: 0 };
+      if (update.down.length !== spec.inFeatures * update.rank || update.up.length !== update.rank * spec.outFeatures) {
+        throw new FluxTransformerError(
+          `low-rank update for "${spec.name}": down must be [${spec.inFeatures}, ${update.rank}] and up [${update.rank}, ${spec.outFeatures}]`,
+        );
+      }
+      const names = loraInputNames(spec.name);
+      feeds[names.down] = float32Tensor([spec.inFeatures, update.rank], update.down);
+      feeds[names.up] = float32Tensor([update.rank, spec.outFeatures], update.up);
+    }
+    await this.session.bind(feeds);
+  }
+
+  /** One transformer evaluation: the velocity [B, N, outChannels]. */
+  async forward(inputs: FluxForwardInputs, options: { signal?: AbortSignal } = {}): Promise<TensorData> {
+    const c = this.config;
+    const [batch, imageTokens] = dims('hiddenStates', inputs.hiddenStates, [null, null, c.inChannels]) as [number, number];
+    const [, textTokens] = dims('encoderHiddenStates', inputs.encoderHiddenStates, [batch, null, c.contextDim]) as [number, number];
+    dims('pooledProjections', inputs.pooledProjections, [batch, c.pooledDim]);
+    if (inputs.timestep.length !== batch) throw new FluxTransformerError(`input "timestep" needs ${batch} values, got ${inputs.timestep.length}`);
+    if (inputs.imgIds.length !== imageTokens * 3) throw new FluxTransformerError(`input "imgIds" must be [${imageTokens}, 3]`);
+    if (inputs.txtIds.length !== textTokens * 3) throw new FluxTransformerError(`input "txtIds" must be [${textTokens}, 3]`);
+    const feeds: TensorMap = {
+      [FLUX_INPUTS.hiddenStates]: inputs.hiddenStates,
+      [FLUX_INPUTS.encoderHiddenStates]: inputs.encoderHiddenStates,
+      [FLUX_INPUTS.pooled]: inputs.pooledProjections,
+      [FLUX_INPUTS.timestepEmbedding]: float32Tensor(
+        [batch, 256],
+        timestepEmbedding(inputs.timestep.map((t) => embeddingArgument(t, this.bf16Embedding)), this.bf16Embedding),
+      ),
+    };
+    if (c.guidanceEmbed) {
+      if (inputs.guidance?.length !== batch) {
+        throw new FluxTransformerError(`input "guidance" needs ${batch} values for this guidance-distilled (dev) model`);
+      }
+      feeds[FLUX_INPUTS.guidanceEmbedding] = float32Tensor(
+        [batch, 256],
+        timestepEmbedding(inputs.guidance.map((g) => embeddingArgument(g, this.bf16Embedding)), this.bf16Embedding),
+      );
+    }
+    const tokens = textTokens + imageTokens;
+    const ids = new Float32Array(tokens * 3);
+    ids.set(inputs.txtIds, 0);
+    ids.set(inputs.imgIds, textTokens * 3);
+    const rope = ropeTables(c, ids, tokens);
+    feeds[FLUX_INPUTS.ropeCos] = float32Tensor([tokens, c.headDim / 2], rope.cos);
+    feeds[FLUX_INPUTS.ropeSin] = float32Tensor([tokens, c.headDim / 2], rope.sin);
+    feeds[FLUX_INPUTS.ropePositions] = int64Tensor([batch, tokens], Array.from({ length: batch * tokens }, (_, i) => i % tokens));
+    const out = await this.session.run(feeds, { signal: options.signal });
+    return out[FLUX_OUTPUT] as TensorData;
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { FluxTransformer, type FluxForwardInputs, type FluxPrecision } from '../../src/models/flux-transformer.js';
+import { float32Tensor } from '../../src/onnx/tensor-data.js';
+import { SafetensorsFile } from '../../src/weights/safetensors.js';
+import { expectAllClose, goldenPath } from '../helpers/golden.js';
+import { useWorker } from '../helpers/run-graph.js';
+import { useTempDir } from '../helpers/temp-dir.js';
+
+const worker = useWorker();
+const tmp = useTempDir('flux-transformer-');
+
+export async function goldenCase(config: 'A' | 'B', k: number): Promise<{ inputs: FluxForwardInputs; expected: Float32Array }> {
+  const file = await SafetensorsFile.open(goldenPath(`transformer_${config}_cases.safetensors`));
+  const read = (name: string) => file.readFloat32(`case${k}.${name}`);
+  const tensor = async (name: string) => float32Tensor(file.info(`case${k}.${name}`).shape, await read(name));
+  const inputs: FluxForwardInputs = {
+    hiddenStates: await tensor('hidden_states'),
+    encoderHiddenStates: await tensor('encoder_hidden_states'),
+    pooledProjections: await tensor('pooled_projections'),
+    timestep: Array.from(await read('timestep')),
+    imgIds: await read('img_ids'),
+    txtIds: await read('txt_ids'),
+  };
+  if (config === 'A') inputs.guidance = Array.from(await read('guidance'));
+  return { inputs, expected: await read('expected') };
+}
+
+async function maxErrorOverCases(config: 'A' | 'B', layout: 'bfl' | 'diffusers', precision: FluxPrecision, atol: number, rtol: number) {
+  const model = await FluxTransformer.load(worker(), goldenPath(`transformer_${config}_${layout}.safetensors`), { precision, cacheDir: tmp() });
+  let worst = 0;
+  try {
+    for (const k of [0, 1, 2]) {
+      const { inputs, expected } = await goldenCase(config, k);
+      const out = await model.forward(inputs);
+      expect(out.dims).toEqual(inputs.hiddenStates.dims);
+      worst = Math.max(worst, expectAllClose(out.data as Float32Array, expected, atol, rtol, `${config}/${layout}/${precision} case ${k}`));
+    }
+  } finally {
+    await model.release();
+  }
+  return worst;
+}
+
+describe('FLUX transformer against the golden cases', () => {
+  for (const config of ['A', 'B'] as const) {
+    for (const layout of ['bfl', 'diffusers'] as const) {
+      it(`config ${config} (${config === 'A' ? 'dev-like' : 'schnell-like'}), ${layout} layout, exact: within atol 1e-5 + rtol 1e-5`, async () => {
+        const worst = await maxErrorOverCases(config, layout, 'exact', 1e-5, 1e-5);
+        expect(worst).toBeLessThan(1e-5);
+      });
+    }
+  }
+
+  it('detects each layout and reads the config of both', async () => {
+    const bfl = await FluxTransformer.load(worker(), goldenPath('transformer_A_bfl.safetensors'));
+    const diffusers = await FluxTransformer.load(worker(), goldenPath('transformer_A_diffusers.safetensors'));
+    expect(bfl.checkpoint.layout).toBe('bfl');
+    expect(diffusers.checkpoint.layout).toBe('diffusers');
+    expect(bfl.config).toEqual(diffusers.config);
+    expect(bfl.config).toMatchObject({ hidden: 32, heads: 2, headDim: 16, doubleBlocks: 2, singleBlocks: 2, guidanceEmbed: true, axesDims: [4, 6, 6] });
+    await bfl.release();
+    await diffusers.release();
+  });
+});
