@@ -28,6 +28,8 @@ export interface FluxTransformerOptions {
    * checkpoint's stored dtype.
    */
   embeddingPrecision?: 'auto' | 'bf16' | 'fp32';
+  /** Build the low-rank (LoRA) inputs on every linear (default true; false only to measure their cost). */
+  lowRankInputs?: boolean;
   session?: SessionSettings;
 }
 
@@ -82,6 +84,7 @@ export class FluxTransformer {
     readonly precision: FluxPrecision,
     private readonly session: RemoteSession,
     private readonly bf16Embedding: boolean,
+    private readonly lowRankInputs: boolean,
     readonly report: LoadReport,
   ) {}
 
@@ -101,16 +104,18 @@ export class FluxTransformer {
       report.quantizedCachePath = cache.file.path;
       params = quantizedParameters(checkpoint, cache.file, settings);
     }
-    const model = buildFluxGraph(checkpoint.config, params, { name: `flux-transformer (${precision})`, lora: true });
+    const lowRankInputs = options.lowRankInputs ?? true;
+    const model = buildFluxGraph(checkpoint.config, params, { name: `flux-transformer (${precision})`, lora: lowRankInputs });
     const session = await worker.load(model, options.session);
     const transformer = new FluxTransformer(
       checkpoint,
       precision,
       session,
       (options.embeddingPrecision ?? 'auto') === 'auto' ? checkpoint.bf16 : options.embeddingPrecision === 'bf16',
+      lowRankInputs,
       report,
     );
-    await transformer.setLowRank(new Map());
+    if (lowRankInputs) await transformer.setLowRank(new Map());
     return transformer;
   }
 
@@ -119,6 +124,7 @@ export class FluxTransformer {
    * linears without one get rank 0. Never rebuilds the session.
    */
   async setLowRank(updates: ReadonlyMap<string, LowRankUpdate>): Promise<void> {
+    if (!this.lowRankInputs) throw new FluxTransformerError('this transformer was loaded without low-rank inputs');
     const feeds: TensorMap = {};
     const known = new Set(linearSpecs(this.config).map((s) => s.name));
     for (const name of updates.keys()) {

@@ -1,29 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { FluxTransformer, type FluxForwardInputs, type FluxPrecision } from '../../src/models/flux-transformer.js';
-import { float32Tensor } from '../../src/onnx/tensor-data.js';
-import { SafetensorsFile } from '../../src/weights/safetensors.js';
+import { FluxTransformer, type FluxPrecision } from '../../src/models/flux-transformer.js';
+import { goldenCase } from '../helpers/flux-cases.js';
 import { expectAllClose, goldenPath } from '../helpers/golden.js';
 import { useWorker } from '../helpers/run-graph.js';
 import { useTempDir } from '../helpers/temp-dir.js';
 
 const worker = useWorker();
 const tmp = useTempDir('flux-transformer-');
-
-export async function goldenCase(config: 'A' | 'B', k: number): Promise<{ inputs: FluxForwardInputs; expected: Float32Array }> {
-  const file = await SafetensorsFile.open(goldenPath(`transformer_${config}_cases.safetensors`));
-  const read = (name: string) => file.readFloat32(`case${k}.${name}`);
-  const tensor = async (name: string) => float32Tensor(file.info(`case${k}.${name}`).shape, await read(name));
-  const inputs: FluxForwardInputs = {
-    hiddenStates: await tensor('hidden_states'),
-    encoderHiddenStates: await tensor('encoder_hidden_states'),
-    pooledProjections: await tensor('pooled_projections'),
-    timestep: Array.from(await read('timestep')),
-    imgIds: await read('img_ids'),
-    txtIds: await read('txt_ids'),
-  };
-  if (config === 'A') inputs.guidance = Array.from(await read('guidance'));
-  return { inputs, expected: await read('expected') };
-}
 
 async function maxErrorOverCases(config: 'A' | 'B', layout: 'bfl' | 'diffusers', precision: FluxPrecision, atol: number, rtol: number) {
   const model = await FluxTransformer.load(worker(), goldenPath(`transformer_${config}_${layout}.safetensors`), { precision, cacheDir: tmp() });
