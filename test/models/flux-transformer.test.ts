@@ -34,6 +34,31 @@ describe('FLUX transformer against the golden cases', () => {
     }
   }
 
+  // go_fast: weights block-quantized (8-bit blocks of 128, 4-bit blocks of 64) with int8 activations
+  // (accuracy level 4). Bounds are ~2× the errors measured on these cases; the outputs' |max| is ≈3.8.
+  it('go_fast 8-bit stays within 0.05 of the reference on every case, in both layouts', async () => {
+    for (const layout of ['bfl', 'diffusers'] as const) {
+      expect(await maxErrorOverCases('A', layout, 'int8', 0.05, 0)).toBeLessThan(0.05);
+    }
+    expect(await maxErrorOverCases('B', 'bfl', 'int8', 0.05, 0)).toBeLessThan(0.05);
+  });
+
+  it('4-bit stays within 0.5 of the reference', async () => {
+    expect(await maxErrorOverCases('A', 'bfl', 'int4', 0.5, 0)).toBeLessThan(0.5);
+  });
+
+  it('derives the quantized weights once and reuses the cache on the next load', async () => {
+    const cacheDir = tmp();
+    const first = await FluxTransformer.load(worker(), goldenPath('transformer_B_diffusers.safetensors'), { precision: 'int8', cacheDir });
+    const second = await FluxTransformer.load(worker(), goldenPath('transformer_B_diffusers.safetensors'), { precision: 'int8', cacheDir });
+    expect(second.report.quantizedCachePath).toBe(first.report.quantizedCachePath);
+    expect([first.report.quantizedCacheCreated, second.report.quantizedCacheCreated]).toEqual([expect.any(Boolean), false]);
+    const { inputs } = await goldenCase('B', 0);
+    expect((await second.forward(inputs)).data).toEqual((await first.forward(inputs)).data);
+    await first.release();
+    await second.release();
+  });
+
   it('detects each layout and reads the config of both', async () => {
     const bfl = await FluxTransformer.load(worker(), goldenPath('transformer_A_bfl.safetensors'));
     const diffusers = await FluxTransformer.load(worker(), goldenPath('transformer_A_diffusers.safetensors'));
