@@ -16,6 +16,8 @@ describe('FLUX conditioning inputs', () => {
     expect(sigmas.map((s) => embeddingArgument(s, true))).toEqual([1000, 988, 976, 964, 948, 936, 920, 908]);
   });
 
+  // G-T3 was computed with correctly rounded frequencies; ours are PyTorch's float32 exp values
+  // (golden README §4.2), which differ by 1 ulp at some indices: ≤ 1000·ulp(ω) ≈ 6e-5 in the angle.
   it('matches the G-T3 embedding vectors', () => {
     const rows: [number, number[], number][] = [
       [1000, [0.562379, 0.789627, 0.439983, 0.994232, 0.82688, 0.613588, 0.107254], 50.96493],
@@ -26,8 +28,8 @@ describe('FLUX conditioning inputs', () => {
     for (const [t, picks, sum] of rows) {
       const e = timestepEmbedding([t], false);
       const got = [0, 1, 2, 127, 128, 129, 255].map((i) => e[i] as number);
-      got.forEach((v, i) => expect(v).toBeCloseTo(picks[i] as number, 5));
-      expect(e.reduce((s, v) => s + v, 0)).toBeCloseTo(sum, 3);
+      got.forEach((v, i) => expect(Math.abs(v - (picks[i] as number))).toBeLessThan(t * 7e-8 + 1e-6));
+      expect(e.reduce((s, v) => s + v, 0)).toBeCloseTo(sum, 2);
     }
     expect(Array.from(timestepEmbedding([3504], true)).every((v) => roundBf16(v) === v)).toBe(true);
   });

@@ -145,7 +145,10 @@ function validate(path: string, source: TensorSource, config: FluxConfig, layout
     problems.push(`wrong shape for ${misShaped.length} tensor(s): ${described.slice(0, MAX_LISTED).join(', ')}`);
   }
   const badType = [...expected.keys()].filter((k) => source.has(prefix + k) && !FLOAT_DTYPES.has(source.info(prefix + k).dtype));
-  if (badType.length > 0) problems.push(`non-float tensor(s): ${listed(badType.map((k) => `${prefix + k} (${source.info(prefix + k).dtype})`))}`);
+  if (badType.length > 0) {
+    const described = badType.map((k) => `"${prefix + k}" (${source.info(prefix + k).dtype})`);
+    problems.push(`non-float tensor(s): ${described.slice(0, MAX_LISTED).join(', ')}`);
+  }
   if (problems.length > 0) {
     throw new FluxCheckpointError(
       path,

@@ -1,0 +1,98 @@
+/**
+ * Block quantization of Linear weights into the layout of onnxruntime's
+ * com.microsoft::MatMulNBits (onnxruntime-notes §4):
+ *   data        uint8 [N, kBlocks, blockSize·bits/8], each block along K, 4-bit values low nibble first;
+ *   scales      float32 [N·kBlocks];
+ *   zeroPoints  uint8, per column: 8-bit one per block [N·kBlocks], 4-bit two per byte [N·⌈kBlocks/2⌉].
+ * Dequantized value = (q − zp)·scale. Asymmetric min/max per block with 0 representable;
+ * values round half away from zero (Math.round on magnitudes), clamped to [0, 2^bits − 1].
+ */
+
+export interface QuantizedWeight {
+  data: Uint8Array;
+  scales: Float32Array;
+  zeroPoints: Uint8Array;
+  bits: 4 | 8;
+  blockSize: number;
+  n: number;
+  k: number;
+}
+
+export interface QuantizeOptions {
+  bits: 4 | 8;
+  /** A power of two ≥ 16. */
+  blockSize: number;
+}
+
+/** Stores a 4-bit value in the low (even index) or high (odd index) nibble of a byte. */
+function orNibble(bytes: Uint8Array, at: number, value: number, index: number): void {
+  bytes[at] = (bytes[at] as number) | (value << ((index & 1) * 4));
+}
+
+/** Quantizes a torch-layout weight [N, K] (out × in) row by row. */
+export function quantizeBlockwise(weight: Float32Array, n: number, k: number, options: QuantizeOptions): QuantizedWeight {
+  const { bits, blockSize } = options;
+  if (bits !== 4 && bits !== 8) throw new RangeError(`bits must be 4 or 8, got ${bits}`);
+  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new RangeError(`block size must be a power of two ≥ 16, got ${blockSize}`);
+  if (weight.length !== n * k) throw new RangeError(`weight has ${weight.length} values, expected ${n}×${k}`);
+  const kBlocks = Math.ceil(k / blockSize);
+  const blockBytes = (blockSize * bits) / 8;
+  const maxQ = (1 << bits) - 1;
+  const zpBytesPerColumn = Math.ceil((kBlocks * bits) / 8);
+  const data = new Uint8Array(n * kBlocks * blockBytes);
+  const scales = new Float32Array(n * kBlocks);
+  const zeroPoints = new Uint8Array(n * zpBytesPerColumn);
+  for (let col = 0; col < n; col++) {
+    const row = col * k;
+    for (let b = 0; b < kBlocks; b++) {
+      const start = b * blockSize;
+      const end = Math.min(start + blockSize, k);
+      let lo = 0;
+      let hi = 0;
+      for (let i = row + start; i < row + end; i++) {
+        const v = weight[i] as number;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      const scale = hi > lo ? Math.fround((hi - lo) / maxQ) : 1;
+      const zp = Math.min(maxQ, Math.max(0, Math.round(-lo / scale)));
+      const block = col * kBlocks + b;
+      scales[block] = scale;
+      if (bits === 8) zeroPoints[block] = zp;
+      else orNibble(zeroPoints, col * zpBytesPerColumn + (b >> 1), zp, b);
+      const out = block * blockBytes;
+      for (let i = start; i < end; i++) {
+        const q = Math.min(maxQ, Math.max(0, Math.round((weight[row + i] as number) / scale) + zp));
+        const j = i - start;
+        if (bits === 8) data[out + j] = q;
+        else orNibble(data, out + (j >> 1), q, j);
+      }
+      // Padding beyond K (last block) encodes zero.
+      for (let j = end - start; j < blockSize; j++) {
+        if (bits === 8) data[out + j] = zp;
+        else orNibble(data, out + (j >> 1), zp, j);
+      }
+    }
+  }
+  return { data, scales, zeroPoints, bits, blockSize, n, k };
+}
+
+/** The [N, K] float32 weight a quantized one stands for. */
+export function dequantizeBlockwise(q: QuantizedWeight): Float32Array {
+  const { n, k, bits, blockSize } = q;
+  const kBlocks = Math.ceil(k / blockSize);
+  const blockBytes = (blockSize * bits) / 8;
+  const zpBytesPerColumn = Math.ceil((kBlocks * bits) / 8);
+  const out = new Float32Array(n * k);
+  for (let col = 0; col < n; col++) {
+    for (let i = 0; i < k; i++) {
+      const b = Math.floor(i / blockSize);
+      const block = col * kBlocks + b;
+      const j = i - b * blockSize;
+      const qv = bits === 8 ? (q.data[block * blockBytes + j] as number) : ((q.data[block * blockBytes + (j >> 1)] as number) >> ((j & 1) * 4)) & 15;
+      const zp = bits === 8 ? (q.zeroPoints[block] as number) : ((q.zeroPoints[col * zpBytesPerColumn + (b >> 1)] as number) >> ((b & 1) * 4)) & 15;
+      out[col * k + i] = (qv - zp) * (q.scales[block] as number);
+    }
+  }
+  return out;
+}
