@@ -51,7 +51,8 @@ try {
   g.output(matmul(g, g.input('x', 'float32', [M, K]), floatWeight(g, 'w', externalRef(file.info('w')))), 'y');
   const worker = new InferenceWorker();
   const session = await worker.load(g.build());
-  await minTime('flux-lora builder + worker runner', () => session.run({ x: float32Tensor([M, K], x) }));
+  await minTime('flux-lora builder + worker runner (input copied)', () => session.run({ x: float32Tensor([M, K], x) }));
+  await minTime('flux-lora builder + worker runner (input moved)', () => session.run({ x: float32Tensor([M, K], x.slice()) }, { transfer: true }));
   await session.release();
   await worker.close();
 

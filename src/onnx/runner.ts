@@ -16,6 +16,8 @@ type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Om
 interface Job {
   id: number;
   body: RequestBody;
+  /** Buffers moved to the worker instead of copied. */
+  transfer?: ArrayBuffer[];
   model: string;
   signal?: AbortSignal;
   resolve(value: unknown): void;
@@ -49,6 +51,11 @@ export interface RunOptions {
   outputs?: string[];
   /** Cancels the run if it has not started, or drops its result if it is running. */
   signal?: AbortSignal;
+  /**
+   * Move the feeds' buffers to the worker instead of copying them (saves a copy of large
+   * inputs; the caller's typed arrays are detached, i.e. become empty, once the run is sent).
+   */
+  transfer?: boolean;
 }
 
 export class RemoteSession {
@@ -63,7 +70,8 @@ export class RemoteSession {
 
   run(feeds: TensorMap, options: RunOptions = {}): Promise<TensorMap> {
     const body: RequestBody = { type: 'run', session: this.id, feeds, ...(options.outputs ? { outputs: options.outputs } : {}) };
-    return this.worker.request(body, this.name, options.signal) as Promise<TensorMap>;
+    const transfer = options.transfer ? [...new Set(Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer))] : undefined;
+    return this.worker.request(body, this.name, options.signal, transfer) as Promise<TensorMap>;
   }
 
   /** Inputs kept in the worker and supplied to every later run (e.g. LoRA weights); a run's own feeds win. */
@@ -113,11 +121,11 @@ export class InferenceWorker {
   }
 
   /** @internal */
-  request(body: RequestBody, model: string, signal?: AbortSignal): Promise<unknown> {
+  request(body: RequestBody, model: string, signal?: AbortSignal, transfer?: ArrayBuffer[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.failure !== null) return reject(this.failure);
       if (signal?.aborted) return reject(new RunCancelledError(model));
-      const job: Job = { id: this.nextId++, body, model, signal, resolve, reject };
+      const job: Job = { id: this.nextId++, body, model, signal, resolve, reject, transfer };
       if (signal !== undefined) {
         job.onAbort = () => this.abort(job);
         signal.addEventListener('abort', job.onAbort, { once: true });
@@ -142,7 +150,7 @@ export class InferenceWorker {
     }
     this.active = job;
     this.worker.ref();
-    this.worker.postMessage({ ...job.body, id: job.id } as WorkerRequest);
+    this.worker.postMessage({ ...job.body, id: job.id } as WorkerRequest, job.transfer);
   }
 
   private release(job: Job): void {

@@ -118,6 +118,18 @@ describe('InferenceWorker', () => {
     await session.release();
   });
 
+  it('moves input buffers to the worker when asked instead of copying them', async () => {
+    const g = new GraphBuilder('mover');
+    g.output(op.mul(g, g.input('x', 'float32', [3]), 2), 'y');
+    const session = await worker().load(g.build());
+    const copied = Float32Array.of(1, 2, 3);
+    const moved = Float32Array.of(1, 2, 3);
+    expect((await session.run({ x: float32Tensor([3], copied) })).y?.data).toEqual(Float32Array.of(2, 4, 6));
+    expect((await session.run({ x: float32Tensor([3], moved) }, { transfer: true })).y?.data).toEqual(Float32Array.of(2, 4, 6));
+    expect([copied.length, moved.length]).toEqual([3, 0]);
+    await session.release();
+  });
+
   it('supplies bound inputs to every run unless a run overrides them', async () => {
     const g = new GraphBuilder('bound');
     const x = g.input('x', 'float32', [2]);
