@@ -34,7 +34,7 @@ async function measure(path: string, prepack: boolean): Promise<void> {
   const file = await SafetensorsFile.open(path);
   const g = new GraphBuilder('bench-external');
   let h = g.input('x', 'float32', [TOKENS, D]);
-  for (let i = 0; i < LAYERS; i++) h = matmul(g, h, floatWeight(g, `w${i}`, externalRef(file.info(`w${i}`))));
+  for (let i = 0; i < LAYERS; i++) h = matmul(g, h, floatWeight(g, `w${i}`, externalRef(file.info(`w${i}`)), h));
   g.output(h, 'y');
   const worker = new InferenceWorker();
   const t0 = performance.now();

@@ -75,7 +75,7 @@ export interface BuiltModel {
   bytes: Uint8Array;
   /** Folder that external-data locations are relative to; null when every weight is inline. */
   externalDataFolder: string | null;
-  /** True when the graph casts float16/bfloat16 initializers, which constant folding would materialize. */
+  /** True when nodes consume float16/bfloat16/float8 initializers (to cast them), which constant folding would materialize. */
   castsLowPrecisionInitializers: boolean;
   inputs: readonly ValueInfoDef[];
   outputs: readonly ValueInfoDef[];
@@ -308,9 +308,7 @@ export class GraphBuilder {
     for (const input of inputs) {
       if (input !== null) this.checkOwned(input, node.opType, node.name);
     }
-    if (node.opType === 'Cast' && inputs[0] != null && this.lowPrecisionInitializers.has(inputs[0].name)) {
-      this.castsLowPrecision = true;
-    }
+    if (inputs.some((v) => v !== null && this.lowPrecisionInitializers.has(v.name))) this.castsLowPrecision = true;
     if (node.domain === MICROSOFT_DOMAIN) this.usesMicrosoftDomain = true;
     const values = outputs.map(
       (spec, i) => new Value(this, outputs.length === 1 ? node.name : `${node.name}:${i}`, spec.dtype, spec.shape),

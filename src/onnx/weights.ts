@@ -2,7 +2,8 @@
 import type { TensorInfo } from '../weights/safetensors.js';
 import { DTYPE_BYTE_SIZE, dtypeFromSafetensors, isLowPrecisionFloat } from './dtype.js';
 import type { ExternalTensorRef, GraphBuilder, Value } from './graph.js';
-import { cast } from './ops/shape-ops.js';
+import { add, mul } from './ops/elementwise.js';
+import { cast, gather, reshape, shapeOf } from './ops/shape-ops.js';
 
 /**
  * A reference to a stored tensor, or to `rows` rows of it starting at `rowStart` (a
@@ -28,15 +29,31 @@ export function externalRef(info: TensorInfo, rows?: { start: number; count: num
 }
 
 /**
+ * Makes `value` depend on `anchor` at no cost: a Reshape (which aliases its input) to a
+ * shape that is computed from `anchor`'s run-time shape. onnxruntime runs nodes whose inputs
+ * are all initializers first, so without this every weight Cast would run — and its float32
+ * result stay alive — before the first layer.
+ */
+function sequencedAfter(g: GraphBuilder, value: Value, anchor: Value, name: string): Value {
+  const dims = value.shape as readonly number[];
+  const zero = mul(g, gather(g, shapeOf(g, anchor, `${name}/anchor_shape`), g.int64s([0])), 0, `${name}/anchor_zero`);
+  return reshape(g, value, add(g, g.int64s(dims), zero, `${name}/shape_after_anchor`), `${name}/after_anchor`);
+}
+
+/**
  * A float32 view of a stored tensor. float32 tensors are used as stored; bf16/f16/f8
  * tensors get an in-graph Cast, so the file stays the only copy of the stored weights
  * (the session runner disables the constant folding that would materialize the cast).
+ * With `anchor` (the activation the weight is applied to) the cast runs only when that
+ * activation exists, so one float32 weight at a time is alive, not all of them.
  */
-export function floatWeight(g: GraphBuilder, name: string, ref: ExternalTensorRef): Value {
+export function floatWeight(g: GraphBuilder, name: string, ref: ExternalTensorRef, anchor?: Value): Value {
   const stored = g.external(name, ref);
   if (!isLowPrecisionFloat(stored.dtype)) {
     if (stored.dtype !== 'float32') throw new TypeError(`${ref.file}: tensor for "${name}" is ${stored.dtype}, not a float type`);
     return stored;
   }
-  return cast(g, stored, 'float32', `${name}/to_float32`);
+  const source = anchor === undefined ? stored : sequencedAfter(g, stored, anchor, name);
+  const converted = cast(g, source, 'float32', `${name}/to_float32`);
+  return anchor === undefined ? converted : reshape(g, converted, ref.shape, `${name}/static_shape`);
 }

@@ -68,6 +68,17 @@ describe('initializers as external data inside safetensors files', () => {
       b: g.initializer('b', 'float32', [N], bf16ToF32(bb)),
     }));
     expect(Buffer.from((await run(external)).buffer).equals(Buffer.from((await run(expanded)).buffer))).toBe(true);
+    // Anchored to the activation (cast just in time, one float32 weight alive at a time): same bits.
+    const anchored = (() => {
+      const g = new GraphBuilder('bf16-anchored');
+      const input = g.input('x', 'float32', ['n', K]);
+      const weight = floatWeight(g, 'w', externalRef(file.info('weight')), input);
+      expect(weight.shape).toEqual([K, N]);
+      g.output(op.gelu(g, op.add(g, op.matmul(g, input, weight), floatWeight(g, 'b', externalRef(file.info('bias')))), 'tanh'), 'y');
+      return g.build();
+    })();
+    expect(anchored.castsLowPrecisionInitializers).toBe(true);
+    expect(Buffer.from((await run(anchored)).buffer).equals(Buffer.from((await run(expanded)).buffer))).toBe(true);
   });
 
   it('resolves weights in several folders against their common ancestor, through symlinks', async () => {

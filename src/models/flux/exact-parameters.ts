@@ -9,15 +9,16 @@ import type { FluxCheckpoint } from './checkpoint.js';
 import type { FluxParameters } from './graph.js';
 import type { LinearSpec } from './layout.js';
 
-export function storedFloat(g: GraphBuilder, checkpoint: FluxCheckpoint, name: string): Value {
+/** A canonical tensor as float32; `anchor` delays a low-precision cast until that activation exists. */
+export function storedFloat(g: GraphBuilder, checkpoint: FluxCheckpoint, name: string, anchor?: Value): Value {
   const { info, rows } = checkpoint.locate(name);
-  return floatWeight(g, name, externalRef(info, rows));
+  return floatWeight(g, name, externalRef(info, rows), anchor);
 }
 
 export function exactParameters(checkpoint: FluxCheckpoint): FluxParameters {
   return {
     linear(g: GraphBuilder, x: Value, spec: LinearSpec): Value {
-      const weight = storedFloat(g, checkpoint, `${spec.name}.weight`);
+      const weight = storedFloat(g, checkpoint, `${spec.name}.weight`, x);
       return op.add(g, op.matmulTransposed(g, x, weight), storedFloat(g, checkpoint, `${spec.name}.bias`));
     },
     vector: (g, name) => storedFloat(g, checkpoint, name),

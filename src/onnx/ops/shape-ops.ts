@@ -23,7 +23,7 @@ export function reshape(g: GraphBuilder, x: Value, target: readonly number[] | V
   const dims = target as readonly number[];
   if (dims.filter((d) => d === -1).length > 1) node.fail(`at most one -1 allowed in ${formatShape(dims)}`);
   if (dims.some((d) => !Number.isInteger(d) || d < -1)) node.fail(`invalid target shape ${formatShape(dims)}`);
-  let shape: Dim[] | null = null;
+  let shape: Dim[] | null = dims.every((d) => d > 0) ? [...dims] : null;
   if (x.shape !== null) {
     const input = x.shape;
     shape = dims.map((d, i) => {
