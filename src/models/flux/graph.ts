@@ -127,8 +127,8 @@ class FluxGraph {
     const { g } = this;
     const p = `double_blocks.${n}`;
     return g.scope(p, () => {
-      const [xShift1, xScale1, xGate1, xShift2, xScale2, xGate2] = this.modulation(siluVec, `${p}.img_mod.lin`, 6) as Value[] as Six;
-      const [cShift1, cScale1, cGate1, cShift2, cScale2, cGate2] = this.modulation(siluVec, `${p}.txt_mod.lin`, 6) as Value[] as Six;
+      const [xShift1, xScale1, xGate1, xShift2, xScale2, xGate2] = this.modulation(siluVec, `${p}.img_mod.lin`, 6) as Six;
+      const [cShift1, cScale1, cGate1, cShift2, cScale2, cGate2] = this.modulation(siluVec, `${p}.txt_mod.lin`, 6) as Six;
       const xm = this.modulate(x, xShift1, xScale1);
       const cm = this.modulate(ctx, cShift1, cScale1);
       const project = (stream: 'img' | 'txt', h: Value, part: 'q' | 'k' | 'v') => {
