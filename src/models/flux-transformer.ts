@@ -49,11 +49,12 @@ export interface FluxForwardInputs {
   txtIds: Float32Array;
 }
 
-/** A low-rank update y += (x·down)·up for one canonical linear; down [in, r], up [r, out]. */
+/** A low-rank update y += (x·down)·up (+ bias) for one canonical linear; down [in, r], up [r, out], bias [out]. */
 export interface LowRankUpdate {
   down: Float32Array;
   up: Float32Array;
   rank: number;
+  bias?: Float32Array;
 }
 
 export interface LoadReport {
@@ -137,9 +138,13 @@ export class FluxTransformer {
           `low-rank update for "${spec.name}": down must be [${spec.inFeatures}, ${update.rank}] and up [${update.rank}, ${spec.outFeatures}]`,
         );
       }
+      if (update.bias !== undefined && update.bias.length !== spec.outFeatures) {
+        throw new FluxTransformerError(`low-rank update for "${spec.name}": bias must be [${spec.outFeatures}]`);
+      }
       const names = loraInputNames(spec.name);
       feeds[names.down] = float32Tensor([spec.inFeatures, update.rank], update.down);
       feeds[names.up] = float32Tensor([update.rank, spec.outFeatures], update.up);
+      feeds[names.bias] = float32Tensor([spec.outFeatures], update.bias ?? new Float32Array(spec.outFeatures));
     }
     await this.session.bind(feeds);
   }

@@ -21,17 +21,24 @@ const TARGETS = [
 
 function updates(rank: number): Map<string, LowRankUpdate> {
   return new Map(
-    TARGETS.map((t, i) => [t.linear, { rank, down: randomFloats(t.inF * rank, 300 + i, 0.3), up: randomFloats(rank * t.outF, 400 + i, 0.3) }]),
+    TARGETS.map((t, i) => [
+      t.linear,
+      { rank, down: randomFloats(t.inF * rank, 300 + i, 0.3), up: randomFloats(rank * t.outF, 400 + i, 0.3), bias: randomFloats(t.outF, 500 + i, 0.2) },
+    ]),
   );
 }
 
-/** Writes config A (BFL) with W' = W + (down·up)ᵀ merged into each target's rows. */
+/** Writes config A (BFL) with W' = W + (down·up)ᵀ and b' = b + bias merged into each target's rows. */
 async function mergedCheckpoint(lowRank: Map<string, LowRankUpdate>): Promise<string> {
   const file = await SafetensorsFile.open(goldenPath('transformer_A_bfl.safetensors'));
   const tensors: TensorToWrite[] = [];
   for (const name of file.names()) {
     const info = file.info(name);
     const data = await file.readFloat32(name);
+    for (const t of TARGETS.filter((x) => x.key.replace(/weight$/, 'bias') === name)) {
+      const u = lowRank.get(t.linear) as LowRankUpdate;
+      for (let o = 0; o < t.outF; o++) data[t.rowStart + o] = (data[t.rowStart + o] as number) + (u.bias?.[o] as number);
+    }
     for (const t of TARGETS.filter((x) => x.key === name)) {
       const u = lowRank.get(t.linear) as LowRankUpdate;
       for (let o = 0; o < t.outF; o++) {

@@ -15,11 +15,17 @@ export function storedFloat(g: GraphBuilder, checkpoint: FluxCheckpoint, name: s
   return floatWeight(g, name, externalRef(info, rows), anchor);
 }
 
+/** The stored bias of a linear, plus an optional run-time delta. */
+export function linearBias(g: GraphBuilder, checkpoint: FluxCheckpoint, spec: LinearSpec, delta?: Value): Value {
+  const bias = storedFloat(g, checkpoint, `${spec.name}.bias`);
+  return delta === undefined ? bias : op.add(g, bias, delta, 'bias_with_delta');
+}
+
 export function exactParameters(checkpoint: FluxCheckpoint): FluxParameters {
   return {
-    linear(g: GraphBuilder, x: Value, spec: LinearSpec): Value {
+    linear(g: GraphBuilder, x: Value, spec: LinearSpec, biasDelta?: Value): Value {
       const weight = storedFloat(g, checkpoint, `${spec.name}.weight`, x);
-      return op.add(g, op.matmulTransposed(g, x, weight), storedFloat(g, checkpoint, `${spec.name}.bias`));
+      return op.add(g, op.matmulTransposed(g, x, weight), linearBias(g, checkpoint, spec, biasDelta));
     },
     vector: (g, name) => storedFloat(g, checkpoint, name),
   };

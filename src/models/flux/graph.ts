@@ -10,15 +10,15 @@ import type { FluxConfig } from './config.js';
 import { linearSpecs, type LinearSpec } from './layout.js';
 
 export interface FluxParameters {
-  /** x·Wᵀ + b for the canonical linear `spec.name`. */
-  linear(g: GraphBuilder, x: Value, spec: LinearSpec): Value;
+  /** x·Wᵀ + b (+ biasDelta) for the canonical linear `spec.name`. */
+  linear(g: GraphBuilder, x: Value, spec: LinearSpec, biasDelta?: Value): Value;
   /** A float32 vector parameter (QK-norm scale) by canonical name. */
   vector(g: GraphBuilder, name: string): Value;
 }
 
 export interface FluxGraphOptions {
   name?: string;
-  /** Give every linear `lora.<name>.down` [in, r] and `lora.<name>.up` [r, out] inputs. */
+  /** Give every linear `lora.<name>.down` [in, r], `lora.<name>.up` [r, out] and `lora.<name>.bias` [out] inputs. */
   lora?: boolean;
 }
 
@@ -34,7 +34,7 @@ export const FLUX_INPUTS = {
 } as const;
 export const FLUX_OUTPUT = 'velocity';
 
-export const loraInputNames = (linear: string) => ({ down: `lora.${linear}.down`, up: `lora.${linear}.up` });
+export const loraInputNames = (linear: string) => ({ down: `lora.${linear}.down`, up: `lora.${linear}.up`, bias: `lora.${linear}.bias` });
 
 const LN_EPS = 1e-6;
 const RMS_EPS = 1e-6;
@@ -56,18 +56,22 @@ class FluxGraph {
     this.ones = this.g.constant('float32', [c.hidden], new Float32Array(c.hidden).fill(1));
   }
 
-  /** A canonical linear, plus its low-rank update x·down·up when LoRA inputs are enabled. */
+  /**
+   * A canonical linear; with LoRA inputs, plus its low-rank update x·down·up and a bias delta
+   * (BFL-style LoRAs train one). The bias delta is added to the [out] bias vector, not to
+   * the [B, L, out] output.
+   */
   private linear(x: Value, name: string): Value {
     const spec = this.specs.get(name);
     if (spec === undefined) throw new Error(`FLUX graph: no linear "${name}"`);
     const { g } = this;
     return g.scope(name, () => {
-      const y = this.params.linear(g, x, spec);
-      if (!this.options.lora) return y;
+      if (!this.options.lora) return this.params.linear(g, x, spec);
       const names = loraInputNames(name);
       const rank = `rank.${name}`;
       const down = g.input(names.down, 'float32', [spec.inFeatures, rank]);
       const up = g.input(names.up, 'float32', [rank, spec.outFeatures]);
+      const y = this.params.linear(g, x, spec, g.input(names.bias, 'float32', [spec.outFeatures]));
       return op.add(g, y, op.matmul(g, op.matmul(g, x, down, 'lora_down'), up, 'lora_up'), 'lora_add');
     });
   }

@@ -16,7 +16,7 @@ import { quantizeBlockwise } from '../../weights/quantize.js';
 import { SafetensorsFile } from '../../weights/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../../weights/safetensors-writer.js';
 import type { FluxCheckpoint } from './checkpoint.js';
-import { storedFloat } from './exact-parameters.js';
+import { linearBias, storedFloat } from './exact-parameters.js';
 import type { FluxParameters } from './graph.js';
 import { linearSpecs, type LinearSpec } from './layout.js';
 
@@ -126,7 +126,7 @@ export async function quantizedCache(
 
 export function quantizedParameters(checkpoint: FluxCheckpoint, cache: SafetensorsFile, settings: QuantizationSettings): FluxParameters {
   return {
-    linear(g: GraphBuilder, x: Value, spec: LinearSpec): Value {
+    linear(g: GraphBuilder, x: Value, spec: LinearSpec, biasDelta?: Value): Value {
       const part = (suffix: string) => g.external(`${spec.name}.${suffix}`, externalRef(cache.info(`${spec.name}.${suffix}`)));
       return op.matMulNBits(
         g,
@@ -140,7 +140,7 @@ export function quantizedParameters(checkpoint: FluxCheckpoint, cache: Safetenso
           bits: settings.bits,
           blockSize: settings.blockSize,
         },
-        { accuracyLevel: settings.accuracyLevel, bias: storedFloat(g, checkpoint, `${spec.name}.bias`) },
+        { accuracyLevel: settings.accuracyLevel, bias: linearBias(g, checkpoint, spec, biasDelta) },
       );
     },
     vector: (g, name) => storedFloat(g, checkpoint, name),
