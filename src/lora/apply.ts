@@ -1,0 +1,109 @@
+/**
+ * Combines LoRAs and their strengths into the transformer's per-linear low-rank inputs:
+ * for each graph linear, y += x·down·up + bias with
+ *   down = [A₁ᵀ | A₂ᵀ | …]            [in, Σr]
+ *   up   = [s₁(α₁/r₁)B₁ ; s₂(α₂/r₂)B₂ ; …]   [Σr, out]   (B rows restricted to the linear's part)
+ *   bias = Σ sᵢ·b_Bᵢ
+ * which equals merging W' = W + Σ sᵢ(αᵢ/rᵢ)BᵢAᵢ, b' = b + Σ sᵢ b_Bᵢ (flux-math.md §5.1, §5.4) without
+ * touching the base weights or the session.
+ */
+import type { LowRankUpdate } from '../models/flux-transformer.js';
+import { linearSpecs } from '../models/flux/layout.js';
+import { LoraError, type LoraLayer, type ParsedLora } from './formats.js';
+import type { FluxLoraTargets, TargetPart } from './flux-targets.js';
+
+export interface ScaledLora {
+  lora: ParsedLora;
+  scale: number;
+}
+
+export interface LoraLoadReport {
+  label: string;
+  format: string;
+  /** LoRA tensors applied to the transformer. */
+  matchedTensors: number;
+  /** Tensors not applied, by name (text-encoder LoRAs until the encoders take them, DoRA scales, strays). */
+  unmatched: string[];
+}
+
+interface Contribution {
+  layer: LoraLayer;
+  part: TargetPart;
+  scale: number;
+}
+
+function checkShapes(lora: ParsedLora, layer: LoraLayer, inFeatures: number, parts: TargetPart[]): TargetPart[] {
+  const where = `"${layer.tensors[0]}"`;
+  if (layer.inFeatures !== inFeatures) {
+    throw new LoraError(lora.label, `${where} has ${layer.inFeatures} input features, but its target takes ${inFeatures}`);
+  }
+  // An up matrix may cover a prefix of the module's rows (XLabs' single-block qkv LoRA on linear1).
+  const covered = parts.filter((p) => p.rowStart + p.rows <= layer.outFeatures);
+  const end = covered.reduce((e, p) => Math.max(e, p.rowStart + p.rows), 0);
+  if (covered.length === 0 || end !== layer.outFeatures) {
+    const total = parts.reduce((e, p) => Math.max(e, p.rowStart + p.rows), 0);
+    throw new LoraError(lora.label, `${where} has ${layer.outFeatures} output features, but its target has ${total}`);
+  }
+  return covered;
+}
+
+/** Builds the low-rank update of one linear from its contributions. */
+function stack(inFeatures: number, outFeatures: number, contributions: Contribution[]): LowRankUpdate {
+  const rank = contributions.reduce((r, c) => r + c.layer.rank, 0);
+  const down = new Float32Array(inFeatures * rank);
+  const up = new Float32Array(rank * outFeatures);
+  let bias: Float32Array | undefined;
+  let offset = 0;
+  for (const { layer, part, scale } of contributions) {
+    const r = layer.rank;
+    const factor = scale * layer.factor;
+    for (let k = 0; k < r; k++) {
+      for (let i = 0; i < inFeatures; i++) down[i * rank + offset + k] = layer.down[k * inFeatures + i] as number;
+      for (let o = 0; o < outFeatures; o++) up[(offset + k) * outFeatures + o] = factor * (layer.up[(part.rowStart + o) * r + k] as number);
+    }
+    if (layer.bias !== undefined) {
+      bias ??= new Float32Array(outFeatures);
+      for (let o = 0; o < outFeatures; o++) bias[o] = (bias[o] as number) + scale * (layer.bias[part.rowStart + o] as number);
+    }
+    offset += r;
+  }
+  return bias === undefined ? { rank, down, up } : { rank, down, up, bias };
+}
+
+/**
+ * The per-linear updates for a set of LoRAs with strengths, and a report per LoRA.
+ * A LoRA none of whose tensors applies to the transformer is an error, never a silent no-op.
+ */
+export function combineLoras(targets: FluxLoraTargets, loras: readonly ScaledLora[]): { updates: Map<string, LowRankUpdate>; reports: LoraLoadReport[] } {
+  const byLinear = new Map<string, Contribution[]>();
+  const reports: LoraLoadReport[] = [];
+  for (const { lora, scale } of loras) {
+    if (!Number.isFinite(scale)) throw new LoraError(lora.label, `scale must be a finite number, got ${scale}`);
+    const unmatched = [...lora.ignored];
+    let matchedTensors = 0;
+    for (const layer of lora.layers) {
+      const target = targets.resolve(layer.namespace, layer.module);
+      if (target === undefined) {
+        unmatched.push(...layer.tensors);
+        continue;
+      }
+      for (const part of checkShapes(lora, layer, target.inFeatures, target.parts)) {
+        const list = byLinear.get(part.linear) ?? [];
+        list.push({ layer, part, scale });
+        byLinear.set(part.linear, list);
+      }
+      matchedTensors += layer.tensors.length;
+    }
+    if (matchedTensors === 0) {
+      const sample = unmatched.slice(0, 5).map((n) => `"${n}"`).join(', ');
+      throw new LoraError(lora.label, `no tensor applies to this FLUX transformer (${lora.format} format; ${unmatched.length} tensors, e.g. ${sample})`);
+    }
+    reports.push({ label: lora.label, format: lora.format, matchedTensors, unmatched });
+  }
+  const updates = new Map<string, LowRankUpdate>();
+  for (const spec of linearSpecs(targets.config)) {
+    const contributions = byLinear.get(spec.name);
+    if (contributions !== undefined) updates.set(spec.name, stack(spec.inFeatures, spec.outFeatures, contributions));
+  }
+  return { updates, reports };
+}
