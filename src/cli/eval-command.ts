@@ -19,6 +19,8 @@ Options:
   --model <path>   checkpoint file or folder of the component
   --case <path>    golden case file with inputs named case<k>.<name>
   --out <path>     output file (.safetensors)
+  --lora <file>[:<scale>]
+                   apply a LoRA (repeatable; scale defaults to 1) — transformer components
   -h, --help       show this help
 `;
 }
@@ -32,12 +34,23 @@ function parse(args: string[]) {
         model: { type: 'string' },
         case: { type: 'string' },
         out: { type: 'string' },
+        lora: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (error) {
     throw new UsageError(`eval: ${(error as Error).message}`);
   }
+}
+
+/** `file.safetensors[:scale]`; the scale is the text after the last colon when it is a number. */
+function parseLoraArgument(argument: string): { path: string; scale: number } {
+  const colon = argument.lastIndexOf(':');
+  const tail = colon < 0 ? '' : argument.slice(colon + 1);
+  if (colon < 0 || !/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(tail)) return { path: argument, scale: 1 };
+  const scale = Number(tail);
+  if (argument.slice(0, colon) === '') throw new UsageError(`eval: --lora "${argument}" names no file`);
+  return { path: argument.slice(0, colon), scale };
 }
 
 export async function evalCommand(args: string[], print: (text: string) => void): Promise<void> {
@@ -61,5 +74,7 @@ export async function evalCommand(args: string[], print: (text: string) => void)
     const missing = Object.entries({ model, case: casePath, out: outPath }).filter(([, v]) => v === undefined);
     throw new UsageError(`eval ${component}: missing ${missing.map(([k]) => `--${k}`).join(', ')}`);
   }
-  await evaluator.evaluate({ model, casePath, outPath });
+  const loras = (values.lora ?? []).map(parseLoraArgument);
+  if (loras.length > 0 && !evaluator.acceptsLoras) throw new UsageError(`eval ${component}: --lora is not supported by this component`);
+  await evaluator.evaluate({ model, casePath, outPath, loras });
 }

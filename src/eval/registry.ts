@@ -11,11 +11,14 @@ export interface EvalRequest {
   casePath: string;
   /** Where to write the outputs, under the names the golden README uses. */
   outPath: string;
+  /** LoRA files with their strengths (components that take LoRAs only). */
+  loras: { path: string; scale: number }[];
 }
 
 export interface Evaluator {
   component: string;
   summary: string;
+  acceptsLoras: boolean;
   evaluate(request: EvalRequest): Promise<void>;
 }
 

@@ -26,6 +26,18 @@ describe('flux-lora eval transformer', () => {
     }
   });
 
+  it('applies LoRAs given with --lora file:scale to the golden LoRA input', async () => {
+    const out = join(tmp(), 'pair.safetensors');
+    const args = ['eval', 'transformer', '--model', goldenPath('transformer_A_bfl.safetensors'), '--case', goldenPath('lora_cases.safetensors'), '--out', out];
+    const loras = ['--lora', `${goldenPath('lora_peft_r4.safetensors')}:0.7`, '--lora', `${goldenPath('lora_kohya_r8.safetensors')}:-0.4`];
+    expect(await cli(...args, ...loras)).toEqual({ code: 0, stderr: '' });
+    const golden = await SafetensorsFile.open(goldenPath('lora_cases.safetensors'));
+    expectAllClose(await (await SafetensorsFile.open(out)).readFloat32('input.expected'), await golden.readFloat32('pair_peft_kohya.expected'), 1e-5, 1e-5, 'pair');
+    const noMatch = await cli(...args, '--lora', goldenPath('t5_weights.safetensors'));
+    expect(noMatch.code).toBe(1);
+    expect(noMatch.stderr).toMatch(/no tensor applies to this FLUX transformer/);
+  });
+
   it('reports a bad model or case file as a failure naming the file', async () => {
     const out = join(tmp(), 'x.safetensors');
     const wrongModel = await cli('eval', 'transformer', '--model', goldenPath('vae_bfl.safetensors'), '--case', goldenPath('transformer_A_cases.safetensors'), '--out', out);
