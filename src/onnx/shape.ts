@@ -52,7 +52,9 @@ export function broadcastShapes(shapes: readonly (Shape | null)[]): Shape | null
   for (let i = 0; i < rank; i++) {
     let result: Dim = 1;
     for (const s of known) {
-      const d = s[s.length - rank + i] ?? 1;
+      const index = s.length - rank + i;
+      // Missing leading dims broadcast as 1; an unknown (null) dim stays unknown.
+      const d: Dim = index >= 0 ? (s[index] as Dim) : 1;
       if (d === 1) continue;
       if (result === 1) {
         result = d;

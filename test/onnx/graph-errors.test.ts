@@ -105,3 +105,12 @@ describe('build-time shape and dtype checks name the node', () => {
     expect([a.name, b.name, c.name]).toEqual(['Add', 'Add_2', 'blk/sum']);
   });
 });
+
+describe('shape inference with unknown dims', () => {
+  it('keeps unknown dims unknown through broadcasting', () => {
+    const g = new GraphBuilder('unknown');
+    const x = g.input('x', 'float32', ['b', 3, null, null]);
+    expect(op.mul(g, x, op.sigmoid(g, x)).shape).toEqual(['b', 3, null, null]);
+    expect(op.add(g, x, g.input('y', 'float32', [1, null, 5])).shape).toEqual(['b', 3, null, 5]);
+  });
+});

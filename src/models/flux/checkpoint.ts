@@ -9,6 +9,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
 import { configFromBfl, configFromDiffusers, FluxConfigError, type FluxConfig } from './config.js';
+import { checkpointProblems, detectByMarker, parseJsonObject } from '../checkpoint-check.js';
 import { canonicalTensors, expectedStoredShapes, storedSlice, type FluxLayout } from './layout.js';
 
 export class FluxCheckpointError extends Error {
@@ -23,8 +24,6 @@ const MARKERS: Record<FluxLayout, string> = {
   diffusers: 'transformer_blocks.0.attn.norm_k.weight',
 };
 const PREFIXES = ['', 'model.diffusion_model.', 'diffusion_model.', 'transformer.'];
-const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2']);
-const MAX_LISTED = 8;
 
 export interface FluxCheckpoint {
   path: string;
@@ -40,11 +39,8 @@ export interface FluxCheckpoint {
 }
 
 function detectLayout(path: string, source: TensorSource): { layout: FluxLayout; prefix: string } {
-  for (const layout of ['bfl', 'diffusers'] as const) {
-    for (const prefix of PREFIXES) {
-      if (source.has(prefix + MARKERS[layout])) return { layout, prefix };
-    }
-  }
+  const found = detectByMarker(source, MARKERS, PREFIXES);
+  if (found !== null) return found;
   throw new FluxCheckpointError(
     path,
     `not a FLUX.1 transformer checkpoint: found neither "${MARKERS.bfl}" (BFL layout) nor "${MARKERS.diffusers}" (diffusers layout)`,
@@ -52,13 +48,7 @@ function detectLayout(path: string, source: TensorSource): { layout: FluxLayout;
 }
 
 function parseJson(path: string, text: string): Record<string, unknown> {
-  try {
-    const value: unknown = JSON.parse(text);
-    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
-  } catch {
-    // reported below
-  }
-  throw new FluxCheckpointError(path, 'config is not a JSON object');
+  return parseJsonObject(path, text, (p, detail) => new FluxCheckpointError(p, detail));
 }
 
 /** Reads the config from config.json, the file's `config` metadata, or infers it from the shapes. */
@@ -125,30 +115,9 @@ function zeroConfig(): FluxConfig {
   };
 }
 
-function listed(keys: string[]): string {
-  const shown = keys.slice(0, MAX_LISTED).map((k) => `"${k}"`).join(', ');
-  return keys.length > MAX_LISTED ? `${shown} and ${keys.length - MAX_LISTED} more` : shown;
-}
-
 /** Every expected tensor present with the right shape and a float dtype, nothing unexpected. */
 function validate(path: string, source: TensorSource, config: FluxConfig, layout: FluxLayout, prefix: string): void {
-  const expected = expectedStoredShapes(config, layout);
-  const present = source.names().filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
-  const problems: string[] = [];
-  const missing = [...expected.keys()].filter((k) => !source.has(prefix + k));
-  if (missing.length > 0) problems.push(`missing ${missing.length} tensor(s): ${listed(missing.map((k) => prefix + k))}`);
-  const extra = present.filter((k) => !expected.has(k));
-  if (extra.length > 0) problems.push(`unexpected ${extra.length} tensor(s): ${listed(extra.map((k) => prefix + k))}`);
-  const misShaped = [...expected].filter(([k, s]) => source.has(prefix + k) && source.info(prefix + k).shape.join(',') !== s.join(','));
-  if (misShaped.length > 0) {
-    const described = misShaped.map(([k, s]) => `"${prefix + k}" is [${source.info(prefix + k).shape}], expected [${s}]`);
-    problems.push(`wrong shape for ${misShaped.length} tensor(s): ${described.slice(0, MAX_LISTED).join(', ')}`);
-  }
-  const badType = [...expected.keys()].filter((k) => source.has(prefix + k) && !FLOAT_DTYPES.has(source.info(prefix + k).dtype));
-  if (badType.length > 0) {
-    const described = badType.map((k) => `"${prefix + k}" (${source.info(prefix + k).dtype})`);
-    problems.push(`non-float tensor(s): ${described.slice(0, MAX_LISTED).join(', ')}`);
-  }
+  const problems = checkpointProblems(source, expectedStoredShapes(config, layout), prefix);
   if (problems.length > 0) {
     throw new FluxCheckpointError(
       path,

@@ -1,0 +1,53 @@
+/** Checks shared by the model loaders: layout detection by marker keys, and whole-checkpoint validation. */
+import type { TensorSource } from '../weights/safetensors.js';
+
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2']);
+const MAX_LISTED = 8;
+
+function listed(items: string[]): string {
+  const shown = items.slice(0, MAX_LISTED).join(', ');
+  return items.length > MAX_LISTED ? `${shown} and ${items.length - MAX_LISTED} more` : shown;
+}
+
+/** The first (layout, prefix) whose marker key is present, or null. */
+export function detectByMarker<L extends string>(source: TensorSource, markers: Record<L, string>, prefixes: readonly string[]): { layout: L; prefix: string } | null {
+  for (const layout of Object.keys(markers) as L[]) {
+    for (const prefix of prefixes) {
+      if (source.has(prefix + markers[layout])) return { layout, prefix };
+    }
+  }
+  return null;
+}
+
+export function parseJsonObject(path: string, text: string, error: (path: string, detail: string) => Error): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  throw error(path, 'config is not a JSON object');
+}
+
+/**
+ * Every expected key present with its shape and a float dtype, and no unexpected key under
+ * `prefix` (keys outside the prefix belong to other components of a combined checkpoint).
+ * Returns the problems found, each naming the first offending keys.
+ */
+export function checkpointProblems(source: TensorSource, expected: ReadonlyMap<string, readonly number[]>, prefix: string): string[] {
+  const problems: string[] = [];
+  const missing = [...expected.keys()].filter((k) => !source.has(prefix + k));
+  if (missing.length > 0) problems.push(`missing ${missing.length} tensor(s): ${listed(missing.map((k) => `"${prefix + k}"`))}`);
+  const extra = source
+    .names()
+    .filter((k) => k.startsWith(prefix) && !expected.has(k.slice(prefix.length)));
+  if (extra.length > 0) problems.push(`unexpected ${extra.length} tensor(s): ${listed(extra.map((k) => `"${k}"`))}`);
+  const present = [...expected].filter(([k]) => source.has(prefix + k));
+  const misShaped = present.filter(([k, s]) => source.info(prefix + k).shape.join(',') !== s.join(','));
+  if (misShaped.length > 0) {
+    problems.push(`wrong shape for ${misShaped.length} tensor(s): ${listed(misShaped.map(([k, s]) => `"${prefix + k}" is [${source.info(prefix + k).shape}], expected [${s}]`))}`);
+  }
+  const badType = present.filter(([k]) => !FLOAT_DTYPES.has(source.info(prefix + k).dtype));
+  if (badType.length > 0) problems.push(`non-float tensor(s): ${listed(badType.map(([k]) => `"${prefix + k}" (${source.info(prefix + k).dtype})`))}`);
+  return problems;
+}

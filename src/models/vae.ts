@@ -1,0 +1,83 @@
+/**
+ * The FLUX autoencoder as a ready-to-run model: encoder (image → posterior moments) and
+ * decoder (latent → image) sessions in the inference worker, and the latent scaling
+ * z = scale·(ẑ − shift) / ẑ = z/scale + shift (flux-math.md §2.11).
+ */
+import type { InferenceWorker, RemoteSession } from '../onnx/runner.js';
+import type { SessionSettings } from '../onnx/session-options.js';
+import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
+import { openVaeCheckpoint, type VaeCheckpoint } from './vae/checkpoint.js';
+import type { VaeConfig } from './vae/config.js';
+import { buildVaeDecoder, buildVaeEncoder } from './vae/graph.js';
+
+export class VaeInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'VaeInputError';
+  }
+}
+
+export interface Posterior {
+  mean: TensorData;
+  logvar: TensorData;
+}
+
+function requireShape(name: string, t: TensorData, channels: number, multiple: number): void {
+  const [, c, h, w] = t.dims;
+  if (t.type !== 'float32' || t.dims.length !== 4 || c !== channels || (h as number) < 1 || (w as number) < 1 || (h as number) % multiple !== 0 || (w as number) % multiple !== 0) {
+    throw new VaeInputError(
+      `input "${name}" must be float32 [batch, ${channels}, height, width] with height and width multiples of ${multiple}, got ${t.type} [${t.dims.join(', ')}]`,
+    );
+  }
+}
+
+export class Vae {
+  private constructor(
+    readonly checkpoint: VaeCheckpoint,
+    private readonly encoder: RemoteSession,
+    private readonly decoder: RemoteSession,
+  ) {}
+
+  get config(): VaeConfig {
+    return this.checkpoint.config;
+  }
+
+  /** Pixel size of one latent cell: 2^(levels − 1). */
+  get scaleFactor(): number {
+    return 2 ** (this.config.blockOutChannels.length - 1);
+  }
+
+  static async load(worker: InferenceWorker, path: string, settings?: SessionSettings): Promise<Vae> {
+    const checkpoint = await openVaeCheckpoint(path);
+    const encoder = await worker.load(buildVaeEncoder(checkpoint), settings);
+    const decoder = await worker.load(buildVaeDecoder(checkpoint), settings);
+    return new Vae(checkpoint, encoder, decoder);
+  }
+
+  /** image [B, 3, H, W] in [-1, 1] → posterior mean and logvar (raw, before scaling). */
+  async encode(image: TensorData, options: { signal?: AbortSignal } = {}): Promise<Posterior> {
+    requireShape('image', image, this.config.inChannels, this.scaleFactor);
+    const out = await this.encoder.run({ image }, { signal: options.signal });
+    return { mean: out.mean as TensorData, logvar: out.logvar as TensorData };
+  }
+
+  /** z = scale·(ẑ − shift): a raw latent into the space the transformer works in. */
+  normalize(latent: TensorData): TensorData {
+    const { scalingFactor, shiftFactor } = this.config;
+    return float32Tensor(latent.dims, (latent.data as Float32Array).map((v) => (v - shiftFactor) * scalingFactor));
+  }
+
+  /** Decodes a normalized latent [B, z, h, w] to an image [B, 3, h·f, w·f] (not clamped). */
+  async decode(latent: TensorData, options: { signal?: AbortSignal } = {}): Promise<TensorData> {
+    requireShape('latent', latent, this.config.latentChannels, 1);
+    const { scalingFactor, shiftFactor } = this.config;
+    const raw = float32Tensor(latent.dims, (latent.data as Float32Array).map((v) => v / scalingFactor + shiftFactor));
+    const out = await this.decoder.run({ latent: raw }, { signal: options.signal, transfer: true });
+    return out.image as TensorData;
+  }
+
+  async release(): Promise<void> {
+    await this.encoder.release();
+    await this.decoder.release();
+  }
+}
