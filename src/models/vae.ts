@@ -9,12 +9,21 @@ import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
 import { openVaeCheckpoint, type VaeCheckpoint } from './vae/checkpoint.js';
 import type { VaeConfig } from './vae/config.js';
 import { buildVaeDecoder, buildVaeEncoder } from './vae/graph.js';
+import { planTiles, TileBlender } from './vae/tiling.js';
 
 export class VaeInputError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'VaeInputError';
   }
+}
+
+export interface TilingOptions {
+  /** Latent cells (h·w) above which decoding is tiled (default 128·128, i.e. 1024² pixels). */
+  maxUntiledCells?: number;
+  /** Tile edge and overlap in latent cells (defaults 96 and 16). */
+  tileSize?: number;
+  tileOverlap?: number;
 }
 
 export interface Posterior {
@@ -67,13 +76,35 @@ export class Vae {
     return float32Tensor(latent.dims, (latent.data as Float32Array).map((v) => (v - shiftFactor) * scalingFactor));
   }
 
-  /** Decodes a normalized latent [B, z, h, w] to an image [B, 3, h·f, w·f] (not clamped). */
-  async decode(latent: TensorData, options: { signal?: AbortSignal } = {}): Promise<TensorData> {
+  /**
+   * Decodes a normalized latent [B, z, h, w] to an image [B, 3, h·f, w·f] (not clamped).
+   * Large latents are decoded in overlapping tiles blended without seams (./vae/tiling.ts).
+   */
+  async decode(latent: TensorData, options: { signal?: AbortSignal; tiling?: TilingOptions } = {}): Promise<TensorData> {
     requireShape('latent', latent, this.config.latentChannels, 1);
     const { scalingFactor, shiftFactor } = this.config;
     const raw = float32Tensor(latent.dims, (latent.data as Float32Array).map((v) => v / scalingFactor + shiftFactor));
-    const out = await this.decoder.run({ latent: raw }, { signal: options.signal, transfer: true });
-    return out.image as TensorData;
+    const [batch, channels, h, w] = latent.dims as [number, number, number, number];
+    const tiling = options.tiling ?? {};
+    if (h * w <= (tiling.maxUntiledCells ?? 128 * 128)) {
+      return (await this.decoder.run({ latent: raw }, { signal: options.signal, transfer: true })).image as TensorData;
+    }
+    const size = tiling.tileSize ?? 96;
+    const overlap = tiling.tileOverlap ?? 16;
+    const f = this.scaleFactor;
+    const blender = new TileBlender(batch, this.config.outChannels, h * f, w * f, overlap * f);
+    for (const tile of planTiles(h, w, size, overlap)) {
+      const part = new Float32Array(batch * channels * tile.h * tile.w);
+      for (let bc = 0; bc < batch * channels; bc++) {
+        for (let y = 0; y < tile.h; y++) {
+          const from = (bc * h + tile.y + y) * w + tile.x;
+          part.set((raw.data as Float32Array).subarray(from, from + tile.w), (bc * tile.h + y) * tile.w);
+        }
+      }
+      const decoded = await this.decoder.run({ latent: float32Tensor([batch, channels, tile.h, tile.w], part) }, { signal: options.signal, transfer: true });
+      blender.add((decoded.image as TensorData).data as Float32Array, tile.y * f, tile.x * f, tile.h * f, tile.w * f);
+    }
+    return float32Tensor([batch, this.config.outChannels, h * f, w * f], blender.result());
   }
 
   async release(): Promise<void> {
