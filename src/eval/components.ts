@@ -1,5 +1,12 @@
 import type { Evaluator } from './registry.js';
 import { transformerEvaluator } from './transformer-eval.js';
+import { vaeDecodeEvaluator, vaeEncodeEvaluator } from './vae-eval.js';
 
 /** Every component `flux-lora eval` knows, one entry per model definition. */
-export const EVALUATORS: readonly Evaluator[] = [transformerEvaluator('exact'), transformerEvaluator('int8'), transformerEvaluator('int4')];
+export const EVALUATORS: readonly Evaluator[] = [
+  transformerEvaluator('exact'),
+  transformerEvaluator('int8'),
+  transformerEvaluator('int4'),
+  vaeEncodeEvaluator,
+  vaeDecodeEvaluator,
+];
