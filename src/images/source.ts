@@ -1,0 +1,45 @@
+/** Reads an image input given as a data URI, an http(s) URL or a local file path. */
+import { readFile, stat } from 'node:fs/promises';
+import { FetchError, safeFetch, type SafeFetchOptions } from '../net/safe-fetch.js';
+import { ImageInputError } from './errors.js';
+
+export interface ImageSourceOptions {
+  /** Largest accepted encoded size in bytes. */
+  maxBytes: number;
+  timeoutMs: number;
+  allowPrivateNetworks?: boolean;
+}
+
+export const DEFAULT_IMAGE_SOURCE: ImageSourceOptions = { maxBytes: 50 * 1024 * 1024, timeoutMs: 30_000 };
+
+function fromDataUri(input: string, value: string, maxBytes: number): Uint8Array {
+  const m = /^data:([^,]*?)(;base64)?,(.*)$/s.exec(value);
+  if (m === null) throw new ImageInputError(input, 'malformed data URI');
+  const payload = m[3] as string;
+  const bytes = m[2] ? Buffer.from(payload, 'base64') : Buffer.from(decodeURIComponent(payload), 'latin1');
+  if (bytes.length > maxBytes) throw new ImageInputError(input, `data URI holds ${bytes.length} bytes, more than the ${maxBytes}-byte limit`);
+  return bytes;
+}
+
+export async function readImageSource(input: string, value: string, options: ImageSourceOptions = DEFAULT_IMAGE_SOURCE): Promise<Uint8Array> {
+  if (value.startsWith('data:')) return fromDataUri(input, value, options.maxBytes);
+  if (/^https?:\/\//i.test(value)) {
+    const fetchOptions: SafeFetchOptions = { maxBytes: options.maxBytes, timeoutMs: options.timeoutMs, allowPrivateNetworks: options.allowPrivateNetworks };
+    try {
+      return await safeFetch(value, fetchOptions);
+    } catch (error) {
+      if (error instanceof FetchError) throw new ImageInputError(input, `cannot download: ${error.message}`);
+      throw error;
+    }
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) throw new ImageInputError(input, 'only data URIs, http(s) URLs and local files are accepted');
+  try {
+    const s = await stat(value);
+    if (!s.isFile()) throw new ImageInputError(input, `${value} is not a file`);
+    if (s.size > options.maxBytes) throw new ImageInputError(input, `${value} is ${s.size} bytes, more than the ${options.maxBytes}-byte limit`);
+    return await readFile(value);
+  } catch (error) {
+    if (error instanceof ImageInputError) throw error;
+    throw new ImageInputError(input, `cannot read ${value}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+}
