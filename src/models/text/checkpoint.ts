@@ -1,0 +1,93 @@
+/**
+ * Opens a text-encoder checkpoint as users keep it: a diffusers pipeline root (with the
+ * model's subfolder), an HF model folder (config.json + safetensors, sharded or not) or a
+ * single file (ComfyUI `clip_l.safetensors`, `t5xxl_fp16.safetensors`, …). The config comes
+ * from config.json, the file's `config` metadata or the tensor shapes; every tensor is checked.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
+import type { TensorData } from '../../onnx/tensor-data.js';
+import { checkpointProblems, parseJsonObject } from '../checkpoint-check.js';
+
+export class TextEncoderCheckpointError extends Error {
+  constructor(source: string, detail: string) {
+    super(`${source}: ${detail}`);
+    this.name = 'TextEncoderCheckpointError';
+  }
+}
+
+export interface TextEncoderKind<C> {
+  /** Human name used in messages ("T5 encoder"). */
+  label: string;
+  /** The pipeline subfolder that holds this model (text_encoder_2 for T5). */
+  subfolder: string;
+  /** A key that identifies the model; prefixes seen in the wild are tried in front of it. */
+  marker: string;
+  prefixes: readonly string[];
+  fromConfig(source: string, raw: Record<string, unknown>): C;
+  infer(source: string, tensors: TensorSource, prefix: string): C;
+  /** Expected tensors (name → shape) and names that may be present but are not required. */
+  expected(config: C): { required: Map<string, number[]>; optional: Map<string, number[]> };
+}
+
+export interface TextEncoderCheckpoint<C> {
+  path: string;
+  config: C;
+  source: TensorSource;
+  prefix: string;
+  locate(name: string): TensorInfo;
+}
+
+export async function openTextEncoderCheckpoint<C>(path: string, kind: TextEncoderKind<C>): Promise<TextEncoderCheckpoint<C>> {
+  if (!existsSync(path)) throw new TextEncoderCheckpointError(path, 'no such file or folder');
+  let folder: string | null = statSync(path).isDirectory() ? path : null;
+  if (folder !== null && existsSync(join(folder, kind.subfolder))) folder = join(folder, kind.subfolder);
+  const source = await openTensorSource(folder ?? path);
+  const prefix = kind.prefixes.find((p) => source.has(p + kind.marker));
+  if (prefix === undefined) throw new TextEncoderCheckpointError(path, `not a ${kind.label} checkpoint: "${kind.marker}" is missing`);
+  const configFile = folder === null ? null : join(folder, 'config.json');
+  const error = (p: string, detail: string) => new TextEncoderCheckpointError(p, detail);
+  const config =
+    configFile !== null && existsSync(configFile)
+      ? kind.fromConfig(configFile, parseJsonObject(configFile, readFileSync(configFile, 'utf8'), error))
+      : source.metadata.config !== undefined
+        ? kind.fromConfig(path, parseJsonObject(path, source.metadata.config, error))
+        : kind.infer(path, source, prefix);
+  const { required, optional } = kind.expected(config);
+  const allowed = new Map([...required, ...optional].filter(([k]) => required.has(k) || source.has(prefix + k)));
+  const problems = checkpointProblems(source, allowed, prefix);
+  if (problems.length > 0) throw new TextEncoderCheckpointError(path, `not a valid ${kind.label} for its config: ${problems.join('; ')}`);
+  return {
+    path,
+    config,
+    source,
+    prefix,
+    locate(name) {
+      if (!allowed.has(name)) throw new TextEncoderCheckpointError(path, `no parameter "${name}" in this ${kind.label}`);
+      return source.info(prefix + name);
+    },
+  };
+}
+
+export function positiveInt(error: (detail: string) => Error, raw: Record<string, unknown>, key: string, fallback?: number): number {
+  const v = raw[key] ?? fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw error(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export class TextEncoderInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TextEncoderInputError';
+  }
+}
+
+/** Token ids must be int64 [batch, length ≥ 1] inside the vocabulary. */
+export function checkTokenIds(ids: TensorData, vocabSize: number): void {
+  if (ids.type !== 'int64' || ids.dims.length !== 2 || (ids.dims[0] as number) < 1 || (ids.dims[1] as number) < 1) {
+    throw new TextEncoderInputError(`input "input_ids" must be int64 [batch, length], got ${ids.type} [${ids.dims.join(', ')}]`);
+  }
+  const bad = (ids.data as BigInt64Array).find((v) => v < 0n || v >= BigInt(vocabSize));
+  if (bad !== undefined) throw new TextEncoderInputError(`input "input_ids" holds token ${bad}, outside the vocabulary of ${vocabSize}`);
+}
