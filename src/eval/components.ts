@@ -1,4 +1,5 @@
 import type { Evaluator } from './registry.js';
+import { clipEvaluator, t5Evaluator } from './text-eval.js';
 import { transformerEvaluator } from './transformer-eval.js';
 import { vaeDecodeEvaluator, vaeEncodeEvaluator } from './vae-eval.js';
 
@@ -9,4 +10,6 @@ export const EVALUATORS: readonly Evaluator[] = [
   transformerEvaluator('int4'),
   vaeEncodeEvaluator,
   vaeDecodeEvaluator,
+  t5Evaluator,
+  clipEvaluator,
 ];
