@@ -23,7 +23,7 @@ import { InferenceWorker } from '../src/onnx/runner.js';
 import { float32Tensor } from '../src/onnx/tensor-data.js';
 import { quantizeBlockwise } from '../src/weights/quantize.js';
 import { randomFloats } from './random.js';
-import { writeRandomFlux } from './random-flux.js';
+import { writeRandomFlux } from './random-checkpoint.js';
 
 const IMAGE_TOKENS = 1024;
 const TEXT_TOKENS = 512;

@@ -21,7 +21,7 @@ export class VaeInputError extends Error {
 export interface TilingOptions {
   /** Latent cells (h·w) above which decoding is tiled (default 128·128, i.e. 1024² pixels). */
   maxUntiledCells?: number;
-  /** Tile edge and overlap in latent cells (defaults 96 and 16). */
+  /** Largest tile edge and the overlap, in latent cells (defaults 128 and 16); tiles are sized evenly. */
   tileSize?: number;
   tileOverlap?: number;
 }
@@ -89,7 +89,7 @@ export class Vae {
     if (h * w <= (tiling.maxUntiledCells ?? 128 * 128)) {
       return (await this.decoder.run({ latent: raw }, { signal: options.signal, transfer: true })).image as TensorData;
     }
-    const size = tiling.tileSize ?? 96;
+    const size = tiling.tileSize ?? 128;
     const overlap = tiling.tileOverlap ?? 16;
     const f = this.scaleFactor;
     const blender = new TileBlender(batch, this.config.outChannels, h * f, w * f, overlap * f);

@@ -12,21 +12,23 @@ export interface Tile {
   w: number;
 }
 
-/** Start offsets covering `length` with tiles of `size` overlapping by at least `overlap`. */
-function starts(length: number, size: number, overlap: number): number[] {
-  if (length <= size) return [0];
-  const count = Math.ceil((length - overlap) / (size - overlap));
-  const stride = (length - size) / (count - 1);
-  return Array.from({ length: count }, (_, i) => Math.round(i * stride));
+/**
+ * Even tiling of one axis: the fewest tiles no longer than `maxSize` that overlap by
+ * `overlap`, all of one size. Returns the tile size and start offsets.
+ */
+function axisTiles(length: number, maxSize: number, overlap: number): { size: number; starts: number[] } {
+  if (length <= maxSize) return { size: length, starts: [0] };
+  const count = Math.ceil((length - overlap) / (maxSize - overlap));
+  const size = Math.ceil((length + (count - 1) * overlap) / count);
+  const starts = Array.from({ length: count }, (_, i) => Math.min(i * (size - overlap), length - size));
+  return { size, starts };
 }
 
-export function planTiles(height: number, width: number, size: number, overlap: number): Tile[] {
-  if (!(overlap >= 0 && overlap < size)) throw new RangeError(`tile overlap ${overlap} must be in [0, ${size})`);
-  const tiles: Tile[] = [];
-  for (const y of starts(height, size, overlap)) {
-    for (const x of starts(width, size, overlap)) tiles.push({ y, x, h: Math.min(size, height), w: Math.min(size, width) });
-  }
-  return tiles;
+export function planTiles(height: number, width: number, maxSize: number, overlap: number): Tile[] {
+  if (!(overlap >= 0 && overlap < maxSize)) throw new RangeError(`tile overlap ${overlap} must be in [0, ${maxSize})`);
+  const rows = axisTiles(height, maxSize, overlap);
+  const cols = axisTiles(width, maxSize, overlap);
+  return rows.starts.flatMap((y) => cols.starts.map((x) => ({ y, x, h: rows.size, w: cols.size })));
 }
 
 /**
