@@ -13,7 +13,8 @@ import { embeddingArgument, ropeTables, timestepEmbedding } from './flux/conditi
 import { exactParameters } from './flux/exact-parameters.js';
 import { buildFluxGraph, FLUX_INPUTS, FLUX_OUTPUT, loraInputNames } from './flux/graph.js';
 import { linearSpecs } from './flux/layout.js';
-import { QUANTIZED_4BIT, QUANTIZED_8BIT, quantizedCache, quantizedParameters } from './flux/quantized-parameters.js';
+import { fluxQuantizedCache, quantizedParameters } from './flux/quantized-parameters.js';
+import { QUANTIZED_4BIT, QUANTIZED_8BIT } from '../weights/quantized-cache.js';
 
 export type FluxPrecision = 'exact' | 'int8' | 'int4';
 
@@ -100,7 +101,7 @@ export class FluxTransformer {
     let params = exactParameters(checkpoint);
     if (precision !== 'exact') {
       const settings = precision === 'int8' ? QUANTIZED_8BIT : QUANTIZED_4BIT;
-      const cache = await quantizedCache(checkpoint, settings, options.cacheDir);
+      const cache = await fluxQuantizedCache(checkpoint, settings, options.cacheDir);
       report.quantizedCacheCreated = cache.created;
       report.quantizedCachePath = cache.file.path;
       params = quantizedParameters(checkpoint, cache.file, settings);
