@@ -10,6 +10,8 @@ import type { InferenceWorker, RemoteSession } from '../onnx/runner.js';
 import type { SessionSettings } from '../onnx/session-options.js';
 import { int64Tensor, type TensorData } from '../onnx/tensor-data.js';
 import { externalRef, floatWeight } from '../onnx/weights.js';
+import { QUANTIZED_8BIT, quantizedCache, quantizedLinear } from '../weights/quantized-cache.js';
+import type { SafetensorsFile } from '../weights/safetensors.js';
 import { checkTokenIds, openTextEncoderCheckpoint, positiveInt, TextEncoderCheckpointError, type TextEncoderCheckpoint, type TextEncoderKind } from './text/checkpoint.js';
 
 export interface T5Config {
@@ -114,11 +116,34 @@ const T5: TextEncoderKind<T5Config> = {
   },
 };
 
-function buildGraph(checkpoint: TextEncoderCheckpoint<T5Config>): BuiltModel {
+/** Every linear weight of the encoder, [out, in]. */
+function t5Linears(c: T5Config): { name: string; n: number; k: number }[] {
+  const inner = c.heads * c.dKv;
+  return Array.from({ length: c.layers }, (_, i) => [
+    ...['q', 'k', 'v'].map((p) => ({ name: `${BLOCK(i)}.layer.0.SelfAttention.${p}`, n: inner, k: c.dModel })),
+    { name: `${BLOCK(i)}.layer.0.SelfAttention.o`, n: c.dModel, k: inner },
+    { name: `${BLOCK(i)}.layer.1.DenseReluDense.wi_0`, n: c.dFf, k: c.dModel },
+    { name: `${BLOCK(i)}.layer.1.DenseReluDense.wi_1`, n: c.dFf, k: c.dModel },
+    { name: `${BLOCK(i)}.layer.1.DenseReluDense.wo`, n: c.dModel, k: c.dFf },
+  ]).flat();
+}
+
+export type T5Precision = 'exact' | 'int8';
+
+export interface T5Options {
+  /** exact: float32 compute from the stored weights; int8 (go_fast): 8-bit MatMulNBits linears. */
+  precision?: T5Precision;
+  cacheDir?: string;
+  session?: SessionSettings;
+}
+
+function buildGraph(checkpoint: TextEncoderCheckpoint<T5Config>, quantized: SafetensorsFile | null): BuiltModel {
   const c = checkpoint.config;
-  const g = new GraphBuilder('t5-encoder');
+  const g = new GraphBuilder(`t5-encoder${quantized === null ? '' : ' (int8)'}`);
   const weight = (name: string, anchor?: Value) => floatWeight(g, name, externalRef(checkpoint.locate(name)), anchor);
-  const linear = (x: Value, name: string) => op.matmulTransposed(g, x, weight(`${name}.weight`, x));
+  const shapes = new Map(t5Linears(c).map((l) => [l.name, l]));
+  const linear = (x: Value, name: string) =>
+    quantized === null ? op.matmulTransposed(g, x, weight(`${name}.weight`, x)) : quantizedLinear(g, x, quantized, shapes.get(name) as { name: string; n: number; k: number }, QUANTIZED_8BIT);
   const rms = (x: Value, name: string) => op.rmsNorm(g, x, weight(name), c.eps, name);
   const ids = g.input('input_ids', 'int64', ['batch', 'length']);
   const buckets = g.input('position_buckets', 'int64', ['length', 'length']);
@@ -153,9 +178,21 @@ export class T5Encoder {
     return this.checkpoint.config;
   }
 
-  static async load(worker: InferenceWorker, path: string, settings?: SessionSettings): Promise<T5Encoder> {
+  static async load(worker: InferenceWorker, path: string, options: T5Options = {}): Promise<T5Encoder> {
     const checkpoint = await openTextEncoderCheckpoint(path, T5);
-    return new T5Encoder(checkpoint, await worker.load(buildGraph(checkpoint), settings));
+    let quantized: SafetensorsFile | null = null;
+    if (options.precision === 'int8') {
+      const linears = t5Linears(checkpoint.config);
+      const cache = await quantizedCache({
+        kind: `t5-encoder ${checkpoint.prefix}`,
+        sourceFiles: linears.map((l) => checkpoint.locate(`${l.name}.weight`).file),
+        linears: linears.map((l) => ({ ...l, read: () => checkpoint.source.readFloat32(checkpoint.prefix + `${l.name}.weight`) })),
+        settings: QUANTIZED_8BIT,
+        cacheDir: options.cacheDir,
+      });
+      quantized = cache.file;
+    }
+    return new T5Encoder(checkpoint, await worker.load(buildGraph(checkpoint, quantized), options.session));
   }
 
   /** Token ids [B, L] (int64) → last hidden state [B, L, d_model]. */
