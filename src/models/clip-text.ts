@@ -25,7 +25,7 @@ export interface ClipTextConfig {
 
 const LAYER = (i: number) => `text_model.encoder.layers.${i}`;
 
-const CLIP: TextEncoderKind<ClipTextConfig> = {
+export const CLIP_KIND: TextEncoderKind<ClipTextConfig> = {
   label: 'CLIP text encoder',
   subfolder: 'text_encoder',
   marker: 'text_model.embeddings.token_embedding.weight',
@@ -53,7 +53,7 @@ const CLIP: TextEncoderKind<ClipTextConfig> = {
       if (!tensors.has(prefix + name)) throw new TextEncoderCheckpointError(source, `cannot infer the CLIP config: "${prefix + name}" is missing`);
       return tensors.info(prefix + name).shape;
     };
-    const [vocabSize, hidden] = shape(CLIP.marker) as [number, number];
+    const [vocabSize, hidden] = shape(CLIP_KIND.marker) as [number, number];
     let layers = 0;
     while (tensors.has(`${prefix}${LAYER(layers)}.layer_norm1.weight`)) layers++;
     // Head count is not visible in the shapes; CLIP text towers use 64-wide heads.
@@ -70,7 +70,7 @@ const CLIP: TextEncoderKind<ClipTextConfig> = {
   },
   expected(c) {
     const required = new Map<string, number[]>([
-      [CLIP.marker, [c.vocabSize, c.hidden]],
+      [CLIP_KIND.marker, [c.vocabSize, c.hidden]],
       ['text_model.embeddings.position_embedding.weight', [c.maxPositions, c.hidden]],
       ['text_model.final_layer_norm.weight', [c.hidden]],
       ['text_model.final_layer_norm.bias', [c.hidden]],
@@ -100,7 +100,7 @@ function buildGraph(checkpoint: TextEncoderCheckpoint<ClipTextConfig>): BuiltMod
   const ids = g.input('input_ids', 'int64', ['batch', 'length']);
   const positions = g.input('position_ids', 'int64', [1, 'length']);
   const embed = (table: string, index: Value) => op.cast(g, op.gather(g, g.external(table, externalRef(checkpoint.locate(table))), index, 0), 'float32');
-  let x = op.add(g, embed(CLIP.marker, ids), embed('text_model.embeddings.position_embedding.weight', positions));
+  let x = op.add(g, embed(CLIP_KIND.marker, ids), embed('text_model.embeddings.position_embedding.weight', positions));
   for (let i = 0; i < c.layers; i++) {
     x = g.scope(LAYER(i), () => {
       const a = norm(x, `${LAYER(i)}.layer_norm1`);
@@ -139,7 +139,7 @@ export class ClipTextEncoder {
   }
 
   static async load(worker: InferenceWorker, path: string, settings?: SessionSettings): Promise<ClipTextEncoder> {
-    const checkpoint = await openTextEncoderCheckpoint(path, CLIP);
+    const checkpoint = await openTextEncoderCheckpoint(path, CLIP_KIND);
     return new ClipTextEncoder(checkpoint, await worker.load(buildGraph(checkpoint), settings));
   }
 

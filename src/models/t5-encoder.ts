@@ -52,7 +52,7 @@ export function positionBuckets(length: number, config: T5Config): BigInt64Array
 
 const BLOCK = (i: number) => `encoder.block.${i}`;
 
-const T5: TextEncoderKind<T5Config> = {
+export const T5_KIND: TextEncoderKind<T5Config> = {
   label: 'T5 encoder',
   subfolder: 'text_encoder_2',
   marker: 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight',
@@ -78,7 +78,7 @@ const T5: TextEncoderKind<T5Config> = {
       if (!tensors.has(prefix + name)) throw new TextEncoderCheckpointError(source, `cannot infer the T5 config: "${prefix + name}" is missing`);
       return tensors.info(prefix + name).shape;
     };
-    const [buckets, heads] = shape(T5.marker) as [number, number];
+    const [buckets, heads] = shape(T5_KIND.marker) as [number, number];
     const [vocabSize, dModel] = shape(tensors.has(`${prefix}shared.weight`) ? 'shared.weight' : 'encoder.embed_tokens.weight') as [number, number];
     let layers = 0;
     while (tensors.has(`${prefix}${BLOCK(layers)}.layer.0.layer_norm.weight`)) layers++;
@@ -101,7 +101,7 @@ const T5: TextEncoderKind<T5Config> = {
       ['encoder.embed_tokens.weight', [c.vocabSize, c.dModel]],
     ]);
     const inner = c.heads * c.dKv;
-    required.set(T5.marker, [c.buckets, c.heads]);
+    required.set(T5_KIND.marker, [c.buckets, c.heads]);
     for (let i = 0; i < c.layers; i++) {
       for (const p of ['q', 'k', 'v']) required.set(`${BLOCK(i)}.layer.0.SelfAttention.${p}.weight`, [inner, c.dModel]);
       required.set(`${BLOCK(i)}.layer.0.SelfAttention.o.weight`, [c.dModel, inner]);
@@ -147,11 +147,12 @@ function buildGraph(checkpoint: TextEncoderCheckpoint<T5Config>, quantized: Safe
   const rms = (x: Value, name: string) => op.rmsNorm(g, x, weight(name), c.eps, name);
   const ids = g.input('input_ids', 'int64', ['batch', 'length']);
   const buckets = g.input('position_buckets', 'int64', ['length', 'length']);
-  const table = checkpoint.source.has(`${checkpoint.prefix}shared.weight`) ? 'shared.weight' : 'encoder.embed_tokens.weight';
+  const table = ['shared.weight', 'encoder.embed_tokens.weight'].find((n) => checkpoint.source.has(checkpoint.prefix + n));
+  if (table === undefined) throw new TextEncoderCheckpointError(checkpoint.path, 'missing the token embedding (shared.weight or encoder.embed_tokens.weight)');
   // Gather the rows first, then cast: the table itself is never converted.
   let h = op.cast(g, op.gather(g, g.external(table, externalRef(checkpoint.locate(table))), ids, 0, 'embed'), 'float32', 'embed_float32');
   // P[h, i, j] = Rb[bucket(j − i), h] as an additive attention bias [1, heads, L, L].
-  const bias = op.unsqueeze(g, op.transpose(g, op.gather(g, weight(T5.marker), buckets, 0, 'position_bias'), [2, 0, 1]), [0]);
+  const bias = op.unsqueeze(g, op.transpose(g, op.gather(g, weight(T5_KIND.marker), buckets, 0, 'position_bias'), [2, 0, 1]), [0]);
   for (let i = 0; i < c.layers; i++) {
     h = g.scope(BLOCK(i), () => {
       const p = `${BLOCK(i)}.layer.0.SelfAttention`;
@@ -179,7 +180,7 @@ export class T5Encoder {
   }
 
   static async load(worker: InferenceWorker, path: string, options: T5Options = {}): Promise<T5Encoder> {
-    const checkpoint = await openTextEncoderCheckpoint(path, T5);
+    const checkpoint = await openTextEncoderCheckpoint(path, T5_KIND);
     let quantized: SafetensorsFile | null = null;
     if (options.precision === 'int8') {
       const linears = t5Linears(checkpoint.config);

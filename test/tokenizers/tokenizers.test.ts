@@ -5,54 +5,12 @@ import { ClipTokenizer } from '../../src/tokenizers/clip-tokenizer.js';
 import { TokenizerError } from '../../src/tokenizers/errors.js';
 import { T5Tokenizer } from '../../src/tokenizers/t5-tokenizer.js';
 import { useTempDir } from '../helpers/temp-dir.js';
+import { writeClipTokenizer, writeT5Tokenizer } from '../helpers/tokenizer-files.js';
 
 const tmp = useTempDir('tokenizers-');
 
-/** GPT-2/CLIP byte → printable character mapping used by byte-level BPE vocabularies. */
-function byteChars(): string[] {
-  const printable = [...Array.from({ length: 94 }, (_, i) => 33 + i), ...Array.from({ length: 12 }, (_, i) => 161 + i), ...Array.from({ length: 82 }, (_, i) => 174 + i)];
-  let extra = 0;
-  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable.includes(b) ? b : 256 + extra++));
-}
-
-/** A small CLIP vocabulary: every byte alone and word-final, a few merges, the two special tokens. */
-function clipFolder(): string {
-  const folder = join(tmp(), 'clip');
-  mkdirSync(folder, { recursive: true });
-  const vocab: Record<string, number> = {};
-  for (const c of byteChars()) vocab[c] = Object.keys(vocab).length;
-  for (const c of byteChars()) vocab[`${c}</w>`] = Object.keys(vocab).length;
-  const merges = ['h e', 'l l', 'he ll', 'hell o</w>', 'w o', 'wo r', 'wor l', 'worl d</w>'];
-  for (const m of merges) vocab[m.replace(' ', '')] = Object.keys(vocab).length;
-  vocab['<|startoftext|>'] = Object.keys(vocab).length;
-  vocab['<|endoftext|>'] = Object.keys(vocab).length;
-  writeFileSync(join(folder, 'vocab.json'), JSON.stringify(vocab));
-  writeFileSync(join(folder, 'merges.txt'), `#version: 0.2\n${merges.join('\n')}\n`);
-  return folder;
-}
-
-function t5Folder(): string {
-  const folder = join(tmp(), 't5');
-  mkdirSync(folder, { recursive: true });
-  const pieces: [string, number][] = [['<pad>', 0], ['</s>', 0], ['<unk>', 0], ['▁', -2], ['▁a', -3], ['▁cat', -4], ['▁the', -4], ['s', -5], ['c', -6], ['a', -6], ['t', -6], ['h', -6], ['e', -6], [',', -5], ['!', -5], ['▁,', -7]];
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  writeFileSync(
-    join(folder, 'tokenizer.json'),
-    JSON.stringify({
-      version: '1.0',
-      added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
-      normalizer: { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' },
-      pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-      post_processor: null,
-      decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-      model: { type: 'Unigram', unk_id: 2, vocab: pieces, byte_fallback: false },
-    }),
-  );
-  return folder;
-}
-
 describe('CLIP tokenizer', () => {
-  const tokenizer = ClipTokenizer.fromFolder(clipFolder());
+  const tokenizer = ClipTokenizer.fromFolder(writeClipTokenizer(join(tmp(), 'clip')));
   const id = (piece: string) => (tokenizer as unknown as { tokenizer: { token_to_id(t: string): number } }).tokenizer.token_to_id(piece);
 
   it('lower-cases, collapses whitespace, splits punctuation and applies merges with </w>', () => {
@@ -86,7 +44,7 @@ describe('CLIP tokenizer', () => {
 });
 
 describe('T5 tokenizer', () => {
-  const tokenizer = T5Tokenizer.fromFolder(t5Folder());
+  const tokenizer = T5Tokenizer.fromFolder(writeT5Tokenizer(join(tmp(), 't5')));
 
   it('appends EOS and pads with <pad> to the requested length, with no mask', () => {
     expect(tokenizer.encode('a cat', 8)).toEqual({ ids: [4, 5, 1, 0, 0, 0, 0, 0], truncated: false });

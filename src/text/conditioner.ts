@@ -1,0 +1,100 @@
+/**
+ * Prompt → FLUX text conditioning: T5 hidden states [1, M, d] (M = 512 for dev, 256 for
+ * schnell) and the CLIP pooled vector [1, 768]. Results are kept in a bounded LRU keyed by
+ * (prompt, sequence length, encoder state), so repeated prompts skip both encoders. With
+ * memory 'release', the encoders are loaded for each encoding and released right after
+ * (T5-XXL is 9.5 GB in bf16); 'resident' keeps them loaded.
+ */
+import { ClipTextEncoder } from '../models/clip-text.js';
+import { T5Encoder, type T5Precision } from '../models/t5-encoder.js';
+import type { InferenceWorker } from '../onnx/runner.js';
+import { int64Tensor, type TensorData } from '../onnx/tensor-data.js';
+import { ClipTokenizer } from '../tokenizers/clip-tokenizer.js';
+import { T5Tokenizer } from '../tokenizers/t5-tokenizer.js';
+import { LruCache } from './lru.js';
+
+export interface TextConditionerOptions {
+  t5: string;
+  clip: string;
+  t5Tokenizer: string;
+  clipTokenizer: string;
+  t5Precision?: T5Precision;
+  memory?: 'resident' | 'release';
+  /** Prompt embeddings kept (default 32). */
+  cacheEntries?: number;
+  cacheDir?: string;
+}
+
+export interface PromptEmbeddings {
+  t5: TensorData;
+  pooled: TensorData;
+  /** Tokens dropped because the prompt was longer than each encoder takes. */
+  truncated: { t5: boolean; clip: boolean };
+}
+
+export class TextConditioner {
+  private readonly cache: LruCache<string, PromptEmbeddings>;
+  private readonly t5Tokenizer: T5Tokenizer;
+  private readonly clipTokenizer: ClipTokenizer;
+  private encoders: { t5: T5Encoder; clip: ClipTextEncoder } | null = null;
+  /** Text-encoder state that changes embeddings (e.g. the active CLIP LoRAs); part of the cache key. */
+  private state = '';
+  readonly stats = { hits: 0, misses: 0 };
+
+  constructor(
+    private readonly worker: InferenceWorker,
+    private readonly options: TextConditionerOptions,
+  ) {
+    this.cache = new LruCache(options.cacheEntries ?? 32);
+    this.t5Tokenizer = T5Tokenizer.fromFolder(options.t5Tokenizer);
+    this.clipTokenizer = ClipTokenizer.fromFolder(options.clipTokenizer);
+  }
+
+  get loaded(): boolean {
+    return this.encoders !== null;
+  }
+
+  /** Declares a new encoder state (a different text-encoder LoRA set); earlier embeddings no longer apply. */
+  setEncoderState(state: string): void {
+    this.state = state;
+  }
+
+  private async load(): Promise<{ t5: T5Encoder; clip: ClipTextEncoder }> {
+    this.encoders ??= {
+      t5: await T5Encoder.load(this.worker, this.options.t5, { precision: this.options.t5Precision ?? 'exact', cacheDir: this.options.cacheDir }),
+      clip: await ClipTextEncoder.load(this.worker, this.options.clip),
+    };
+    return this.encoders;
+  }
+
+  async release(): Promise<void> {
+    const encoders = this.encoders;
+    this.encoders = null;
+    if (encoders !== null) {
+      await encoders.t5.release();
+      await encoders.clip.release();
+    }
+  }
+
+  async encode(prompt: string, t5Length: number, options: { signal?: AbortSignal } = {}): Promise<PromptEmbeddings> {
+    const key = JSON.stringify([prompt, t5Length, this.options.t5Precision ?? 'exact', this.state]);
+    const cached = this.cache.get(key);
+    if (cached !== undefined) {
+      this.stats.hits++;
+      return cached;
+    }
+    this.stats.misses++;
+    const t5Ids = this.t5Tokenizer.encode(prompt, t5Length);
+    const clipIds = this.clipTokenizer.encode(prompt);
+    const encoders = await this.load();
+    try {
+      const t5 = await encoders.t5.encode(int64Tensor([1, t5Length], t5Ids.ids), options);
+      const { pooled } = await encoders.clip.encode(int64Tensor([1, clipIds.ids.length], clipIds.ids), options);
+      const result = { t5, pooled, truncated: { t5: t5Ids.truncated, clip: clipIds.truncated } };
+      this.cache.set(key, result);
+      return result;
+    } finally {
+      if (this.options.memory === 'release') await this.release();
+    }
+  }
+}
