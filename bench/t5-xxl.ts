@@ -18,8 +18,8 @@ import { writeRandomCheckpoint } from './random-checkpoint.js';
 const XXL: T5Config = { vocabSize: 32128, dModel: 4096, dKv: 64, heads: 64, dFf: 10240, layers: 24, buckets: 32, maxDistance: 128, eps: 1e-6 };
 const TOKENS = 512;
 
-function peakRss(): number {
-  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024;
+function status(key: string): number {
+  return Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024;
 }
 
 async function measure(path: string, precision: T5Precision, cacheDir: string): Promise<void> {
@@ -31,9 +31,10 @@ async function measure(path: string, precision: T5Precision, cacheDir: string): 
   const t1 = performance.now();
   await t5.encode(ids);
   const encodeMs = performance.now() - t1;
+  const [anon, file] = [status('RssAnon'), status('RssFile')];
   await t5.release();
   await worker.close();
-  console.log(JSON.stringify({ loadMs, encodeMs, peak: peakRss() }));
+  console.log(JSON.stringify({ loadMs, encodeMs, anon, file, peak: status('VmHWM') }));
 }
 
 if (process.argv[2] === '--measure') {
@@ -54,7 +55,7 @@ if (process.argv[2] === '--measure') {
       if (child.status !== 0) throw new Error(`${label}: ${child.stderr}`);
       const r = JSON.parse(child.stdout.trim().split('\n').pop() as string);
       console.log(
-        `${label.padEnd(32)} load ${(r.loadMs / 1000).toFixed(1).padStart(6)} s | encode ${TOKENS} tokens ${(r.encodeMs / 1000).toFixed(1).padStart(5)} s (${(flops / (r.encodeMs / 1000) / 1e9).toFixed(0)} GFLOP/s) | peak RSS ${(r.peak / 2 ** 30).toFixed(2)} GiB`,
+        `${label.padEnd(32)} load ${(r.loadMs / 1000).toFixed(1).padStart(6)} s | encode ${TOKENS} tokens ${(r.encodeMs / 1000).toFixed(1).padStart(5)} s (${(flops / (r.encodeMs / 1000) / 1e9).toFixed(0)} GFLOP/s) | peak RSS ${(r.peak / 2 ** 30).toFixed(2)} GiB (after encoding: ${(r.anon / 2 ** 30).toFixed(2)} GiB anonymous, ${(r.file / 2 ** 30).toFixed(2)} GiB file-backed)`,
       );
     }
   } finally {
