@@ -17,8 +17,9 @@ export class OnnxRuntimeError extends Error {
 }
 
 export class RunCancelledError extends Error {
-  constructor(readonly model: string) {
-    super(`model "${model}": run cancelled`);
+  /** `subject` says what was cancelled, e.g. `model "t5": run` or `denoising`. */
+  constructor(subject: string) {
+    super(`${subject} cancelled`);
     this.name = 'RunCancelledError';
   }
 }

@@ -124,7 +124,7 @@ export class InferenceWorker {
   request(body: RequestBody, model: string, signal?: AbortSignal, transfer?: ArrayBuffer[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.failure !== null) return reject(this.failure);
-      if (signal?.aborted) return reject(new RunCancelledError(model));
+      if (signal?.aborted) return reject(new RunCancelledError(`model "${model}": run`));
       const job: Job = { id: this.nextId++, body, model, signal, resolve, reject, transfer };
       if (signal !== undefined) {
         job.onAbort = () => this.abort(job);
@@ -138,7 +138,7 @@ export class InferenceWorker {
   private abort(job: Job): void {
     const queued = this.queue.indexOf(job);
     if (queued >= 0) this.queue.splice(queued, 1);
-    job.reject(new RunCancelledError(job.model));
+    job.reject(new RunCancelledError(`model "${job.model}": run`));
   }
 
   private pump(): void {

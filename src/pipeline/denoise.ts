@@ -49,7 +49,7 @@ export async function denoise(initial: Float32Array, options: DenoiseOptions): P
   const began = performance.now();
   let x = Float32Array.from(initial);
   for (let i = start; i < steps; i++) {
-    if (options.signal?.aborted) throw new RunCancelledError('denoising loop');
+    if (options.signal?.aborted) throw new RunCancelledError(`denoising (after ${i - start} of ${steps - start} steps)`);
     const sigma = sigmas[i] as number;
     const next = sigmas[i + 1] as number;
     const v = await options.velocity(x, sigma, options.signal);

@@ -106,3 +106,40 @@ describe('pipelines against the golden end-to-end runs', () => {
     expect(keep).toEqual(Array.from(inpainting?.imageLatents ?? []).filter((_, i) => inpainting?.mask[i] === 0));
   });
 });
+
+describe('denoising loop control', () => {
+  it('stops between steps when cancelled, after the step in flight', async () => {
+    const transformer = await FluxTransformer.load(worker(), goldenPath('transformer_B_bfl.safetensors'));
+    const file = await SafetensorsFile.open(goldenPath('transformer_B_cases.safetensors'));
+    const read = (n: string) => file.readFloat32(`case0.${n}`);
+    const [context, pooled, imgIds, txtIds] = [await read('encoder_hidden_states'), await read('pooled_projections'), await read('img_ids'), await read('txt_ids')];
+    const controller = new AbortController();
+    const reported: number[] = [];
+    const run = denoise(await read('hidden_states'), {
+      sigmas: sigmas(8, 24, 'schnell'),
+      signal: controller.signal,
+      velocity: async (x, sigma, signal) =>
+        (
+          await transformer.forward(
+            {
+              hiddenStates: float32Tensor([1, 24, 16], x),
+              encoderHiddenStates: float32Tensor([1, 7, 32], context),
+              pooledProjections: float32Tensor([1, 24], pooled),
+              timestep: [sigma],
+              imgIds,
+              txtIds,
+            },
+            { signal },
+          )
+        ).data as Float32Array,
+      onStep: (info) => {
+        reported.push(info.step);
+        if (info.step === 2) controller.abort();
+      },
+    });
+    await expect(run).rejects.toThrow('denoising (after 2 of 8 steps) cancelled');
+    expect(reported).toEqual([1, 2]);
+    await expect(denoise(new Float32Array(4), { sigmas: sigmas(2, 24, 'dev'), startIndex: 2, velocity: async (x) => x })).rejects.toThrow(RangeError);
+    await transformer.release();
+  });
+});
