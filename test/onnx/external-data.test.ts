@@ -6,7 +6,7 @@ import { GraphBuilder } from '../../src/onnx/graph.js';
 import * as op from '../../src/onnx/ops/index.js';
 import { float32Tensor } from '../../src/onnx/tensor-data.js';
 import { externalRef, floatWeight } from '../../src/onnx/weights.js';
-import { bf16ToF32, f32ToBf16 } from '../../src/weights/dtypes.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, f8e4m3fnToF32, f8e5m2ToF32 } from '../../src/weights/dtypes.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { writeSafetensors } from '../../src/weights/safetensors-writer.js';
 import { randomFloats } from '../helpers/random.js';
@@ -79,6 +79,25 @@ describe('initializers as external data inside safetensors files', () => {
     })();
     expect(anchored.castsLowPrecisionInitializers).toBe(true);
     expect(Buffer.from((await run(anchored)).buffer).equals(Buffer.from((await run(expanded)).buffer))).toBe(true);
+  });
+
+  it('casts float8 (E4M3FN, E5M2) and float16 weights exactly in-graph', async () => {
+    const path = join(dir, 'f8.safetensors');
+    const e4m3 = Uint8Array.from({ length: K * N }, (_, i) => (i * 37) % 256 === 0x7f || (i * 37) % 256 === 0xff ? 0 : (i * 37) % 256);
+    const e5m2 = Uint8Array.from({ length: K * N }, (_, i) => (i * 11) % 120);
+    const f16 = f32ToF16(w);
+    await writeSafetensors(path, [
+      { name: 'e4m3', dtype: 'F8_E4M3', shape: [K, N], data: e4m3 },
+      { name: 'e5m2', dtype: 'F8_E5M2', shape: [K, N], data: e5m2 },
+      { name: 'f16', dtype: 'F16', shape: [K, N], data: f16 },
+    ]);
+    const file = await SafetensorsFile.open(path);
+    const g = new GraphBuilder('casts');
+    for (const name of ['e4m3', 'e5m2', 'f16']) g.output(floatWeight(g, name, externalRef(file.info(name))), `${name}_f32`);
+    const out = await runOnce(worker(), g.build(), {});
+    expect(outputData(out, 'e4m3_f32')).toEqual(f8e4m3fnToF32(e4m3));
+    expect(outputData(out, 'e5m2_f32')).toEqual(f8e5m2ToF32(e5m2));
+    expect(outputData(out, 'f16_f32')).toEqual(f16ToF32(f16));
   });
 
   it('resolves weights in several folders against their common ancestor, through symlinks', async () => {
