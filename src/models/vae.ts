@@ -56,10 +56,16 @@ export class Vae {
     return 2 ** (this.config.blockOutChannels.length - 1);
   }
 
-  static async load(worker: InferenceWorker, path: string, settings?: SessionSettings): Promise<Vae> {
+  /**
+   * The sessions run without onnxruntime's memory arena by default: the VAE's activations are
+   * large and shaped per image, and the arena kept growing across tiles (1440² in 4 tiles
+   * peaked at 7.6 GiB with it, 3.5 GiB without, and ran faster: 146 s vs 178 s).
+   */
+  static async load(worker: InferenceWorker, path: string, settings: SessionSettings = {}): Promise<Vae> {
     const checkpoint = await openVaeCheckpoint(path);
-    const encoder = await worker.load(buildVaeEncoder(checkpoint), settings);
-    const decoder = await worker.load(buildVaeDecoder(checkpoint), settings);
+    const sessionSettings = { memoryArena: false, ...settings };
+    const encoder = await worker.load(buildVaeEncoder(checkpoint), sessionSettings);
+    const decoder = await worker.load(buildVaeDecoder(checkpoint), sessionSettings);
     return new Vae(checkpoint, encoder, decoder);
   }
 
