@@ -1,5 +1,25 @@
-/** Checks shared by the model loaders: layout detection by marker keys, and whole-checkpoint validation. */
+/** Checks shared by the model loaders: folder resolution, layout detection by marker keys, whole-checkpoint validation. */
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TensorSource } from '../weights/safetensors.js';
+
+/** A checkpoint that cannot be used, with the file or folder it came from; subclasses name the model. */
+export class CheckpointError extends Error {
+  constructor(source: string, detail: string) {
+    super(`${source}: ${detail}`);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * The folder to read for a model given a path: null for a file; for a folder, its
+ * `subfolder` when present (a diffusers pipeline root), else the folder itself.
+ */
+export function modelFolder(path: string, subfolder: string): string | null {
+  if (!statSync(path, { throwIfNoEntry: false })?.isDirectory()) return null;
+  const sub = join(path, subfolder);
+  return existsSync(sub) && statSync(sub).isDirectory() ? sub : path;
+}
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2']);
 const MAX_LISTED = 8;

@@ -7,22 +7,15 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import type { Tokenizer } from '@huggingface/tokenizers';
 import { TokenizerError } from './errors.js';
+import { buildTokenizer, readTokenizerJson } from './load.js';
 
 export const CLIP_LENGTH = 77;
 const BOS = '<|startoftext|>';
 const EOS = '<|endoftext|>';
 /** CLIP's word pattern: special tokens, English contractions, letter runs, single digits, other symbols. */
 const CLIP_PATTERN = "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
-
-function readJson(path: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new TokenizerError(path, `cannot read: ${(error as Error).message}`);
-  }
-}
 
 /** The tokenizer.json equivalent of CLIP's vocab.json + merges.txt. */
 export function clipTokenizerJson(vocab: Record<string, number>, merges: string[]): object {
@@ -56,28 +49,20 @@ export class ClipTokenizer {
     const json = join(folder, 'tokenizer.json');
     let spec: unknown;
     if (existsSync(json)) {
-      spec = readJson(json);
+      spec = readTokenizerJson(json);
     } else {
       const vocabFile = join(folder, 'vocab.json');
       const mergesFile = join(folder, 'merges.txt');
       if (!existsSync(vocabFile) || !existsSync(mergesFile)) throw new TokenizerError(folder, 'expected tokenizer.json, or vocab.json and merges.txt');
       const merges = readFileSync(mergesFile, 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#version'));
-      spec = clipTokenizerJson(readJson(vocabFile) as Record<string, number>, merges);
+      spec = clipTokenizerJson(readTokenizerJson(vocabFile) as Record<string, number>, merges);
     }
     return ClipTokenizer.fromJson(folder, spec);
   }
 
   static fromJson(source: string, spec: unknown): ClipTokenizer {
-    let tokenizer: Tokenizer;
-    try {
-      tokenizer = new Tokenizer(spec as object, {});
-    } catch (error) {
-      throw new TokenizerError(source, `not a usable CLIP tokenizer: ${(error as Error).message}`);
-    }
-    const bos = tokenizer.token_to_id(BOS);
-    const eos = tokenizer.token_to_id(EOS);
-    if (bos === undefined || eos === undefined) throw new TokenizerError(source, `the vocabulary lacks ${BOS} or ${EOS}`);
-    return new ClipTokenizer(tokenizer, bos, eos);
+    const { tokenizer, ids } = buildTokenizer(source, spec, 'CLIP', [BOS, EOS]);
+    return new ClipTokenizer(tokenizer, ids[BOS], ids[EOS]);
   }
 
   /** Content token ids of a prompt, without special tokens. */

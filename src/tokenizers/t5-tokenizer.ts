@@ -4,10 +4,11 @@
  * fits, and right-pads with `<pad>` (id 0) to 512 (dev) or 256 (schnell); there is no
  * attention mask (flux-math.md §2.9).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import type { Tokenizer } from '@huggingface/tokenizers';
 import { TokenizerError } from './errors.js';
+import { buildTokenizer, readTokenizerJson } from './load.js';
 
 export class T5Tokenizer {
   private constructor(
@@ -22,26 +23,12 @@ export class T5Tokenizer {
       const hint = existsSync(join(folder, 'spiece.model')) ? ' (spiece.model alone is not read; tokenizer.json ships beside it in diffusers folders)' : '';
       throw new TokenizerError(folder, `expected tokenizer.json${hint}`);
     }
-    let spec: unknown;
-    try {
-      spec = JSON.parse(readFileSync(path, 'utf8'));
-    } catch (error) {
-      throw new TokenizerError(path, `cannot read: ${(error as Error).message}`);
-    }
-    return T5Tokenizer.fromJson(path, spec);
+    return T5Tokenizer.fromJson(path, readTokenizerJson(path));
   }
 
   static fromJson(source: string, spec: unknown): T5Tokenizer {
-    let tokenizer: Tokenizer;
-    try {
-      tokenizer = new Tokenizer(spec as object, {});
-    } catch (error) {
-      throw new TokenizerError(source, `not a usable T5 tokenizer: ${(error as Error).message}`);
-    }
-    const eos = tokenizer.token_to_id('</s>');
-    const pad = tokenizer.token_to_id('<pad>');
-    if (eos === undefined || pad === undefined) throw new TokenizerError(source, 'the vocabulary lacks </s> or <pad>');
-    return new T5Tokenizer(tokenizer, eos, pad);
+    const { tokenizer, ids } = buildTokenizer(source, spec, 'T5', ['</s>', '<pad>']);
+    return new T5Tokenizer(tokenizer, ids['</s>'], ids['<pad>']);
   }
 
   /** Content token ids of a prompt, without EOS. */

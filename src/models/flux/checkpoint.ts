@@ -5,19 +5,14 @@
  * `model.diffusion_model.` or `diffusion_model.`). Detects the layout, reads or infers the
  * config and validates every tensor before anything is built.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
 import { configFromBfl, configFromDiffusers, FluxConfigError, type FluxConfig } from './config.js';
-import { checkpointProblems, detectByMarker, parseJsonObject } from '../checkpoint-check.js';
+import { CheckpointError, checkpointProblems, detectByMarker, modelFolder, parseJsonObject } from '../checkpoint-check.js';
 import { canonicalTensors, expectedStoredShapes, storedSlice, type FluxLayout } from './layout.js';
 
-export class FluxCheckpointError extends Error {
-  constructor(source: string, detail: string) {
-    super(`${source}: ${detail}`);
-    this.name = 'FluxCheckpointError';
-  }
-}
+export class FluxCheckpointError extends CheckpointError {}
 
 const MARKERS: Record<FluxLayout, string> = {
   bfl: 'double_blocks.0.img_attn.norm.key_norm.scale',
@@ -126,16 +121,9 @@ function validate(path: string, source: TensorSource, config: FluxConfig, layout
   }
 }
 
-/** The folder to read: a diffusers pipeline root resolves to its transformer/ subfolder. */
-function resolveFolder(path: string): string | null {
-  if (!statSync(path, { throwIfNoEntry: false })?.isDirectory()) return null;
-  const sub = join(path, 'transformer');
-  return existsSync(sub) && statSync(sub).isDirectory() ? sub : path;
-}
-
 export async function openFluxCheckpoint(path: string): Promise<FluxCheckpoint> {
   if (!existsSync(path)) throw new FluxCheckpointError(path, 'no such file or folder');
-  const folder = resolveFolder(path);
+  const folder = modelFolder(path, 'transformer');
   const source = await openTensorSource(folder ?? path);
   const { layout, prefix } = detectLayout(path, source);
   const config = readConfig(path, folder, source, layout, prefix);

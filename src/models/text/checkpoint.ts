@@ -4,18 +4,13 @@
  * single file (ComfyUI `clip_l.safetensors`, `t5xxl_fp16.safetensors`, …). The config comes
  * from config.json, the file's `config` metadata or the tensor shapes; every tensor is checked.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
 import type { TensorData } from '../../onnx/tensor-data.js';
-import { checkpointProblems, parseJsonObject } from '../checkpoint-check.js';
+import { CheckpointError, checkpointProblems, modelFolder, parseJsonObject } from '../checkpoint-check.js';
 
-export class TextEncoderCheckpointError extends Error {
-  constructor(source: string, detail: string) {
-    super(`${source}: ${detail}`);
-    this.name = 'TextEncoderCheckpointError';
-  }
-}
+export class TextEncoderCheckpointError extends CheckpointError {}
 
 export interface TextEncoderKind<C> {
   /** Human name used in messages ("T5 encoder"). */
@@ -41,8 +36,7 @@ export interface TextEncoderCheckpoint<C> {
 
 export async function openTextEncoderCheckpoint<C>(path: string, kind: TextEncoderKind<C>): Promise<TextEncoderCheckpoint<C>> {
   if (!existsSync(path)) throw new TextEncoderCheckpointError(path, 'no such file or folder');
-  let folder: string | null = statSync(path).isDirectory() ? path : null;
-  if (folder !== null && existsSync(join(folder, kind.subfolder))) folder = join(folder, kind.subfolder);
+  const folder = modelFolder(path, kind.subfolder);
   const source = await openTensorSource(folder ?? path);
   const prefix = kind.prefixes.find((p) => source.has(p + kind.marker));
   if (prefix === undefined) throw new TextEncoderCheckpointError(path, `not a ${kind.label} checkpoint: "${kind.marker}" is missing`);

@@ -3,19 +3,14 @@
  * diffusion_pytorch_model.safetensors; a pipeline root works too) or BFL `ae.safetensors`
  * (optionally under `first_stage_model.` / `vae.`), validating every tensor.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
-import { checkpointProblems, detectByMarker, parseJsonObject } from '../checkpoint-check.js';
+import { CheckpointError, checkpointProblems, detectByMarker, modelFolder, parseJsonObject } from '../checkpoint-check.js';
 import { FLUX_VAE_CONFIG, vaeConfigFromBfl, vaeConfigFromDiffusers, type VaeConfig } from './config.js';
 import { storedTensor, vaeTensors, type VaeLayout } from './layout.js';
 
-export class VaeCheckpointError extends Error {
-  constructor(source: string, detail: string) {
-    super(`${source}: ${detail}`);
-    this.name = 'VaeCheckpointError';
-  }
-}
+export class VaeCheckpointError extends CheckpointError {}
 
 const MARKERS: Record<VaeLayout, string> = {
   bfl: 'decoder.mid.attn_1.q.weight',
@@ -70,15 +65,9 @@ function readConfig(path: string, folder: string | null, source: TensorSource, l
   return inferConfig(path, source, layout, prefix);
 }
 
-function resolveFolder(path: string): string | null {
-  if (!statSync(path, { throwIfNoEntry: false })?.isDirectory()) return null;
-  const sub = join(path, 'vae');
-  return existsSync(sub) && statSync(sub).isDirectory() ? sub : path;
-}
-
 export async function openVaeCheckpoint(path: string): Promise<VaeCheckpoint> {
   if (!existsSync(path)) throw new VaeCheckpointError(path, 'no such file or folder');
-  const folder = resolveFolder(path);
+  const folder = modelFolder(path, 'vae');
   const source = await openTensorSource(folder ?? path);
   const found = detectByMarker(source, MARKERS, PREFIXES);
   if (found === null) {
