@@ -7,10 +7,9 @@
  * which equals merging W' = W + Σ sᵢ(αᵢ/rᵢ)BᵢAᵢ, b' = b + Σ sᵢ b_Bᵢ (flux-math.md §5.1, §5.4) without
  * touching the base weights or the session.
  */
-import type { LowRankUpdate } from '../models/flux-transformer.js';
-import { linearSpecs } from '../models/flux/layout.js';
+import type { LowRankUpdate } from '../models/low-rank.js';
 import { LoraError, type LoraLayer, type ParsedLora } from './formats.js';
-import type { FluxLoraTargets, TargetPart } from './flux-targets.js';
+import type { LoraTargets, TargetPart } from './flux-targets.js';
 
 export interface ScaledLora {
   lora: ParsedLora;
@@ -72,9 +71,14 @@ function stack(inFeatures: number, outFeatures: number, contributions: Contribut
 
 /**
  * The per-linear updates for a set of LoRAs with strengths, and a report per LoRA.
- * A LoRA none of whose tensors applies to the transformer is an error, never a silent no-op.
+ * Unless `requireMatch` is false (a model only some LoRAs touch, like the text encoder),
+ * a LoRA none of whose tensors applies is an error, never a silent no-op.
  */
-export function combineLoras(targets: FluxLoraTargets, loras: readonly ScaledLora[]): { updates: Map<string, LowRankUpdate>; reports: LoraLoadReport[] } {
+export function combineLoras(
+  targets: LoraTargets,
+  loras: readonly ScaledLora[],
+  options: { requireMatch?: boolean } = {},
+): { updates: Map<string, LowRankUpdate>; reports: LoraLoadReport[] } {
   const byLinear = new Map<string, Contribution[]>();
   const reports: LoraLoadReport[] = [];
   for (const { lora, scale } of loras) {
@@ -94,14 +98,14 @@ export function combineLoras(targets: FluxLoraTargets, loras: readonly ScaledLor
       }
       matchedTensors += layer.tensors.length;
     }
-    if (matchedTensors === 0) {
+    if (matchedTensors === 0 && options.requireMatch !== false) {
       const sample = unmatched.slice(0, 5).map((n) => `"${n}"`).join(', ');
-      throw new LoraError(lora.label, `no tensor applies to this FLUX transformer (${lora.format} format; ${unmatched.length} tensors, e.g. ${sample})`);
+      throw new LoraError(lora.label, `no tensor applies to this ${targets.label} (${lora.format} format; ${unmatched.length} tensors, e.g. ${sample})`);
     }
     reports.push({ label: lora.label, format: lora.format, matchedTensors, unmatched });
   }
   const updates = new Map<string, LowRankUpdate>();
-  for (const spec of linearSpecs(targets.config)) {
+  for (const spec of targets.linears()) {
     const contributions = byLinear.get(spec.name);
     if (contributions !== undefined) updates.set(spec.name, stack(spec.inFeatures, spec.outFeatures, contributions));
   }

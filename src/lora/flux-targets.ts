@@ -5,7 +5,9 @@
  * underscore forms, XLabs — resolves to the graph's split linears (flux-math.md §5.4, §5.6).
  */
 import type { FluxConfig } from '../models/flux/config.js';
+import { clipLinears, type ClipTextConfig } from '../models/clip-text.js';
 import { linearSpecs, storedSlice, type FluxLayout } from '../models/flux/layout.js';
+import type { LowRankLinear } from '../models/low-rank.js';
 import type { ModuleNamespace } from './formats.js';
 
 export interface TargetPart {
@@ -19,6 +21,14 @@ export interface TargetPart {
 export interface ModuleTarget {
   inFeatures: number;
   parts: TargetPart[];
+}
+
+/** A model's LoRA-capable linears and how LoRA module names resolve onto them. */
+export interface LoraTargets {
+  /** The model, as error messages name it ("FLUX transformer"). */
+  readonly label: string;
+  linears(): readonly LowRankLinear[];
+  resolve(namespace: ModuleNamespace, module: string): ModuleTarget | undefined;
 }
 
 const XLABS_DOUBLE: Record<string, string> = {
@@ -42,7 +52,8 @@ function modulesOf(config: FluxConfig, layout: FluxLayout): Map<string, ModuleTa
   return modules;
 }
 
-export class FluxLoraTargets {
+export class FluxLoraTargets implements LoraTargets {
+  readonly label = 'FLUX transformer';
   private readonly bfl: Map<string, ModuleTarget>;
   private readonly diffusers: Map<string, ModuleTarget>;
   private readonly kohya: Map<string, ModuleTarget>;
@@ -54,6 +65,10 @@ export class FluxLoraTargets {
     const underscored = (m: Map<string, ModuleTarget>) => new Map([...m].map(([k, v]) => [k.replace(/\./g, '_'), v]));
     this.kohya = underscored(this.bfl);
     this.mixture = underscored(this.diffusers);
+  }
+
+  linears(): readonly LowRankLinear[] {
+    return linearSpecs(this.config);
   }
 
   /** The graph linears a module updates, or undefined when the module is not part of this transformer. */
@@ -76,5 +91,25 @@ export class FluxLoraTargets {
       case 'clip':
         return undefined;
     }
+  }
+}
+
+/** CLIP text-encoder LoRAs (`lora_te1_…`, `text_encoder.…`, ComfyUI `clip_l`), named by HF module path with underscores. */
+export class ClipLoraTargets implements LoraTargets {
+  readonly label = 'CLIP text encoder';
+  private readonly modules: Map<string, ModuleTarget>;
+
+  constructor(readonly config: ClipTextConfig) {
+    this.modules = new Map(
+      clipLinears(config).map((l) => [l.name.replace(/\./g, '_'), { inFeatures: l.inFeatures, parts: [{ linear: l.name, rowStart: 0, rows: l.outFeatures }] }]),
+    );
+  }
+
+  linears(): readonly LowRankLinear[] {
+    return clipLinears(this.config);
+  }
+
+  resolve(namespace: ModuleNamespace, module: string): ModuleTarget | undefined {
+    return namespace === 'clip' ? this.modules.get(module) : undefined;
   }
 }

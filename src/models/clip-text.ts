@@ -10,6 +10,7 @@ import type { InferenceWorker, RemoteSession } from '../onnx/runner.js';
 import type { SessionSettings } from '../onnx/session-options.js';
 import { float32Tensor, int64Tensor, type TensorData } from '../onnx/tensor-data.js';
 import { externalRef, floatWeight } from '../onnx/weights.js';
+import { lowRankFeeds, lowRankInputs, type LowRankLinear, type LowRankUpdate } from './low-rank.js';
 import { checkTokenIds, openTextEncoderCheckpoint, positiveInt, TextEncoderCheckpointError, TextEncoderInputError, type TextEncoderCheckpoint, type TextEncoderKind } from './text/checkpoint.js';
 
 export interface ClipTextConfig {
@@ -91,11 +92,26 @@ export const CLIP_KIND: TextEncoderKind<ClipTextConfig> = {
   },
 };
 
+/** The encoder's linears (HF module paths), each with low-rank inputs for text-encoder LoRAs. */
+export function clipLinears(c: ClipTextConfig): LowRankLinear[] {
+  return Array.from({ length: c.layers }, (_, i) => [
+    ...['q_proj', 'k_proj', 'v_proj', 'out_proj'].map((p) => ({ name: `${LAYER(i)}.self_attn.${p}`, inFeatures: c.hidden, outFeatures: c.hidden })),
+    { name: `${LAYER(i)}.mlp.fc1`, inFeatures: c.hidden, outFeatures: c.intermediate },
+    { name: `${LAYER(i)}.mlp.fc2`, inFeatures: c.intermediate, outFeatures: c.hidden },
+  ]).flat();
+}
+
 function buildGraph(checkpoint: TextEncoderCheckpoint<ClipTextConfig>): BuiltModel {
   const c = checkpoint.config;
   const g = new GraphBuilder('clip-text');
   const weight = (name: string, anchor?: Value) => floatWeight(g, name, externalRef(checkpoint.locate(name)), anchor);
-  const linear = (x: Value, name: string) => op.add(g, op.matmulTransposed(g, x, weight(`${name}.weight`, x)), weight(`${name}.bias`));
+  const specs = new Map(clipLinears(c).map((l) => [l.name, l]));
+  const linear = (x: Value, name: string) =>
+    g.scope(name, () => {
+      const lowRank = lowRankInputs(g, specs.get(name) as LowRankLinear);
+      const bias = op.add(g, weight(`${name}.bias`), lowRank.bias, 'bias_with_delta');
+      return lowRank.apply(x, op.add(g, op.matmulTransposed(g, x, weight(`${name}.weight`, x)), bias));
+    });
   const norm = (x: Value, name: string) => op.layerNorm(g, x, { scale: weight(`${name}.weight`), bias: weight(`${name}.bias`), epsilon: c.eps, name });
   const ids = g.input('input_ids', 'int64', ['batch', 'length']);
   const positions = g.input('position_ids', 'int64', [1, 'length']);
@@ -140,7 +156,14 @@ export class ClipTextEncoder {
 
   static async load(worker: InferenceWorker, path: string, settings?: SessionSettings): Promise<ClipTextEncoder> {
     const checkpoint = await openTextEncoderCheckpoint(path, CLIP_KIND);
-    return new ClipTextEncoder(checkpoint, await worker.load(buildGraph(checkpoint), settings));
+    const encoder = new ClipTextEncoder(checkpoint, await worker.load(buildGraph(checkpoint), settings));
+    await encoder.setLowRank(new Map());
+    return encoder;
+  }
+
+  /** Text-encoder LoRAs, combined per linear (see src/lora/apply.ts); rank 0 elsewhere. */
+  async setLowRank(updates: ReadonlyMap<string, LowRankUpdate>): Promise<void> {
+    await this.session.bind(lowRankFeeds(clipLinears(this.config), updates));
   }
 
   /** Token ids [B, L] → last hidden state [B, L, hidden] and pooled output [B, hidden]. */

@@ -6,12 +6,14 @@
  */
 import { InferenceWorker, type RemoteSession } from '../onnx/runner.js';
 import { float32Tensor, int64Tensor, type TensorData, type TensorMap } from '../onnx/tensor-data.js';
+export type { LowRankUpdate } from './low-rank.js';
 import type { SessionSettings } from '../onnx/session-options.js';
 import { openFluxCheckpoint, type FluxCheckpoint } from './flux/checkpoint.js';
 import type { FluxConfig } from './flux/config.js';
 import { embeddingArgument, ropeTables, timestepEmbedding } from './flux/conditioning.js';
 import { exactParameters } from './flux/exact-parameters.js';
-import { buildFluxGraph, FLUX_INPUTS, FLUX_OUTPUT, loraInputNames } from './flux/graph.js';
+import { buildFluxGraph, FLUX_INPUTS, FLUX_OUTPUT } from './flux/graph.js';
+import { lowRankFeeds, type LowRankUpdate } from './low-rank.js';
 import { linearSpecs } from './flux/layout.js';
 import { fluxQuantizedCache, quantizedParameters } from './flux/quantized-parameters.js';
 import { QUANTIZED_4BIT, QUANTIZED_8BIT } from '../weights/quantized-cache.js';
@@ -50,13 +52,6 @@ export interface FluxForwardInputs {
   txtIds: Float32Array;
 }
 
-/** A low-rank update y += (x·down)·up (+ bias) for one canonical linear; down [in, r], up [r, out], bias [out]. */
-export interface LowRankUpdate {
-  down: Float32Array;
-  up: Float32Array;
-  rank: number;
-  bias?: Float32Array;
-}
 
 export interface LoadReport {
   /** Whether the quantized weights had to be derived (false: read from the cache). */
@@ -127,27 +122,7 @@ export class FluxTransformer {
    */
   async setLowRank(updates: ReadonlyMap<string, LowRankUpdate>): Promise<void> {
     if (!this.lowRankInputs) throw new FluxTransformerError('this transformer was loaded without low-rank inputs');
-    const feeds: TensorMap = {};
-    const known = new Set(linearSpecs(this.config).map((s) => s.name));
-    for (const name of updates.keys()) {
-      if (!known.has(name)) throw new FluxTransformerError(`low-rank update for unknown linear "${name}"`);
-    }
-    for (const spec of linearSpecs(this.config)) {
-      const update = updates.get(spec.name) ?? { down: new Float32Array(0), up: new Float32Array(0), rank: 0 };
-      if (update.down.length !== spec.inFeatures * update.rank || update.up.length !== update.rank * spec.outFeatures) {
-        throw new FluxTransformerError(
-          `low-rank update for "${spec.name}": down must be [${spec.inFeatures}, ${update.rank}] and up [${update.rank}, ${spec.outFeatures}]`,
-        );
-      }
-      if (update.bias !== undefined && update.bias.length !== spec.outFeatures) {
-        throw new FluxTransformerError(`low-rank update for "${spec.name}": bias must be [${spec.outFeatures}]`);
-      }
-      const names = loraInputNames(spec.name);
-      feeds[names.down] = float32Tensor([spec.inFeatures, update.rank], update.down);
-      feeds[names.up] = float32Tensor([update.rank, spec.outFeatures], update.up);
-      feeds[names.bias] = float32Tensor([spec.outFeatures], update.bias ?? new Float32Array(spec.outFeatures));
-    }
-    await this.session.bind(feeds);
+    await this.session.bind(lowRankFeeds(linearSpecs(this.config), updates));
   }
 
   /** One transformer evaluation: the velocity [B, N, outChannels]. */

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FluxTransformer, FluxTransformerError, type LowRankUpdate } from '../../src/models/flux-transformer.js';
+import { FluxTransformer, type LowRankUpdate } from '../../src/models/flux-transformer.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/weights/safetensors-writer.js';
 import { expectAllClose, goldenPath } from '../helpers/golden.js';
@@ -79,7 +79,7 @@ describe('low-rank (LoRA) inputs on every linear', () => {
   it('rejects updates for unknown linears or of the wrong size', async () => {
     const model = await FluxTransformer.load(worker(), goldenPath('transformer_B_bfl.safetensors'));
     await expect(model.setLowRank(new Map([['guidance_in.in_layer', { rank: 1, down: new Float32Array(256), up: new Float32Array(32) }]]))).rejects.toThrow(
-      FluxTransformerError,
+      'low-rank update for unknown linear "guidance_in.in_layer"',
     );
     await expect(model.setLowRank(new Map([['img_in', { rank: 2, down: new Float32Array(16), up: new Float32Array(64) }]]))).rejects.toThrow(
       'low-rank update for "img_in": down must be [16, 2] and up [2, 32]',

@@ -7,6 +7,7 @@ import { GraphBuilder, type Value } from '../../onnx/graph.js';
 import { attr } from '../../onnx/onnx-proto.js';
 import * as op from '../../onnx/ops/index.js';
 import type { FluxConfig } from './config.js';
+import { lowRankInputs } from '../low-rank.js';
 import { linearSpecs, type LinearSpec } from './layout.js';
 
 export interface FluxParameters {
@@ -34,7 +35,6 @@ export const FLUX_INPUTS = {
 } as const;
 export const FLUX_OUTPUT = 'velocity';
 
-export const loraInputNames = (linear: string) => ({ down: `lora.${linear}.down`, up: `lora.${linear}.up`, bias: `lora.${linear}.bias` });
 
 const LN_EPS = 1e-6;
 const RMS_EPS = 1e-6;
@@ -67,12 +67,8 @@ class FluxGraph {
     const { g } = this;
     return g.scope(name, () => {
       if (!this.options.lora) return this.params.linear(g, x, spec);
-      const names = loraInputNames(name);
-      const rank = `rank.${name}`;
-      const down = g.input(names.down, 'float32', [spec.inFeatures, rank]);
-      const up = g.input(names.up, 'float32', [rank, spec.outFeatures]);
-      const y = this.params.linear(g, x, spec, g.input(names.bias, 'float32', [spec.outFeatures]));
-      return op.add(g, y, op.matmul(g, op.matmul(g, x, down, 'lora_down'), up, 'lora_up'), 'lora_add');
+      const lowRank = lowRankInputs(g, spec);
+      return lowRank.apply(x, this.params.linear(g, x, spec, lowRank.bias));
     });
   }
 
