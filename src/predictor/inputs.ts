@@ -1,0 +1,133 @@
+/**
+ * Validates a prediction request against the input schema and the rules of DECISIONS.md,
+ * collecting every problem with the input it concerns, then resolves defaults and derived
+ * values: mode, txt2img size, model-specific steps, seed, back-end.
+ */
+import { randomInt } from 'node:crypto';
+import { Ajv, type ErrorObject } from 'ajv';
+import { INPUT_SCHEMA, type AspectRatio } from './schema.js';
+import { txt2imgSize } from './sizing.js';
+
+export interface InputProblem {
+  /** The input the problem concerns (as the schema names it). */
+  input: string;
+  message: string;
+}
+
+export class InputValidationError extends Error {
+  constructor(readonly problems: InputProblem[]) {
+    super(`invalid input: ${problems.map((p) => `${p.input}: ${p.message}`).join('; ')}`);
+    this.name = 'InputValidationError';
+  }
+}
+
+export interface RawInput {
+  prompt: string;
+  image?: string;
+  mask?: string;
+  aspect_ratio: AspectRatio;
+  height?: number;
+  width?: number;
+  prompt_strength: number;
+  model: 'dev' | 'schnell';
+  num_outputs: number;
+  num_inference_steps?: number;
+  guidance_scale: number;
+  seed?: number;
+  output_format: 'webp' | 'jpg' | 'png';
+  output_quality: number;
+  disable_safety_checker: boolean;
+  go_fast: boolean;
+  megapixels: '1' | '0.25';
+  replicate_weights?: string;
+  lora_scale: number;
+  extra_lora?: string;
+  extra_lora_scale: number;
+}
+
+export interface ResolvedInput {
+  prompt: string;
+  mode: 'txt2img' | 'img2img' | 'inpaint';
+  image?: string;
+  mask?: string;
+  /** txt2img size; image modes take theirs from the image (src/images/sizing.ts). */
+  size?: { width: number; height: number };
+  promptStrength: number;
+  model: 'dev' | 'schnell';
+  numOutputs: number;
+  steps: number;
+  /** Guidance for dev; schnell has no guidance embedding. */
+  guidance: number;
+  seed: number;
+  /** Whether the seed was drawn at random (absent or negative). */
+  seedRandom: boolean;
+  outputFormat: 'webp' | 'jpg' | 'png';
+  outputQuality: number;
+  disableSafetyChecker: boolean;
+  goFast: boolean;
+  loras: { source: string; scale: number; role: 'main' | 'extra' }[];
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false });
+// The published default of num_inference_steps (28) is dev's; schnell without explicit steps runs 4,
+// so the validator must not fill it in.
+const validationSchema = structuredClone(INPUT_SCHEMA) as { properties: Record<string, Record<string, unknown>> };
+delete validationSchema.properties.num_inference_steps?.default;
+const validateSchema = ajv.compile(validationSchema);
+
+function problemOf(error: ErrorObject): InputProblem {
+  const fromPath = error.instancePath.replace(/^\//, '');
+  if (error.keyword === 'required') return { input: String(error.params.missingProperty), message: 'is required' };
+  if (error.keyword === 'additionalProperties') return { input: String(error.params.additionalProperty), message: 'is not an input of this model' };
+  if (error.keyword === 'enum') return { input: fromPath, message: `must be one of ${(error.params.allowedValues as string[]).map((v) => JSON.stringify(v)).join(', ')}` };
+  return { input: fromPath || '(request)', message: error.message ?? 'is invalid' };
+}
+
+/** Seeds must fit the noise generator (0..2^32−1); larger values wrap, as PyTorch's CPU generator does. */
+function resolveSeed(seed: number | undefined): { seed: number; random: boolean } {
+  if (seed === undefined || seed < 0) return { seed: randomInt(0, 2 ** 32), random: true };
+  return { seed: Number(BigInt(seed) % 2n ** 32n), random: false };
+}
+
+export function resolveInput(request: unknown): ResolvedInput {
+  const input = structuredClone(request);
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new InputValidationError([{ input: '(request)', message: 'the input must be a JSON object' }]);
+  }
+  const problems: InputProblem[] = validateSchema(input) ? [] : (validateSchema.errors ?? []).map(problemOf);
+  const raw = input as RawInput;
+  if (raw.aspect_ratio === 'custom' && raw.image === undefined) {
+    for (const side of ['width', 'height'] as const) {
+      if (raw[side] === undefined && !problems.some((p) => p.input === side)) problems.push({ input: side, message: 'is required when aspect_ratio is "custom"' });
+    }
+  }
+  if (raw.mask !== undefined && raw.image === undefined) problems.push({ input: 'mask', message: 'needs an image: a mask marks which parts of `image` to repaint' });
+  if (raw.image !== undefined && raw.prompt_strength === 0) problems.push({ input: 'prompt_strength', message: 'must be greater than 0 with an image (0 leaves no denoising step)' });
+  if (problems.length > 0) throw new InputValidationError(problems);
+
+  const { seed, random } = resolveSeed(raw.seed);
+  const loras: ResolvedInput['loras'] = [];
+  if (raw.replicate_weights !== undefined) loras.push({ source: raw.replicate_weights, scale: raw.lora_scale, role: 'main' });
+  if (raw.extra_lora !== undefined) loras.push({ source: raw.extra_lora, scale: raw.extra_lora_scale, role: 'extra' });
+  const mode = raw.image === undefined ? 'txt2img' : raw.mask === undefined ? 'img2img' : 'inpaint';
+  return {
+    prompt: raw.prompt,
+    mode,
+    ...(raw.image === undefined ? {} : { image: raw.image }),
+    ...(raw.mask === undefined ? {} : { mask: raw.mask }),
+    ...(mode === 'txt2img' ? { size: txt2imgSize(raw.aspect_ratio, raw.megapixels, raw.width, raw.height) } : {}),
+    promptStrength: raw.prompt_strength,
+    model: raw.model,
+    numOutputs: raw.num_outputs,
+    // schnell without explicit steps runs 4 (DECISIONS.md); an explicit value is always honoured.
+    steps: raw.num_inference_steps ?? (raw.model === 'schnell' ? 4 : 28),
+    guidance: raw.guidance_scale,
+    seed,
+    seedRandom: random,
+    outputFormat: raw.output_format,
+    outputQuality: raw.output_quality,
+    disableSafetyChecker: raw.disable_safety_checker,
+    goFast: raw.go_fast,
+    loras,
+  };
+}
