@@ -208,9 +208,8 @@ export class GraphBuilder {
     let out = value;
     if (name !== undefined && name !== value.name) {
       this.claimExactName('output', name);
-      const node = new PendingNode(this, this.claimName(this.scoped(`${name}/Identity`)), 'Identity', '');
       this.nodes.push({
-        name: node.name,
+        name: this.claimName(this.scoped(`${name}/Identity`)),
         opType: 'Identity',
         domain: '',
         inputs: [value.name],
