@@ -1,3 +1,4 @@
+import { pipelineEvaluator } from './pipeline-eval.js';
 import type { Evaluator } from './registry.js';
 import { clipEvaluator, t5Evaluator } from './text-eval.js';
 import { transformerEvaluator } from './transformer-eval.js';
@@ -12,4 +13,5 @@ export const EVALUATORS: readonly Evaluator[] = [
   vaeDecodeEvaluator,
   t5Evaluator,
   clipEvaluator,
+  pipelineEvaluator,
 ];

@@ -13,6 +13,8 @@ export interface StepInfo {
   total: number;
   sigma: number;
   elapsedMs: number;
+  /** The packed latents after this step (for previews and step-by-step checks; do not modify). */
+  latents: Float32Array;
 }
 
 export interface Inpainting {
@@ -64,7 +66,7 @@ export async function denoise(initial: Float32Array, options: DenoiseOptions): P
         return f32(f32((1 - m) * (known[k] as number)) + f32(m * xi));
       });
     }
-    options.onStep?.({ step: i - start + 1, total: steps - start, sigma, elapsedMs: performance.now() - began });
+    options.onStep?.({ step: i - start + 1, total: steps - start, sigma, elapsedMs: performance.now() - began, latents: x });
   }
   return x;
 }
