@@ -1,5 +1,8 @@
 import { createRequire } from 'node:module';
+import { openApiSchemaDocument } from '../predictor/openapi.js';
+import { processContext, type CliContext } from './context.js';
 import { evalCommand } from './eval-command.js';
+import { predictCommand } from './predict-command.js';
 import { UsageError } from './usage-error.js';
 
 const HELP = `Usage: flux-lora <command> [options]
@@ -7,11 +10,17 @@ const HELP = `Usage: flux-lora <command> [options]
 Self-hosted FLUX.1 text-to-image with LoRAs, on onnxruntime.
 
 Commands:
+  predict            run one prediction: flux-lora predict -i prompt="a photo of TOK" (see flux-lora predict --help)
+  schema             print the prediction input and output schemas (OpenAPI)
   eval <component>   evaluate one model component on a golden case file (see flux-lora eval --help)
 
 Options:
   -h, --help         show this help
   -v, --version      print the version
+
+Environment:
+  FLUX_MODEL_DIR        FLUX.1 weights: a diffusers pipeline folder, several, or single files (without it: the built-in tiny model)
+  FLUX_LORA_CACHE_DIR   quantized weights and the built-in model (default ~/.cache/flux-lora)
 `;
 
 function version(): string {
@@ -22,13 +31,19 @@ function version(): string {
 type Print = (text: string) => void;
 
 /** Runs the CLI and returns the process exit code (0 ok, 1 failure, 2 usage error). */
-export async function main(argv: string[], out: Print, err: Print): Promise<number> {
+export async function main(argv: string[], out: Print, err: Print, context: Partial<CliContext> = {}): Promise<number> {
+  const ctx: CliContext = { ...processContext(out, err), ...context };
   const [command, ...rest] = argv;
   try {
     if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
       out(HELP);
     } else if (command === '-v' || command === '--version') {
       out(`${version()}\n`);
+    } else if (command === 'predict') {
+      return await predictCommand(rest, ctx);
+    } else if (command === 'schema') {
+      if (rest.length > 0) throw new UsageError(`schema: unexpected argument "${rest[0]}"`);
+      out(`${JSON.stringify(openApiSchemaDocument(version()), null, 2)}\n`);
     } else if (command === 'eval') {
       await evalCommand(rest, out);
     } else {

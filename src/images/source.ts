@@ -1,4 +1,4 @@
-/** Reads an image input given as a data URI, an http(s) URL or a local file path. */
+/** Reads an image input given as a data URI, an http(s) URL or (where allowed) a local file path. */
 import { readFile, stat } from 'node:fs/promises';
 import { FetchError, safeFetch, type SafeFetchOptions } from '../net/safe-fetch.js';
 import { ImageInputError } from './errors.js';
@@ -8,6 +8,8 @@ export interface ImageSourceOptions {
   maxBytes: number;
   timeoutMs: number;
   allowPrivateNetworks?: boolean;
+  /** Accept local file paths (the CLI does; a server must not let requests read its files). */
+  allowLocalFiles?: boolean;
 }
 
 export const DEFAULT_IMAGE_SOURCE: ImageSourceOptions = { maxBytes: 50 * 1024 * 1024, timeoutMs: 30_000 };
@@ -32,7 +34,9 @@ export async function readImageSource(input: string, value: string, options: Ima
       throw error;
     }
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) throw new ImageInputError(input, 'only data URIs, http(s) URLs and local files are accepted');
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || options.allowLocalFiles !== true) {
+    throw new ImageInputError(input, `only data URIs${options.allowLocalFiles === true ? ', http(s) URLs and local files' : ' and http(s) URLs'} are accepted`);
+  }
   try {
     const s = await stat(value);
     if (!s.isFile()) throw new ImageInputError(input, `${value} is not a file`);

@@ -40,6 +40,18 @@ function requireShape(name: string, t: TensorData, channels: number, multiple: n
   }
 }
 
+/** Activations the arena may keep after a run: up to 1 GiB is worth the faster runs. */
+const ARENA_LIMIT_BYTES = 1024 ** 3;
+
+/**
+ * The largest transient buffer of a decode at the biggest generation size (1440²): the im2col
+ * scratch of a full-resolution 3×3 convolution, C₀·9 floats per pixel (4.8 GB for the real
+ * VAE at 1024², matching its measured peak).
+ */
+function largestConvScratchBytes(config: VaeConfig): number {
+  return (config.blockOutChannels[0] as number) * 9 * 4 * 1440 * 1440;
+}
+
 export class Vae {
   private constructor(
     readonly checkpoint: VaeCheckpoint,
@@ -57,13 +69,15 @@ export class Vae {
   }
 
   /**
-   * The sessions run without onnxruntime's memory arena by default: the VAE's activations are
-   * large and shaped per image, and the arena kept growing across tiles (1440² in 4 tiles
-   * peaked at 7.6 GiB with it, 3.5 GiB without, and ran faster: 146 s vs 178 s).
+   * The sessions run without onnxruntime's memory arena when the activations are large: they
+   * are shaped per image, and the arena kept growing across tiles (the real VAE at 1440² in 4
+   * tiles peaked at 7.6 GiB with it, 3.5 GiB without, and ran faster: 146 s vs 178 s). Small
+   * VAEs keep the arena: without it every run page-faults fresh buffers (a 1024² decode of the
+   * built-in model took 2.8 s on first run without it, 0.7 s with it).
    */
   static async load(worker: InferenceWorker, path: string, settings: SessionSettings = {}): Promise<Vae> {
     const checkpoint = await openVaeCheckpoint(path);
-    const sessionSettings = { memoryArena: false, ...settings };
+    const sessionSettings = { memoryArena: largestConvScratchBytes(checkpoint.config) <= ARENA_LIMIT_BYTES, ...settings };
     const encoder = await worker.load(buildVaeEncoder(checkpoint), sessionSettings);
     const decoder = await worker.load(buildVaeDecoder(checkpoint), sessionSettings);
     return new Vae(checkpoint, encoder, decoder);

@@ -68,7 +68,8 @@ export interface ResolvedInput {
   loras: { source: string; scale: number; role: 'main' | 'extra' }[];
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false });
+// `uri` inputs are checked by the readers that fetch them (data URIs, http(s), files where allowed).
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false, formats: { uri: true } });
 // The published default of num_inference_steps (28) is dev's; schnell without explicit steps runs 4,
 // so the validator must not fill it in.
 const validationSchema = structuredClone(INPUT_SCHEMA) as { properties: Record<string, Record<string, unknown>> };

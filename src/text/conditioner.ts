@@ -76,8 +76,17 @@ export class TextConditioner {
     }
   }
 
+  private key(prompt: string, t5Length: number): string {
+    return JSON.stringify([prompt, t5Length, this.options.t5Precision ?? 'exact', this.state]);
+  }
+
+  /** Whether encoding this prompt would be answered from the cache (without loading the encoders). */
+  cached(prompt: string, t5Length: number): boolean {
+    return this.cache.has(this.key(prompt, t5Length));
+  }
+
   async encode(prompt: string, t5Length: number, options: { signal?: AbortSignal } = {}): Promise<PromptEmbeddings> {
-    const key = JSON.stringify([prompt, t5Length, this.options.t5Precision ?? 'exact', this.state]);
+    const key = this.key(prompt, t5Length);
     const cached = this.cache.get(key);
     if (cached !== undefined) {
       this.stats.hits++;

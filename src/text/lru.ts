@@ -10,6 +10,11 @@ export class LruCache<K, V> {
     return this.entries.size;
   }
 
+  /** Presence without touching the recency order. */
+  has(key: K): boolean {
+    return this.entries.has(key);
+  }
+
   get(key: K): V | undefined {
     const value = this.entries.get(key);
     if (value !== undefined) {

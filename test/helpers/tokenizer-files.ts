@@ -1,44 +1,10 @@
-/** Small tokenizer files for tests (no downloads): a byte-level CLIP BPE and a T5 Unigram. */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+/** The tests' tokenizer folders: the shared writers with the small T5 vocabulary the tokenizer tests assert ids of. */
+import { writeClipTokenizer, writeT5Tokenizer as writeT5, type UnigramPiece } from '../../src/builtin/tokenizer-files.js';
 
-/** GPT-2/CLIP byte → printable character mapping used by byte-level BPE vocabularies. */
-function byteChars(): string[] {
-  const printable = [...Array.from({ length: 94 }, (_, i) => 33 + i), ...Array.from({ length: 12 }, (_, i) => 161 + i), ...Array.from({ length: 82 }, (_, i) => 174 + i)];
-  let extra = 0;
-  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable.includes(b) ? b : 256 + extra++));
-}
+export { writeClipTokenizer };
 
-/** Writes a small CLIP vocabulary: every byte alone and word-final, a few merges, the two special tokens. */
-export function writeClipTokenizer(folder: string): string {
-  mkdirSync(folder, { recursive: true });
-  const vocab: Record<string, number> = {};
-  for (const c of byteChars()) vocab[c] = Object.keys(vocab).length;
-  for (const c of byteChars()) vocab[`${c}</w>`] = Object.keys(vocab).length;
-  const merges = ['h e', 'l l', 'he ll', 'hell o</w>', 'w o', 'wo r', 'wor l', 'worl d</w>'];
-  for (const m of merges) vocab[m.replace(' ', '')] = Object.keys(vocab).length;
-  vocab['<|startoftext|>'] = Object.keys(vocab).length;
-  vocab['<|endoftext|>'] = Object.keys(vocab).length;
-  writeFileSync(join(folder, 'vocab.json'), JSON.stringify(vocab));
-  writeFileSync(join(folder, 'merges.txt'), `#version: 0.2\n${merges.join('\n')}\n`);
-  return folder;
-}
+const TEST_PIECES: UnigramPiece[] = [['▁', -2], ['▁a', -3], ['▁cat', -4], ['▁the', -4], ['s', -5], ['c', -6], ['a', -6], ['t', -6], ['h', -6], ['e', -6], [',', -5], ['!', -5], ['▁,', -7]];
 
 export function writeT5Tokenizer(folder: string): string {
-  mkdirSync(folder, { recursive: true });
-  const pieces: [string, number][] = [['<pad>', 0], ['</s>', 0], ['<unk>', 0], ['▁', -2], ['▁a', -3], ['▁cat', -4], ['▁the', -4], ['s', -5], ['c', -6], ['a', -6], ['t', -6], ['h', -6], ['e', -6], [',', -5], ['!', -5], ['▁,', -7]];
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  writeFileSync(
-    join(folder, 'tokenizer.json'),
-    JSON.stringify({
-      version: '1.0',
-      added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
-      normalizer: { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' },
-      pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-      post_processor: null,
-      decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-      model: { type: 'Unigram', unk_id: 2, vocab: pieces, byte_fallback: false },
-    }),
-  );
-  return folder;
+  return writeT5(folder, TEST_PIECES);
 }

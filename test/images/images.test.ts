@@ -9,7 +9,7 @@ import { decodeImage } from '../../src/images/decode.js';
 import { encodeImage, outputName } from '../../src/images/encode.js';
 import { ImageInputError } from '../../src/images/errors.js';
 import { sizeForInputImage } from '../../src/images/sizing.js';
-import { readImageSource } from '../../src/images/source.js';
+import { DEFAULT_IMAGE_SOURCE, readImageSource } from '../../src/images/source.js';
 import { imageToTensor, maskToBinary, resizeLanczos, tensorToImage } from '../../src/images/tensors.js';
 import { useTempDir } from '../helpers/temp-dir.js';
 
@@ -127,20 +127,21 @@ describe('reading image inputs', () => {
     expect(Buffer.from(await readImageSource('image', `data:image/png;base64,${body.toString('base64')}`)).equals(body)).toBe(true);
     const file = join(tmp(), 'in.png');
     writeFileSync(file, body);
-    expect(Buffer.from(await readImageSource('image', file)).equals(body)).toBe(true);
+    expect(Buffer.from(await readImageSource('image', file, { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true })).equals(body)).toBe(true);
+    expect((await inputError(readImageSource('image', file))).message).toBe('input "image": only data URIs and http(s) URLs are accepted');
     expect(Buffer.from(await readImageSource('image', `${base}/ok.png`, local)).equals(body)).toBe(true);
     expect(Buffer.from(await readImageSource('image', `${base}/moved`, local)).equals(body)).toBe(true);
   });
 
   it('reports missing files, HTTP errors, time-outs, oversize bodies and private addresses', async () => {
-    expect((await inputError(readImageSource('image', join(tmp(), 'nope.png')))).message).toMatch(/^input "image": cannot read .*nope\.png: no such file$/);
+    expect((await inputError(readImageSource('image', join(tmp(), 'nope.png'), { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true }))).message).toMatch(/^input "image": cannot read .*nope\.png: no such file$/);
     expect((await inputError(readImageSource('mask', `${base}/missing.png`, local))).message).toMatch(/^input "mask": cannot download: HTTP 404/);
     expect((await inputError(readImageSource('image', `${base}/hang`, local))).message).toMatch(/timed out after 500 ms/);
     expect((await inputError(readImageSource('image', `${base}/ok.png`, { ...local, maxBytes: 10 }))).message).toMatch(/exceeds the 10-byte limit/);
     expect((await inputError(readImageSource('image', `${base}/ok.png`, { maxBytes: 1 << 20, timeoutMs: 500 }))).message).toMatch(
       /127\.0\.0\.1 is a private, loopback or link-local address, which is not allowed/,
     );
-    expect((await inputError(readImageSource('image', 'ftp://example.com/x.png'))).message).toMatch(/only data URIs, http\(s\) URLs and local files/);
+    expect((await inputError(readImageSource('image', 'ftp://example.com/x.png', { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true }))).message).toMatch(/only data URIs, http\(s\) URLs and local files/);
   });
 });
 

@@ -17,13 +17,16 @@ export const TIMESTEP_FREQS = new Float32Array(TIMESTEP_FREQ_BITS.buffer);
 
 const f32 = Math.fround;
 
+const scratchFloat = new Float32Array(1);
+const scratchBits = new Uint32Array(scratchFloat.buffer);
+
 /** Rounds to the nearest bfloat16 (ties to even), returned as a number. */
 export function roundBf16(x: number): number {
-  const bits = new Uint32Array(Float32Array.of(x).buffer);
-  const b = bits[0] as number;
+  scratchFloat[0] = x;
+  const b = scratchBits[0] as number;
   if ((b & 0x7f800000) === 0x7f800000) return x;
-  const rounded = (b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000;
-  return new Float32Array(Uint32Array.of(rounded >>> 0).buffer)[0] as number;
+  scratchBits[0] = (b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000;
+  return scratchFloat[0] as number;
 }
 
 /**

@@ -1,0 +1,147 @@
+/**
+ * `flux-lora predict -i name=value …`: one prediction from the command line, like
+ * `cog predict`. Values are typed by the input schema (a value that does not parse is passed
+ * on as text, so validation names the input); `image=@photo.png` reads a local file.
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { InputValidationError } from '../predictor/inputs.js';
+import { Predictor, type PredictionResult, type Progress } from '../predictor/predictor.js';
+import { INPUT_SCHEMA } from '../predictor/schema.js';
+import { GIB } from '../predictor/residency.js';
+import type { CliContext } from './context.js';
+import { UsageError } from './usage-error.js';
+
+export const PREDICT_HELP = `Usage: flux-lora predict -i <name>=<value> [-i ...] [options]
+
+Runs one prediction and writes out-<i>.<ext> files. Inputs are those of the model's schema
+(flux-lora schema); for example -i prompt="a photo of TOK" -i num_outputs=2 -i seed=7.
+
+Options:
+  -i, --input <name>=<value>  an input (repeatable); image=@photo.png / mask=@mask.png read local files
+  --model-dir <dir>           FLUX.1 weights (default: $FLUX_MODEL_DIR; with neither, the built-in tiny model)
+  -o, --output-dir <dir>      where the images go (default: the current folder)
+  --memory-budget <GiB>       memory the loaded models may hold (default: 75% of RAM)
+  --json                      print the prediction object instead of the file paths
+  -h, --help                  show this help
+`;
+
+const BUILTIN_NOTICE =
+  'flux-lora: no FLUX weights configured, so this runs the built-in tiny model: its images are not meaningful (random weights). ' +
+  'Point FLUX_MODEL_DIR or --model-dir at FLUX.1-dev / FLUX.1-schnell weights to run the real model.\n';
+
+type Property = { type?: string; format?: string };
+const properties = INPUT_SCHEMA.properties as unknown as Record<string, Property>;
+
+/** `name=value` → a typed input; values that do not parse keep their text for the validator to report. */
+export function parseInputArgument(argument: string, cwd: string): [string, unknown] {
+  const eq = argument.indexOf('=');
+  if (eq <= 0) throw new UsageError(`predict: -i expects <name>=<value>, got "${argument}"`);
+  const name = argument.slice(0, eq);
+  const text = argument.slice(eq + 1);
+  const property = properties[name];
+  switch (property?.type) {
+    case 'integer':
+      return [name, /^[-+]?\d+$/.test(text) ? Number(text) : text];
+    case 'number':
+      return [name, text.trim() !== '' && Number.isFinite(Number(text)) ? Number(text) : text];
+    case 'boolean':
+      return [name, text === 'true' ? true : text === 'false' ? false : text];
+    default:
+      return [name, property?.format === 'uri' && text.startsWith('@') ? resolve(cwd, text.slice(1)) : text];
+  }
+}
+
+function parse(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      options: {
+        input: { type: 'string', short: 'i', multiple: true },
+        'model-dir': { type: 'string' },
+        'output-dir': { type: 'string', short: 'o' },
+        'memory-budget': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(`predict: ${(error as Error).message}`);
+  }
+}
+
+function progressLine(p: Progress): string {
+  const width = 30;
+  const filled = Math.round((p.step / p.total) * width);
+  const output = p.outputs > 1 ? `output ${p.output + 1}/${p.outputs} ` : '';
+  return `${output}${'█'.repeat(filled)}${'·'.repeat(width - filled)} ${p.step}/${p.total} [${(p.elapsedMs / 1000).toFixed(1)}s]`;
+}
+
+export async function predictCommand(args: string[], context: CliContext): Promise<number> {
+  const { values } = parse(args);
+  if (values.help) {
+    context.out(PREDICT_HELP);
+    return 0;
+  }
+  const input: Record<string, unknown> = {};
+  for (const argument of values.input ?? []) {
+    const [name, value] = parseInputArgument(argument, context.cwd);
+    if (Object.hasOwn(input, name)) throw new UsageError(`predict: input "${name}" is given more than once`);
+    input[name] = value;
+  }
+  let memoryBudgetBytes: number | undefined;
+  if (values['memory-budget'] !== undefined) {
+    const gib = Number(values['memory-budget']);
+    if (!(gib > 0)) throw new UsageError(`predict: --memory-budget must be a positive number of GiB, got "${values['memory-budget']}"`);
+    memoryBudgetBytes = gib * GIB;
+  }
+  const modelDir = values['model-dir'] ?? context.env.FLUX_MODEL_DIR;
+  const logs: string[] = [];
+  const log = (line: string) => {
+    logs.push(line);
+    context.err(`${line}\n`);
+  };
+  if (modelDir === undefined) context.err(BUILTIN_NOTICE);
+  const predictor = await Predictor.create({ modelDir, memoryBudgetBytes, log, imageSource: { maxBytes: 50 * 1024 * 1024, timeoutMs: 30_000, allowLocalFiles: true } });
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  context.onInterrupt(stop);
+  const startedAt = new Date().toISOString();
+  // A terminal redraws the bar in place; logs and pipes get a line per tenth of the steps.
+  const onProgress = (p: Progress) => {
+    const line = progressLine(p);
+    if (context.errIsTTY) context.err(`\r${line}${p.step === p.total ? '\n' : ''}`);
+    else if (p.step === p.total || Math.floor((p.step * 10) / p.total) !== Math.floor(((p.step - 1) * 10) / p.total)) context.err(`${line}\n`);
+  };
+  let result: PredictionResult;
+  try {
+    result = await predictor.predict(input, { outputDir: resolve(context.cwd, values['output-dir'] ?? '.'), signal: controller.signal, log, onProgress });
+  } catch (error) {
+    if (values.json) {
+      const detail = error instanceof InputValidationError ? { detail: error.problems } : {};
+      context.out(`${JSON.stringify({ status: 'failed', input, output: null, error: (error as Error).message, ...detail, logs: logs.join('\n'), started_at: startedAt }, null, 2)}\n`);
+      context.err(`flux-lora: ${(error as Error).message}\n`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    context.offInterrupt(stop);
+    await predictor.close();
+  }
+  if (values.json) {
+    const prediction = {
+      status: 'succeeded',
+      input,
+      output: result.files.map((f) => pathToFileURL(f).href),
+      logs: logs.join('\n'),
+      metrics: { ...result.metrics, seed: result.seed },
+      started_at: startedAt,
+      completed_at: new Date().toISOString(),
+    };
+    context.out(`${JSON.stringify(prediction, null, 2)}\n`);
+  } else {
+    context.out(result.files.map((f) => `${f}\n`).join(''));
+  }
+  return 0;
+}

@@ -1,0 +1,317 @@
+/**
+ * The predictor: one request object (the 21 inputs of model-page.txt) → output image files.
+ * Validates every input first (nothing is loaded or written for a bad request), then runs
+ * text encoding → denoising per output → decoding → encoding, with the components loaded
+ * through the residency pool. Output i is the image that seed+i gives alone (DECISIONS.md).
+ * Predictions run one at a time, in arrival order.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ensureBuiltinModel } from '../builtin/tiny-model.js';
+import { DEFAULT_MAX_PIXELS } from '../images/decode.js';
+import { encodeImage, outputName } from '../images/encode.js';
+import { DEFAULT_IMAGE_SOURCE, type ImageSourceOptions } from '../images/source.js';
+import { tensorToImage } from '../images/tensors.js';
+import { FluxTransformer, type FluxPrecision } from '../models/flux-transformer.js';
+import { Vae } from '../models/vae.js';
+import { RunCancelledError } from '../onnx/errors.js';
+import { InferenceWorker } from '../onnx/runner.js';
+import { float32Tensor } from '../onnx/tensor-data.js';
+import { generateLatents, type TextConditioning } from '../pipeline/generate.js';
+import { pack, packedMask, posteriorLatent, unpack } from '../pipeline/latents.js';
+import { randn } from '../pipeline/noise.js';
+import { img2imgStart, sigmas } from '../pipeline/schedule.js';
+import { TextConditioner } from '../text/conditioner.js';
+import { ModelAssetsError, resolveModelAssets, type ModelAssets, type PipelineAssets, type Variant } from './assets.js';
+import { prepareImageInputs, type PreparedImage } from './image-inputs.js';
+import { InputValidationError, resolveInput, type InputProblem, type ResolvedInput } from './inputs.js';
+import { defaultCacheDir } from '../weights/quantized-cache.js';
+import { defaultMemoryBudget, estimateResidentBytes, ResidencyPool } from './residency.js';
+
+export interface PredictorOptions {
+  /** FLUX.1 weights (see ./assets.ts); absent: the built-in tiny model. */
+  modelDir?: string;
+  /** Quantized weights and the built-in model (default $FLUX_LORA_CACHE_DIR or ~/.cache/flux-lora). */
+  cacheDir?: string;
+  /** Memory the loaded components may hold (default 75% of RAM). */
+  memoryBudgetBytes?: number;
+  /** How image inputs are fetched; local paths only where the caller allows them (the CLI). */
+  imageSource?: ImageSourceOptions & { maxPixels?: number };
+  /** Setup and residency messages. */
+  log?: (line: string) => void;
+}
+
+export interface Progress {
+  /** 0-based output index and the number of outputs. */
+  output: number;
+  outputs: number;
+  step: number;
+  total: number;
+  elapsedMs: number;
+}
+
+export interface PredictOptions {
+  /** Where out-<i>.<ext> are written (created if needed). */
+  outputDir: string;
+  signal?: AbortSignal;
+  /** The prediction's log lines (`Using seed: N`, …). */
+  log?: (line: string) => void;
+  onProgress?(progress: Progress): void;
+}
+
+export interface PredictionResult {
+  /** Absolute paths of the written files, in output order. */
+  files: string[];
+  seed: number;
+  /** Seconds per stage, and in total. */
+  metrics: { predict_time: number; load_time: number; text_time: number; denoise_time: number; decode_time: number; encode_time: number };
+}
+
+const T5_LENGTH: Record<Variant, number> = { dev: 512, schnell: 256 };
+
+export class Predictor {
+  private readonly worker = new InferenceWorker();
+  private readonly pool: ResidencyPool;
+  private readonly conditioners = new Map<string, TextConditioner>();
+  private readonly estimates = new Map<string, Promise<number>>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly assets: ModelAssets,
+    readonly builtin: boolean,
+    private readonly options: PredictorOptions,
+    private readonly cacheDir: string,
+  ) {
+    this.pool = new ResidencyPool(options.memoryBudgetBytes ?? defaultMemoryBudget(), (line) => this.options.log?.(line));
+  }
+
+  /** Resolves the model files (writing the built-in model on first use); components load on first use. */
+  static async create(options: PredictorOptions = {}): Promise<Predictor> {
+    const cacheDir = options.cacheDir ?? defaultCacheDir();
+    const builtin = options.modelDir === undefined;
+    const root = options.modelDir ?? (await ensureBuiltinModel(cacheDir));
+    const predictor = new Predictor(resolveModelAssets(root), builtin, options, cacheDir);
+    if (builtin) {
+      options.log?.('Safety checker: disabled by the built-in model\'s own configuration (it ships no safety weights)');
+    }
+    return predictor;
+  }
+
+  /** The models this predictor serves. */
+  get variants(): Variant[] {
+    return (Object.keys(this.assets.pipelines) as Variant[]).sort();
+  }
+
+  /**
+   * Validates the request (throwing InputValidationError naming every bad input), then
+   * queues the prediction behind any running one.
+   */
+  predict(request: unknown, options: PredictOptions): Promise<PredictionResult> {
+    const input = this.validate(request);
+    const run = this.queue.then(() => this.run(input, options));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private validate(request: unknown): ResolvedInput {
+    const input = resolveInput(request);
+    const problems: InputProblem[] = [];
+    for (const lora of input.loras) {
+      problems.push({ input: lora.role === 'main' ? 'replicate_weights' : 'extra_lora', message: 'LoRA loading is not available in this build yet' });
+    }
+    if (!input.disableSafetyChecker && !this.builtin) {
+      problems.push({
+        input: 'disable_safety_checker',
+        message: 'no safety checker is configured on this server, so images cannot be checked; set disable_safety_checker=true to generate without it',
+      });
+    }
+    if (this.assets.pipelines[input.model] === undefined) {
+      problems.push({ input: 'model', message: `FLUX.1-${input.model} is not configured here (available: ${this.variants.join(', ')})` });
+    }
+    if (problems.length > 0) throw new InputValidationError(problems);
+    return input;
+  }
+
+  private estimate(path: string, precision: FluxPrecision): Promise<number> {
+    const key = `${precision}:${path}`;
+    let estimate = this.estimates.get(key);
+    if (estimate === undefined) {
+      estimate = estimateResidentBytes(path, precision);
+      this.estimates.set(key, estimate);
+    }
+    return estimate;
+  }
+
+  private async encodeText(pipeline: PipelineAssets, prompt: string, precision: 'exact' | 'int8', signal?: AbortSignal): Promise<TextConditioning> {
+    const key = `text:${pipeline.t5}:${pipeline.clip}:${precision}`;
+    let conditioner = this.conditioners.get(key);
+    if (conditioner === undefined) {
+      conditioner = new TextConditioner(this.worker, {
+        t5: pipeline.t5,
+        clip: pipeline.clip,
+        t5Tokenizer: pipeline.t5Tokenizer,
+        clipTokenizer: pipeline.clipTokenizer,
+        t5Precision: precision,
+        cacheDir: this.cacheDir,
+      });
+      this.conditioners.set(key, conditioner);
+    }
+    const length = T5_LENGTH[pipeline.variant];
+    if (!conditioner.cached(prompt, length)) {
+      const bytes = (await this.estimate(pipeline.t5, precision)) + (await this.estimate(pipeline.clip, 'exact'));
+      const loaded = conditioner;
+      // The encoders themselves load inside encode(); the pool accounts for them and releases them when evicted.
+      await this.pool.acquire(key, `text encoders (${precision === 'int8' ? 'T5 8-bit' : 'T5'} + CLIP)`, bytes, async () => ({ release: () => loaded.release() }));
+    }
+    const embeddings = await conditioner.encode(prompt, length, { signal });
+    return { t5: embeddings.t5, pooled: embeddings.pooled };
+  }
+
+  private async transformer(pipeline: PipelineAssets, precision: FluxPrecision): Promise<FluxTransformer> {
+    const bytes = await this.estimate(pipeline.transformer, precision);
+    const label = `FLUX.1-${pipeline.variant} transformer (${precision === 'exact' ? 'exact' : `${precision} go_fast`})`;
+    const transformer = await this.pool.acquire(`transformer:${pipeline.transformer}:${precision}`, label, bytes, () =>
+      FluxTransformer.load(this.worker, pipeline.transformer, { precision, cacheDir: this.cacheDir }),
+    );
+    if (transformer.config.guidanceEmbed !== (pipeline.variant === 'dev')) {
+      throw new ModelAssetsError(
+        this.assets.root,
+        `${pipeline.transformer} was configured as FLUX.1-${pipeline.variant} but ${transformer.config.guidanceEmbed ? 'has' : 'lacks'} the guidance embedding of FLUX.1-dev`,
+      );
+    }
+    return transformer;
+  }
+
+  private async vae(pipeline: PipelineAssets): Promise<Vae> {
+    const bytes = await this.estimate(pipeline.vae, 'exact');
+    return this.pool.acquire(`vae:${pipeline.vae}`, 'VAE', bytes, () => Vae.load(this.worker, pipeline.vae));
+  }
+
+  private async run(input: ResolvedInput, options: PredictOptions): Promise<PredictionResult> {
+    const started = performance.now();
+    const log = options.log ?? (() => undefined);
+    const signal = options.signal;
+    const checkCancelled = (stage: string) => {
+      if (signal?.aborted) throw new RunCancelledError(stage);
+    };
+    const timer = { load: 0, text: 0, denoise: 0, decode: 0, encode: 0 };
+    const timed = async <T>(stage: keyof typeof timer, work: () => Promise<T>): Promise<T> => {
+      const t0 = performance.now();
+      try {
+        return await work();
+      } finally {
+        timer[stage] += performance.now() - t0;
+      }
+    };
+    const pipeline = this.assets.pipelines[input.model] as PipelineAssets;
+    const precision: 'exact' | 'int8' = input.goFast ? 'int8' : 'exact';
+
+    log(`Using seed: ${input.seed}`);
+    log(`Prompt: ${input.prompt}`);
+    log(`[!] ${input.mode} mode`);
+    let prepared: PreparedImage | undefined;
+    if (input.image !== undefined) {
+      const source = { ...DEFAULT_IMAGE_SOURCE, maxPixels: DEFAULT_MAX_PIXELS, ...this.options.imageSource };
+      prepared = await prepareImageInputs(input.image, input.mask, source, log);
+    }
+    const size = prepared ?? (input.size as { width: number; height: number });
+    checkCancelled('the prediction (before text encoding)');
+
+    // Image modes: the posterior moments of the input image, computed once for every output.
+    let posterior: { mean: Float32Array; logvar: Float32Array } | undefined;
+    if (prepared !== undefined) {
+      const vae = await timed('load', () => this.vae(pipeline));
+      const moments = await timed('decode', () => vae.encode(prepared.tensor, { signal }));
+      posterior = { mean: moments.mean.data as Float32Array, logvar: moments.logvar.data as Float32Array };
+    }
+    const text = await timed('text', () => this.encodeText(pipeline, input.prompt, precision, signal));
+    checkCancelled('the prediction (before denoising)');
+    const transformer = await timed('load', () => this.transformer(pipeline, precision));
+    const vaeConfig = (await timed('load', () => this.vae(pipeline))).config;
+    const factor = 2 ** (vaeConfig.blockOutChannels.length - 1);
+    const [h, w] = [size.height / factor, size.width / factor];
+    const channels = vaeConfig.latentChannels;
+    const schedule = sigmas(input.steps, (h / 2) * (w / 2), input.model);
+    const startIndex = prepared === undefined ? 0 : img2imgStart(input.steps, input.promptStrength);
+    const mask = prepared?.mask === undefined ? undefined : packedMask(prepared.mask, size.width, size.height, factor, channels);
+
+    const finals: Float32Array[] = [];
+    for (let i = 0; i < input.numOutputs; i++) {
+      const seed = (input.seed + i) % 2 ** 32;
+      const count = channels * h * w;
+      // Image modes draw the posterior sample first, then the noise, from one generator (as diffusers does).
+      const draws = randn(seed, posterior === undefined ? count : 2 * count);
+      const noise = pack(draws.subarray(draws.length - count), 1, channels, h, w);
+      const image =
+        posterior === undefined
+          ? undefined
+          : {
+              imageLatents: pack(posteriorLatent(posterior.mean, posterior.logvar, draws.subarray(0, count), vaeConfig.shiftFactor, vaeConfig.scalingFactor), 1, channels, h, w),
+              startIndex,
+              ...(mask === undefined ? {} : { mask }),
+            };
+      const final = await timed('denoise', () =>
+        generateLatents({
+          transformer,
+          text,
+          latentHeight: h,
+          latentWidth: w,
+          sigmas: schedule,
+          guidance: input.guidance,
+          noise,
+          image,
+          signal,
+          onStep: (step) => options.onProgress?.({ output: i, outputs: input.numOutputs, step: step.step, total: step.total, elapsedMs: step.elapsedMs }),
+        }),
+      );
+      finals.push(final);
+    }
+
+    const vae = await timed('load', () => this.vae(pipeline));
+    const encoded: { name: string; bytes: Buffer }[] = [];
+    for (const [i, final] of finals.entries()) {
+      checkCancelled('the prediction (before decoding)');
+      const decoded = await timed('decode', () => vae.decode(float32Tensor([1, channels, h, w], unpack(final, 1, channels, h, w)), { signal }));
+      const bytes = await timed('encode', () => encodeImage(tensorToImage(decoded, 0), input.outputFormat, input.outputQuality));
+      encoded.push({ name: outputName(i, input.outputFormat), bytes });
+    }
+    checkCancelled('the prediction (before writing outputs)');
+    const files = await writeOutputs(options.outputDir, encoded);
+    const seconds = (ms: number) => Math.round(ms) / 1000;
+    return {
+      files,
+      seed: input.seed,
+      metrics: {
+        predict_time: seconds(performance.now() - started),
+        load_time: seconds(timer.load),
+        text_time: seconds(timer.text),
+        denoise_time: seconds(timer.denoise),
+        decode_time: seconds(timer.decode),
+        encode_time: seconds(timer.encode),
+      },
+    };
+  }
+
+  /** Waits for queued predictions, then releases every model and stops the inference worker. */
+  async close(): Promise<void> {
+    await this.queue;
+    await this.pool.releaseAll();
+    await this.worker.close();
+  }
+}
+
+/** Writes every file or none: each goes to a temp name first, then all are renamed into place. */
+async function writeOutputs(dir: string, outputs: { name: string; bytes: Buffer }[]): Promise<string[]> {
+  const folder = resolve(dir);
+  await mkdir(folder, { recursive: true });
+  const tag = randomBytes(4).toString('hex');
+  const staged = outputs.map((o) => ({ temp: join(folder, `.${o.name}.${tag}.partial`), final: join(folder, o.name), bytes: o.bytes }));
+  try {
+    for (const s of staged) await writeFile(s.temp, s.bytes);
+    for (const s of staged) await rename(s.temp, s.final);
+  } finally {
+    await Promise.all(staged.map((s) => rm(s.temp, { force: true })));
+  }
+  return staged.map((s) => s.final);
+}
