@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_IMAGE_SOURCE } from '../images/source.js';
 import { InputValidationError } from '../predictor/inputs.js';
 import { Predictor, type PredictionResult, type Progress } from '../predictor/predictor.js';
 import { INPUT_SCHEMA } from '../predictor/schema.js';
@@ -96,14 +97,21 @@ export async function predictCommand(args: string[], context: CliContext): Promi
     if (!(gib > 0)) throw new UsageError(`predict: --memory-budget must be a positive number of GiB, got "${values['memory-budget']}"`);
     memoryBudgetBytes = gib * GIB;
   }
-  const modelDir = values['model-dir'] ?? context.env.FLUX_MODEL_DIR;
+  // An empty FLUX_MODEL_DIR counts as unset (the built-in model).
+  const modelDir = values['model-dir'] ?? (context.env.FLUX_MODEL_DIR || undefined);
   const logs: string[] = [];
   const log = (line: string) => {
     logs.push(line);
     context.err(`${line}\n`);
   };
   if (modelDir === undefined) context.err(BUILTIN_NOTICE);
-  const predictor = await Predictor.create({ modelDir, memoryBudgetBytes, log, imageSource: { maxBytes: 50 * 1024 * 1024, timeoutMs: 30_000, allowLocalFiles: true } });
+  const predictor = await Predictor.create({
+    modelDir,
+    cacheDir: context.env.FLUX_LORA_CACHE_DIR,
+    memoryBudgetBytes,
+    log,
+    imageSource: { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true },
+  });
   const controller = new AbortController();
   const stop = () => controller.abort();
   context.onInterrupt(stop);

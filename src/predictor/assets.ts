@@ -35,8 +35,16 @@ export class ModelAssetsError extends Error {
   }
 }
 
-const isDir = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
-const isFile = (p: string) => statSync(p, { throwIfNoEntry: false })?.isFile() === true;
+function kind(path: string): 'file' | 'folder' | null {
+  try {
+    const s = statSync(path);
+    return s.isDirectory() ? 'folder' : s.isFile() ? 'file' : null;
+  } catch {
+    return null;
+  }
+}
+const isDir = (p: string) => kind(p) === 'folder';
+const isFile = (p: string) => kind(p) === 'file';
 
 /** A diffusers model subfolder is usable when it has config.json and weights (one file or an index). */
 function modelFolderProblems(folder: string, name: string): string[] {

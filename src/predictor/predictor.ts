@@ -15,6 +15,8 @@ import { DEFAULT_IMAGE_SOURCE, type ImageSourceOptions } from '../images/source.
 import { tensorToImage } from '../images/tensors.js';
 import { FluxTransformer, type FluxPrecision } from '../models/flux-transformer.js';
 import { Vae } from '../models/vae.js';
+import { openVaeCheckpoint } from '../models/vae/checkpoint.js';
+import type { VaeConfig } from '../models/vae/config.js';
 import { RunCancelledError } from '../onnx/errors.js';
 import { InferenceWorker } from '../onnx/runner.js';
 import { float32Tensor } from '../onnx/tensor-data.js';
@@ -38,7 +40,7 @@ export interface PredictorOptions {
   memoryBudgetBytes?: number;
   /** How image inputs are fetched; local paths only where the caller allows them (the CLI). */
   imageSource?: ImageSourceOptions & { maxPixels?: number };
-  /** Setup and residency messages. */
+  /** Setup messages (loading and releasing models go to the prediction's log). */
   log?: (line: string) => void;
 }
 
@@ -70,11 +72,14 @@ export interface PredictionResult {
 
 const T5_LENGTH: Record<Variant, number> = { dev: 512, schnell: 256 };
 
+type Log = (line: string) => void;
+
 export class Predictor {
   private readonly worker = new InferenceWorker();
   private readonly pool: ResidencyPool;
   private readonly conditioners = new Map<string, TextConditioner>();
   private readonly estimates = new Map<string, Promise<number>>();
+  private readonly vaeConfigs = new Map<string, Promise<VaeConfig>>();
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -83,7 +88,7 @@ export class Predictor {
     private readonly options: PredictorOptions,
     private readonly cacheDir: string,
   ) {
-    this.pool = new ResidencyPool(options.memoryBudgetBytes ?? defaultMemoryBudget(), (line) => this.options.log?.(line));
+    this.pool = new ResidencyPool(options.memoryBudgetBytes ?? defaultMemoryBudget());
   }
 
   /** Resolves the model files (writing the built-in model on first use); components load on first use. */
@@ -107,7 +112,7 @@ export class Predictor {
    * Validates the request (throwing InputValidationError naming every bad input), then
    * queues the prediction behind any running one.
    */
-  predict(request: unknown, options: PredictOptions): Promise<PredictionResult> {
+  async predict(request: unknown, options: PredictOptions): Promise<PredictionResult> {
     const input = this.validate(request);
     const run = this.queue.then(() => this.run(input, options));
     this.queue = run.catch(() => undefined);
@@ -143,7 +148,7 @@ export class Predictor {
     return estimate;
   }
 
-  private async encodeText(pipeline: PipelineAssets, prompt: string, precision: 'exact' | 'int8', signal?: AbortSignal): Promise<TextConditioning> {
+  private async encodeText(pipeline: PipelineAssets, prompt: string, precision: 'exact' | 'int8', log: Log, signal?: AbortSignal): Promise<TextConditioning> {
     const key = `text:${pipeline.t5}:${pipeline.clip}:${precision}`;
     let conditioner = this.conditioners.get(key);
     if (conditioner === undefined) {
@@ -162,16 +167,16 @@ export class Predictor {
       const bytes = (await this.estimate(pipeline.t5, precision)) + (await this.estimate(pipeline.clip, 'exact'));
       const loaded = conditioner;
       // The encoders themselves load inside encode(); the pool accounts for them and releases them when evicted.
-      await this.pool.acquire(key, `text encoders (${precision === 'int8' ? 'T5 8-bit' : 'T5'} + CLIP)`, bytes, async () => ({ release: () => loaded.release() }));
+      await this.pool.acquire(key, `text encoders (${precision === 'int8' ? 'T5 8-bit' : 'T5'} + CLIP)`, bytes, log, async () => ({ release: () => loaded.release() }));
     }
     const embeddings = await conditioner.encode(prompt, length, { signal });
     return { t5: embeddings.t5, pooled: embeddings.pooled };
   }
 
-  private async transformer(pipeline: PipelineAssets, precision: FluxPrecision): Promise<FluxTransformer> {
+  private async transformer(pipeline: PipelineAssets, precision: FluxPrecision, log: Log): Promise<FluxTransformer> {
     const bytes = await this.estimate(pipeline.transformer, precision);
     const label = `FLUX.1-${pipeline.variant} transformer (${precision === 'exact' ? 'exact' : `${precision} go_fast`})`;
-    const transformer = await this.pool.acquire(`transformer:${pipeline.transformer}:${precision}`, label, bytes, () =>
+    const transformer = await this.pool.acquire(`transformer:${pipeline.transformer}:${precision}`, label, bytes, log, () =>
       FluxTransformer.load(this.worker, pipeline.transformer, { precision, cacheDir: this.cacheDir }),
     );
     if (transformer.config.guidanceEmbed !== (pipeline.variant === 'dev')) {
@@ -183,9 +188,19 @@ export class Predictor {
     return transformer;
   }
 
-  private async vae(pipeline: PipelineAssets): Promise<Vae> {
+  private async vae(pipeline: PipelineAssets, log: Log): Promise<Vae> {
     const bytes = await this.estimate(pipeline.vae, 'exact');
-    return this.pool.acquire(`vae:${pipeline.vae}`, 'VAE', bytes, () => Vae.load(this.worker, pipeline.vae));
+    return this.pool.acquire(`vae:${pipeline.vae}`, 'VAE', bytes, log, () => Vae.load(this.worker, pipeline.vae));
+  }
+
+  /** The VAE's config from its checkpoint header, without loading it (the denoiser needs its factor and channels). */
+  private vaeConfig(pipeline: PipelineAssets): Promise<VaeConfig> {
+    let config = this.vaeConfigs.get(pipeline.vae);
+    if (config === undefined) {
+      config = openVaeCheckpoint(pipeline.vae).then((c) => c.config);
+      this.vaeConfigs.set(pipeline.vae, config);
+    }
+    return config;
   }
 
   private async run(input: ResolvedInput, options: PredictOptions): Promise<PredictionResult> {
@@ -221,14 +236,14 @@ export class Predictor {
     // Image modes: the posterior moments of the input image, computed once for every output.
     let posterior: { mean: Float32Array; logvar: Float32Array } | undefined;
     if (prepared !== undefined) {
-      const vae = await timed('load', () => this.vae(pipeline));
+      const vae = await timed('load', () => this.vae(pipeline, log));
       const moments = await timed('decode', () => vae.encode(prepared.tensor, { signal }));
       posterior = { mean: moments.mean.data as Float32Array, logvar: moments.logvar.data as Float32Array };
     }
-    const text = await timed('text', () => this.encodeText(pipeline, input.prompt, precision, signal));
+    const text = await timed('text', () => this.encodeText(pipeline, input.prompt, precision, log, signal));
     checkCancelled('the prediction (before denoising)');
-    const transformer = await timed('load', () => this.transformer(pipeline, precision));
-    const vaeConfig = (await timed('load', () => this.vae(pipeline))).config;
+    const transformer = await timed('load', () => this.transformer(pipeline, precision, log));
+    const vaeConfig = await this.vaeConfig(pipeline);
     const factor = 2 ** (vaeConfig.blockOutChannels.length - 1);
     const [h, w] = [size.height / factor, size.width / factor];
     const channels = vaeConfig.latentChannels;
@@ -268,7 +283,7 @@ export class Predictor {
       finals.push(final);
     }
 
-    const vae = await timed('load', () => this.vae(pipeline));
+    const vae = await timed('load', () => this.vae(pipeline, log));
     const encoded: { name: string; bytes: Buffer }[] = [];
     for (const [i, final] of finals.entries()) {
       checkCancelled('the prediction (before decoding)');

@@ -48,10 +48,7 @@ export async function estimateResidentBytes(path: string, precision: 'exact' | '
 export class ResidencyPool {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(
-    readonly budgetBytes: number,
-    private readonly log: (line: string) => void = () => undefined,
-  ) {}
+  constructor(readonly budgetBytes: number) {}
 
   get residentBytes(): number {
     let sum = 0;
@@ -64,7 +61,7 @@ export class ResidencyPool {
   }
 
   /** The component under `key`, loaded (after making room) when it is not resident; marks it most recently used. */
-  async acquire<T extends Releasable>(key: string, label: string, bytes: number, load: () => Promise<T>): Promise<T> {
+  async acquire<T extends Releasable>(key: string, label: string, bytes: number, log: (line: string) => void, load: () => Promise<T>): Promise<T> {
     const existing = this.entries.get(key);
     if (existing !== undefined) {
       this.entries.delete(key);
@@ -74,16 +71,16 @@ export class ResidencyPool {
     for (const [other, entry] of this.entries) {
       if (this.residentBytes + bytes <= this.budgetBytes) break;
       this.entries.delete(other);
-      this.log(`Releasing ${entry.label} (${(entry.bytes / GIB).toFixed(2)} GiB) to stay within the ${(this.budgetBytes / GIB).toFixed(1)} GiB memory budget`);
+      log(`Releasing ${entry.label} (${(entry.bytes / GIB).toFixed(2)} GiB) to stay within the ${(this.budgetBytes / GIB).toFixed(1)} GiB memory budget`);
       await entry.component.release();
     }
     if (bytes > this.budgetBytes) {
-      this.log(`Warning: ${label} needs about ${(bytes / GIB).toFixed(1)} GiB, more than the ${(this.budgetBytes / GIB).toFixed(1)} GiB memory budget`);
+      log(`Warning: ${label} needs about ${(bytes / GIB).toFixed(1)} GiB, more than the ${(this.budgetBytes / GIB).toFixed(1)} GiB memory budget`);
     }
     const started = performance.now();
     const component = await load();
     this.entries.set(key, { bytes, component, label });
-    this.log(`Loaded ${label} in ${((performance.now() - started) / 1000).toFixed(2)}s`);
+    log(`Loaded ${label} in ${((performance.now() - started) / 1000).toFixed(2)}s`);
     return component;
   }
 
