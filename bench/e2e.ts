@@ -1,0 +1,108 @@
+/**
+ * End to end at real shape: a folder of single files as ComfyUI users keep them, with random
+ * bf16 weights (flux1-schnell 11.9 B params, t5xxl 4.8 B, clip_l, ae) and small tokenizers.
+ * One prediction (schnell, 512×512, 4 steps, go_fast) in a fresh process with a cold cache
+ * (8-bit weights derived) and again warm — total time, each stage, peak RSS. Then the
+ * built-in model: `flux-lora predict` wall time from a cold process, first use and cached.
+ * Usage: npx tsx bench/e2e.ts [--dir <scratch folder, ≥ 55 GB free>] [--keep] [--skip-real]
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { writeClipTokenizer, writeT5Tokenizer } from '../src/builtin/tokenizer-files.js';
+import { CLIP_KIND, type ClipTextConfig } from '../src/models/clip-text.js';
+import { FLUX_DEV_CONFIG } from '../src/models/flux/config.js';
+import { T5_KIND, type T5Config } from '../src/models/t5-encoder.js';
+import { FLUX_VAE_CONFIG } from '../src/models/vae/config.js';
+import { storedTensor, vaeTensors } from '../src/models/vae/layout.js';
+import { Predictor } from '../src/predictor/predictor.js';
+import { writeRandomCheckpoint, writeRandomFlux } from './random-checkpoint.js';
+
+const T5_XXL: T5Config = { vocabSize: 32128, dModel: 4096, dKv: 64, heads: 64, dFf: 10240, layers: 24, buckets: 32, maxDistance: 128, eps: 1e-6 };
+const CLIP_L: ClipTextConfig = { vocabSize: 49408, hidden: 768, heads: 12, intermediate: 3072, layers: 12, maxPositions: 77, eps: 1e-5, activation: 'quick_gelu' };
+const INPUT = { prompt: 'a photo of TOK', model: 'schnell', megapixels: '0.25', go_fast: true, seed: 1, disable_safety_checker: true };
+
+function peakRss(): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024;
+}
+
+async function writeModels(dir: string): Promise<void> {
+  const started = performance.now();
+  const write = async (file: string, make: () => Promise<void>) => {
+    if (!existsSync(join(dir, file))) await make();
+  };
+  await write('flux1-schnell.safetensors', () => writeRandomFlux(join(dir, 'flux1-schnell.safetensors'), { ...FLUX_DEV_CONFIG, guidanceEmbed: false }, 'BF16', false));
+  await write('t5xxl_bf16.safetensors', () =>
+    writeRandomCheckpoint(join(dir, 't5xxl_bf16.safetensors'), [...T5_KIND.expected(T5_XXL).required, ['shared.weight', [T5_XXL.vocabSize, T5_XXL.dModel]]], 'BF16'),
+  );
+  await write('clip_l.safetensors', () => writeRandomCheckpoint(join(dir, 'clip_l.safetensors'), CLIP_KIND.expected(CLIP_L).required, 'BF16'));
+  await write('ae.safetensors', () =>
+    writeRandomCheckpoint(
+      join(dir, 'ae.safetensors'),
+      vaeTensors(FLUX_VAE_CONFIG).map((t) => storedTensor(FLUX_VAE_CONFIG, 'bfl', t)).map((t) => [t.name, t.shape]),
+      'BF16',
+    ),
+  );
+  writeClipTokenizer(join(dir, 'tokenizer'));
+  writeT5Tokenizer(join(dir, 'tokenizer_2'), [['▁', -2], ['▁a', -3], ['▁photo', -3], ['▁of', -3], ['▁TOK', -3]]);
+  console.log(`model folder ready in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}
+
+/** One prediction in this (child) process; prints its metrics, load lines and peak RSS as JSON. */
+async function measure(modelDir: string, cacheDir: string, outputDir: string): Promise<void> {
+  const lines: string[] = [];
+  const started = performance.now();
+  const predictor = await Predictor.create({ modelDir, cacheDir });
+  const result = await predictor.predict(INPUT, { outputDir, log: (l) => lines.push(l) });
+  await predictor.close();
+  console.log(JSON.stringify({ wallMs: performance.now() - started, metrics: result.metrics, lines: lines.filter((l) => /^(Loaded|Releasing)/.test(l)), peak: peakRss() }));
+}
+
+function child(args: string[]): { metrics: Record<string, number>; lines: string[]; peak: number; wallMs: number } {
+  const self = fileURLToPath(import.meta.url);
+  const run = spawnSync(process.execPath, [...process.execArgv, self, '--measure', ...args], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(run.stderr);
+  return JSON.parse(run.stdout.trim().split('\n').pop() as string);
+}
+
+function builtinColdStart(cacheDir: string, cwd: string): number {
+  const bin = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+  const started = performance.now();
+  const run = spawnSync(process.execPath, [bin, 'predict', '-i', 'prompt=a photo of TOK'], { cwd, encoding: 'utf8', env: { ...process.env, FLUX_LORA_CACHE_DIR: cacheDir, FLUX_MODEL_DIR: '' } });
+  if (run.status !== 0) throw new Error(run.stderr);
+  return (performance.now() - started) / 1000;
+}
+
+const { values } = parseArgs({ options: { measure: { type: 'boolean' }, dir: { type: 'string' }, keep: { type: 'boolean' }, 'skip-real': { type: 'boolean' } }, allowPositionals: true, strict: false });
+if (values.measure) {
+  const [modelDir, cacheDir, outputDir] = process.argv.slice(3);
+  await measure(modelDir as string, cacheDir as string, outputDir as string);
+} else {
+  const dir = typeof values.dir === 'string' ? values.dir : mkdtempSync(join(tmpdir(), 'flux-lora-bench-e2e-'));
+  mkdirSync(dir, { recursive: true });
+  try {
+    const out = join(dir, 'out');
+    mkdirSync(out, { recursive: true });
+    const builtinCache = join(dir, 'builtin-cache');
+    rmSync(builtinCache, { recursive: true, force: true });
+    console.log(`built-in model, flux-lora predict (1024², 28 steps) from a cold process: first use ${builtinColdStart(builtinCache, out).toFixed(2)} s, cached ${builtinColdStart(builtinCache, out).toFixed(2)} s`);
+    if (!values['skip-real']) {
+      const models = join(dir, 'models');
+      mkdirSync(models, { recursive: true });
+      await writeModels(models);
+      for (const label of ['cold cache (8-bit weights derived)', 'warm cache']) {
+        const r = child([models, join(dir, 'cache'), out]);
+        const m = r.metrics;
+        console.log(
+          `schnell-shape 512², 4 steps, go_fast, ${label}: total ${m.predict_time?.toFixed(1)} s (process ${(r.wallMs / 1000).toFixed(1)} s) | load ${m.load_time?.toFixed(1)} s, text ${m.text_time?.toFixed(1)} s, denoise ${m.denoise_time?.toFixed(1)} s, decode ${m.decode_time?.toFixed(1)} s, encode ${m.encode_time?.toFixed(2)} s | peak RSS ${(r.peak / 2 ** 30).toFixed(2)} GiB`,
+        );
+        for (const line of r.lines) console.log(`    ${line}`);
+      }
+    }
+  } finally {
+    if (!values.keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
