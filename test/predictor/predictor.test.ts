@@ -124,12 +124,15 @@ describe('predictor on the built-in model', () => {
     expect(keepA.files['out-0.png']?.equals(img2img.files['out-0.png'] as Buffer)).toBe(false);
   });
 
-  it('go_fast runs 8-bit weights in every mode, including custom sizes and images', async () => {
+  it('go_fast runs 8-bit weights in every mode: custom sizes, img2img and inpainting', async () => {
     const image = await pngDataUri(64, 64, (x) => [x * 4, 0, 0]);
     const fast = await run({ prompt: 'x', seed: 6, go_fast: true, image, num_inference_steps: 3 });
     expect(fast.logs).toEqual(expect.arrayContaining([expect.stringMatching(/^Loaded FLUX\.1-dev transformer \(int8 go_fast\) in /), expect.stringMatching(/^Loaded text encoders \(T5 8-bit \+ CLIP\) in /)]));
     const exact = await run({ prompt: 'x', seed: 6, image, num_inference_steps: 3 });
     expect(fast.files['out-0.webp']?.equals(exact.files['out-0.webp'] as Buffer)).toBe(false);
+    const inpaint = await run({ prompt: 'x', seed: 6, go_fast: true, image, mask: await pngDataUri(8, 8, (x) => (x < 4 ? [255, 255, 255] : [0, 0, 0])), num_inference_steps: 3 });
+    expect(inpaint.logs).toContain('[!] inpaint mode');
+    expect(inpaint.files['out-0.webp']?.equals(fast.files['out-0.webp'] as Buffer)).toBe(false);
     const custom = await run({ prompt: 'x', seed: 6, go_fast: true, ...small });
     expect(await sharp(custom.files['out-0.webp']).metadata()).toMatchObject({ width: 256, height: 256 });
   });
