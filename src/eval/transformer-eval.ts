@@ -40,11 +40,11 @@ export function transformerEvaluator(precision: FluxPrecision): Evaluator {
           const parsed = await Promise.all(
             loras.map(async ({ path, scale }) => ({ lora: await parseLora(await openTensorSource(path), path), scale })),
           );
-          const { updates, reports } = combineLoras(new FluxLoraTargets(transformer.config), parsed);
+          const { state, reports } = combineLoras(new FluxLoraTargets(transformer.config), parsed);
           for (const r of reports.filter((x) => x.unmatched.length > 0)) {
             process.stderr.write(`warning: LoRA ${r.label}: ${r.unmatched.length} tensor(s) not applied: ${r.unmatched.join(', ')}\n`);
           }
-          await transformer.setLowRank(updates);
+          await transformer.setLowRank(state);
         }
         const outputs: TensorToWrite[] = [];
         for (const prefix of casePrefixes(cases, 'hidden_states')) {

@@ -1,13 +1,13 @@
 /**
- * Combines LoRAs and their strengths into the transformer's per-linear low-rank inputs:
- * for each graph linear, y += x·down·up + bias with
- *   down = [A₁ᵀ | A₂ᵀ | …]            [in, Σr]
- *   up   = [s₁(α₁/r₁)B₁ ; s₂(α₂/r₂)B₂ ; …]   [Σr, out]   (B rows restricted to the linear's part)
- *   bias = Σ sᵢ·b_Bᵢ
+ * Combines LoRAs and their strengths into a model's per-linear low-rank inputs. LoRA i owns
+ * slot i with strength sᵢ; for each graph linear, y += ((x·down) ⊙ s[slot])·up + s·bias with
+ *   down = [A₁ᵀ | A₂ᵀ | …]          [in, Σr]
+ *   up   = [(α₁/r₁)B₁ ; (α₂/r₂)B₂ ; …]   [Σr, out]   (B rows restricted to the linear's part)
+ *   bias = [b_B₁ ; b_B₂ ; …]          [slots, out]
  * which equals merging W' = W + Σ sᵢ(αᵢ/rᵢ)BᵢAᵢ, b' = b + Σ sᵢ b_Bᵢ (flux-math.md §5.1, §5.4) without
- * touching the base weights or the session.
+ * touching the base weights or the session; a strength change only rebinds s.
  */
-import type { LowRankUpdate } from '../models/low-rank.js';
+import type { LowRankState, LowRankUpdate } from '../models/low-rank.js';
 import { LoraError, type LoraLayer, type ParsedLora } from './formats.js';
 import type { LoraTargets, TargetPart } from './flux-targets.js';
 
@@ -28,7 +28,7 @@ export interface LoraLoadReport {
 interface Contribution {
   layer: LoraLayer;
   part: TargetPart;
-  scale: number;
+  slot: number;
 }
 
 function checkShapes(lora: ParsedLora, layer: LoraLayer, inFeatures: number, parts: TargetPart[]): TargetPart[] {
@@ -47,26 +47,27 @@ function checkShapes(lora: ParsedLora, layer: LoraLayer, inFeatures: number, par
 }
 
 /** Builds the low-rank update of one linear from its contributions. */
-function stack(inFeatures: number, outFeatures: number, contributions: Contribution[]): LowRankUpdate {
+function stack(inFeatures: number, outFeatures: number, slotCount: number, contributions: Contribution[]): LowRankUpdate {
   const rank = contributions.reduce((r, c) => r + c.layer.rank, 0);
   const down = new Float32Array(inFeatures * rank);
   const up = new Float32Array(rank * outFeatures);
+  const slots = new Int32Array(rank);
   let bias: Float32Array | undefined;
   let offset = 0;
-  for (const { layer, part, scale } of contributions) {
+  for (const { layer, part, slot } of contributions) {
     const r = layer.rank;
-    const factor = scale * layer.factor;
     for (let k = 0; k < r; k++) {
       for (let i = 0; i < inFeatures; i++) down[i * rank + offset + k] = layer.down[k * inFeatures + i] as number;
-      for (let o = 0; o < outFeatures; o++) up[(offset + k) * outFeatures + o] = factor * (layer.up[(part.rowStart + o) * r + k] as number);
+      for (let o = 0; o < outFeatures; o++) up[(offset + k) * outFeatures + o] = layer.factor * (layer.up[(part.rowStart + o) * r + k] as number);
+      slots[offset + k] = slot;
     }
     if (layer.bias !== undefined) {
-      bias ??= new Float32Array(outFeatures);
-      for (let o = 0; o < outFeatures; o++) bias[o] = (bias[o] as number) + scale * (layer.bias[part.rowStart + o] as number);
+      bias ??= new Float32Array(slotCount * outFeatures);
+      for (let o = 0; o < outFeatures; o++) bias[slot * outFeatures + o] = (bias[slot * outFeatures + o] as number) + (layer.bias[part.rowStart + o] as number);
     }
     offset += r;
   }
-  return bias === undefined ? { rank, down, up } : { rank, down, up, bias };
+  return bias === undefined ? { rank, down, up, slots } : { rank, down, up, slots, bias };
 }
 
 /**
@@ -78,10 +79,10 @@ export function combineLoras(
   targets: LoraTargets,
   loras: readonly ScaledLora[],
   options: { requireMatch?: boolean } = {},
-): { updates: Map<string, LowRankUpdate>; reports: LoraLoadReport[] } {
+): { state: LowRankState; reports: LoraLoadReport[] } {
   const byLinear = new Map<string, Contribution[]>();
   const reports: LoraLoadReport[] = [];
-  for (const { lora, scale } of loras) {
+  for (const [slot, { lora, scale }] of loras.entries()) {
     if (!Number.isFinite(scale)) throw new LoraError(lora.label, `scale must be a finite number, got ${scale}`);
     const unmatched = [...lora.ignored];
     let matchedTensors = 0;
@@ -93,7 +94,7 @@ export function combineLoras(
       }
       for (const part of checkShapes(lora, layer, target.inFeatures, target.parts)) {
         const list = byLinear.get(part.linear) ?? [];
-        list.push({ layer, part, scale });
+        list.push({ layer, part, slot });
         byLinear.set(part.linear, list);
       }
       matchedTensors += layer.tensors.length;
@@ -107,7 +108,7 @@ export function combineLoras(
   const updates = new Map<string, LowRankUpdate>();
   for (const spec of targets.linears()) {
     const contributions = byLinear.get(spec.name);
-    if (contributions !== undefined) updates.set(spec.name, stack(spec.inFeatures, spec.outFeatures, contributions));
+    if (contributions !== undefined) updates.set(spec.name, stack(spec.inFeatures, spec.outFeatures, loras.length, contributions));
   }
-  return { updates, reports };
+  return { state: { updates, scales: loras.map((l) => l.scale) }, reports };
 }

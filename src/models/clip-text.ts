@@ -10,7 +10,7 @@ import type { InferenceWorker, RemoteSession } from '../onnx/runner.js';
 import type { SessionSettings } from '../onnx/session-options.js';
 import { float32Tensor, int64Tensor, type TensorData } from '../onnx/tensor-data.js';
 import { externalRef, floatWeight } from '../onnx/weights.js';
-import { lowRankFeeds, lowRankInputs, type LowRankLinear, type LowRankUpdate } from './low-rank.js';
+import { lowRankFeeds, lowRankInputs, NO_LOW_RANK, type LowRankLinear, type LowRankState } from './low-rank.js';
 import { checkTokenIds, openTextEncoderCheckpoint, positiveInt, TextEncoderCheckpointError, TextEncoderInputError, type TextEncoderCheckpoint, type TextEncoderKind } from './text/checkpoint.js';
 
 export interface ClipTextConfig {
@@ -157,13 +157,13 @@ export class ClipTextEncoder {
   static async load(worker: InferenceWorker, path: string, settings?: SessionSettings): Promise<ClipTextEncoder> {
     const checkpoint = await openTextEncoderCheckpoint(path, CLIP_KIND);
     const encoder = new ClipTextEncoder(checkpoint, await worker.load(buildGraph(checkpoint), settings));
-    await encoder.setLowRank(new Map());
+    await encoder.setLowRank(NO_LOW_RANK);
     return encoder;
   }
 
   /** Text-encoder LoRAs, combined per linear (see src/lora/apply.ts); rank 0 elsewhere. */
-  async setLowRank(updates: ReadonlyMap<string, LowRankUpdate>): Promise<void> {
-    await this.session.bind(lowRankFeeds(clipLinears(this.config), updates));
+  async setLowRank(state: LowRankState): Promise<void> {
+    await this.session.bind(lowRankFeeds(clipLinears(this.config), state));
   }
 
   /** Token ids [B, L] → last hidden state [B, L, hidden] and pooled output [B, hidden]. */

@@ -6,14 +6,14 @@
  */
 import { InferenceWorker, type RemoteSession } from '../onnx/runner.js';
 import { float32Tensor, int64Tensor, type TensorData, type TensorMap } from '../onnx/tensor-data.js';
-export type { LowRankUpdate } from './low-rank.js';
+export type { LowRankState, LowRankUpdate } from './low-rank.js';
 import type { SessionSettings } from '../onnx/session-options.js';
 import { openFluxCheckpoint, type FluxCheckpoint } from './flux/checkpoint.js';
 import type { FluxConfig } from './flux/config.js';
 import { embeddingArgument, ropeTables, timestepEmbedding } from './flux/conditioning.js';
 import { exactParameters } from './flux/exact-parameters.js';
 import { buildFluxGraph, FLUX_INPUTS, FLUX_OUTPUT } from './flux/graph.js';
-import { lowRankFeeds, type LowRankUpdate } from './low-rank.js';
+import { lowRankFeeds, lowRankScaleFeeds, NO_LOW_RANK, type LowRankState } from './low-rank.js';
 import { linearSpecs } from './flux/layout.js';
 import { fluxQuantizedCache, quantizedParameters } from './flux/quantized-parameters.js';
 import { QUANTIZED_4BIT, QUANTIZED_8BIT } from '../weights/quantized-cache.js';
@@ -112,17 +112,23 @@ export class FluxTransformer {
       lowRankInputs,
       report,
     );
-    if (lowRankInputs) await transformer.setLowRank(new Map());
+    if (lowRankInputs) await transformer.setLowRank(NO_LOW_RANK);
     return transformer;
   }
 
   /**
-   * Sets the low-rank updates (LoRAs, already combined per linear) fed with every run;
-   * linears without one get rank 0. Never rebuilds the session.
+   * Sets the low-rank updates (LoRAs, one slot each) fed with every run; linears without one
+   * get rank 0. Never rebuilds the session.
    */
-  async setLowRank(updates: ReadonlyMap<string, LowRankUpdate>): Promise<void> {
+  async setLowRank(state: LowRankState): Promise<void> {
     if (!this.lowRankInputs) throw new FluxTransformerError('this transformer was loaded without low-rank inputs');
-    await this.session.bind(lowRankFeeds(linearSpecs(this.config), updates));
+    await this.session.bind(lowRankFeeds(linearSpecs(this.config), state));
+  }
+
+  /** Changes only the LoRA strengths (one per slot of the current state): a few bytes to the worker. */
+  async setLowRankScales(scales: readonly number[]): Promise<void> {
+    if (!this.lowRankInputs) throw new FluxTransformerError('this transformer was loaded without low-rank inputs');
+    await this.session.bind(lowRankScaleFeeds(scales));
   }
 
   /** One transformer evaluation: the velocity [B, N, outChannels]. */

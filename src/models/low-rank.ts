@@ -1,12 +1,14 @@
 /**
  * Low-rank (LoRA) inputs shared by the models: every linear y = x·Wᵀ + b gets run-time
- * inputs `lora.<linear>.down` [in, r], `.up` [r, out] (symbolic rank) and `.bias` [out], so
- * y = x·Wᵀ + (b + bias) + (x·down)·up. Rank 0 and a zero bias are the identity; changing
- * LoRAs only rebinds inputs, never rebuilds a session.
+ * inputs `lora.<linear>.down` [in, r], `.up` [r, out], `.slot` [r] (int64, symbolic rank) and
+ * `.bias` [slots, out], and the graph has one `lora_scales` [slots] input, so
+ *   y = x·Wᵀ + (b + lora_scales·bias) + ((x·down) ⊙ lora_scales[slot])·up.
+ * Each LoRA owns a slot: changing a strength rebinds only `lora_scales` (a few bytes);
+ * changing LoRAs rebinds the per-linear inputs; neither rebuilds a session. Rank 0 is the identity.
  */
 import type { GraphBuilder, Value } from '../onnx/graph.js';
 import * as op from '../onnx/ops/index.js';
-import { float32Tensor, type TensorMap } from '../onnx/tensor-data.js';
+import { float32Tensor, int64Tensor, type TensorMap } from '../onnx/tensor-data.js';
 
 export interface LowRankLinear {
   name: string;
@@ -14,13 +16,25 @@ export interface LowRankLinear {
   outFeatures: number;
 }
 
-/** y += (x·down)·up (+ bias) for one linear; down [in, r], up [r, out], bias [out]. */
+/**
+ * One linear's update: down [in, r], up [r, out] (any fixed factor such as α/r folded in),
+ * the LoRA slot of each rank column (default 0), and per-slot bias rows [slots, out].
+ */
 export interface LowRankUpdate {
   down: Float32Array;
   up: Float32Array;
   rank: number;
+  slots?: ArrayLike<number>;
   bias?: Float32Array;
 }
+
+/** Every linear's update and the strength of each slot (one per LoRA). */
+export interface LowRankState {
+  updates: ReadonlyMap<string, LowRankUpdate>;
+  scales: readonly number[];
+}
+
+export const NO_LOW_RANK: LowRankState = { updates: new Map(), scales: [] };
 
 export class LowRankError extends Error {
   constructor(message: string) {
@@ -29,39 +43,70 @@ export class LowRankError extends Error {
   }
 }
 
-export const loraInputNames = (linear: string) => ({ down: `lora.${linear}.down`, up: `lora.${linear}.up`, bias: `lora.${linear}.bias` });
+export const LORA_SCALES_INPUT = 'lora_scales';
+export const loraInputNames = (linear: string) => ({ down: `lora.${linear}.down`, up: `lora.${linear}.up`, slot: `lora.${linear}.slot`, bias: `lora.${linear}.bias` });
 
-/** Declares a linear's low-rank inputs; `apply` adds the update to the base output y. */
+const scalesInputs = new WeakMap<GraphBuilder, { scales: Value; row: Value }>();
+
+/** The graph's one `lora_scales` input, and the same as a [1, slots] row. */
+function slotScales(g: GraphBuilder): { scales: Value; row: Value } {
+  let entry = scalesInputs.get(g);
+  if (entry === undefined) {
+    const scales = g.input(LORA_SCALES_INPUT, 'float32', ['lora_slots']);
+    entry = { scales, row: op.unsqueeze(g, scales, [0], 'lora_scales_row') };
+    scalesInputs.set(g, entry);
+  }
+  return entry;
+}
+
+/** Declares a linear's low-rank inputs: `bias` [out] to add to the base bias, `apply` adds the update to y. */
 export function lowRankInputs(g: GraphBuilder, spec: LowRankLinear): { bias: Value; apply(x: Value, y: Value): Value } {
   const names = loraInputNames(spec.name);
   const rank = `rank.${spec.name}`;
+  const { scales, row } = slotScales(g);
   const down = g.input(names.down, 'float32', [spec.inFeatures, rank]);
   const up = g.input(names.up, 'float32', [rank, spec.outFeatures]);
+  const slot = g.input(names.slot, 'int64', [rank]);
+  const biasRows = g.input(names.bias, 'float32', ['lora_slots', spec.outFeatures]);
+  const columnScales = op.gather(g, scales, slot, 0, 'lora_column_scales');
   return {
-    bias: g.input(names.bias, 'float32', [spec.outFeatures]),
-    apply: (x, y) => op.add(g, y, op.matmul(g, op.matmul(g, x, down, 'lora_down'), up, 'lora_up'), 'lora_add'),
+    bias: op.reshape(g, op.matmul(g, row, biasRows, 'lora_bias'), [spec.outFeatures], 'lora_bias_vector'),
+    apply: (x, y) => op.add(g, y, op.matmul(g, op.mul(g, op.matmul(g, x, down, 'lora_down'), columnScales, 'lora_scale'), up, 'lora_up'), 'lora_add'),
   };
 }
 
-/** Feeds for every linear: the given updates, rank 0 and a zero bias elsewhere. */
-export function lowRankFeeds(linears: readonly LowRankLinear[], updates: ReadonlyMap<string, LowRankUpdate>): TensorMap {
+/** Feeds binding only the slot strengths (a strength change). */
+export function lowRankScaleFeeds(scales: readonly number[]): TensorMap {
+  if (!scales.every(Number.isFinite)) throw new LowRankError(`LoRA strengths must be finite numbers, got ${JSON.stringify(scales)}`);
+  return { [LORA_SCALES_INPUT]: float32Tensor([scales.length], Float32Array.from(scales)) };
+}
+
+/** Feeds for every linear (the given updates, rank 0 and zero bias elsewhere) and the slot strengths. */
+export function lowRankFeeds(linears: readonly LowRankLinear[], state: LowRankState): TensorMap {
   const known = new Set(linears.map((s) => s.name));
-  for (const name of updates.keys()) {
+  for (const name of state.updates.keys()) {
     if (!known.has(name)) throw new LowRankError(`low-rank update for unknown linear "${name}"`);
   }
-  const feeds: TensorMap = {};
+  const slotCount = state.scales.length;
+  const feeds: TensorMap = lowRankScaleFeeds(state.scales);
   for (const spec of linears) {
-    const update = updates.get(spec.name) ?? { down: new Float32Array(0), up: new Float32Array(0), rank: 0 };
+    const update = state.updates.get(spec.name) ?? { down: new Float32Array(0), up: new Float32Array(0), rank: 0 };
+    const where = `low-rank update for "${spec.name}"`;
     if (update.down.length !== spec.inFeatures * update.rank || update.up.length !== update.rank * spec.outFeatures) {
-      throw new LowRankError(`low-rank update for "${spec.name}": down must be [${spec.inFeatures}, ${update.rank}] and up [${update.rank}, ${spec.outFeatures}]`);
+      throw new LowRankError(`${where}: down must be [${spec.inFeatures}, ${update.rank}] and up [${update.rank}, ${spec.outFeatures}]`);
     }
-    if (update.bias !== undefined && update.bias.length !== spec.outFeatures) {
-      throw new LowRankError(`low-rank update for "${spec.name}": bias must be [${spec.outFeatures}]`);
+    const slots = update.slots ?? new Array<number>(update.rank).fill(0);
+    if (slots.length !== update.rank || Array.from(slots).some((s) => !Number.isInteger(s) || s < 0 || s >= slotCount)) {
+      throw new LowRankError(`${where}: needs a slot in 0..${slotCount - 1} for each of its ${update.rank} rank columns`);
+    }
+    if (update.bias !== undefined && update.bias.length !== slotCount * spec.outFeatures) {
+      throw new LowRankError(`${where}: bias must be [${slotCount}, ${spec.outFeatures}]`);
     }
     const names = loraInputNames(spec.name);
     feeds[names.down] = float32Tensor([spec.inFeatures, update.rank], update.down);
     feeds[names.up] = float32Tensor([update.rank, spec.outFeatures], update.up);
-    feeds[names.bias] = float32Tensor([spec.outFeatures], update.bias ?? new Float32Array(spec.outFeatures));
+    feeds[names.slot] = int64Tensor([update.rank], Array.from(slots));
+    feeds[names.bias] = float32Tensor([slotCount, spec.outFeatures], update.bias ?? new Float32Array(slotCount * spec.outFeatures));
   }
   return feeds;
 }

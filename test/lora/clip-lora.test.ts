@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { combineLoras } from '../../src/lora/apply.js';
+import { NO_LOW_RANK } from '../../src/models/low-rank.js';
 import { ClipLoraTargets } from '../../src/lora/flux-targets.js';
 import { parseLora } from '../../src/lora/formats.js';
 import { ClipTextEncoder } from '../../src/models/clip-text.js';
@@ -62,14 +63,14 @@ describe('CLIP text-encoder LoRAs', () => {
     const clip = await ClipTextEncoder.load(worker(), goldenPath('clip_weights.safetensors'));
     const lora = await parseLora(await SafetensorsFile.open(loraPath), 'te.safetensors');
     expect(lora.layers.every((l) => l.namespace === 'clip')).toBe(true);
-    const { updates, reports } = combineLoras(new ClipLoraTargets(clip.config), [{ lora, scale: SCALE }]);
+    const { state, reports } = combineLoras(new ClipLoraTargets(clip.config), [{ lora, scale: SCALE }]);
     expect(reports[0]).toMatchObject({ matchedTensors: 6, unmatched: [] });
-    await clip.setLowRank(updates);
+    await clip.setLowRank(state);
     const withLora = await clip.encode(ids);
     const reference = await (await ClipTextEncoder.load(worker(), mergedPath)).encode(ids);
     expectAllClose(withLora.pooled.data as Float32Array, reference.pooled.data as Float32Array, 1e-5, 1e-5, 'pooled');
     expectAllClose(withLora.lastHiddenState.data as Float32Array, reference.lastHiddenState.data as Float32Array, 1e-5, 1e-5, 'hidden');
-    await clip.setLowRank(new Map());
+    await clip.setLowRank(NO_LOW_RANK);
     expectAllClose((await clip.encode(ids)).pooled.data as Float32Array, await cases.readFloat32('case0.expected_pooler_output'), 1e-5, 1e-5, 'base');
     await clip.release();
   });
@@ -79,8 +80,8 @@ describe('CLIP text-encoder LoRAs', () => {
     const peft = await parseLora(await SafetensorsFile.open(goldenPath('lora_peft_r4.safetensors')), 'peft');
     const targets = new ClipLoraTargets(clip.config);
     expect(() => combineLoras(targets, [{ lora: peft, scale: 1 }])).toThrow(/no tensor applies to this CLIP text encoder/);
-    const { updates, reports } = combineLoras(targets, [{ lora: peft, scale: 1 }], { requireMatch: false });
-    expect(updates.size).toBe(0);
+    const { state, reports } = combineLoras(targets, [{ lora: peft, scale: 1 }], { requireMatch: false });
+    expect(state.updates.size).toBe(0);
     expect(reports[0]?.matchedTensors).toBe(0);
     await clip.release();
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { combineLoras } from '../../src/lora/apply.js';
+import { NO_LOW_RANK } from '../../src/models/low-rank.js';
 import { FluxLoraTargets } from '../../src/lora/flux-targets.js';
 import { LoraError, parseLora } from '../../src/lora/formats.js';
 import { FluxTransformer, type FluxForwardInputs, type FluxPrecision } from '../../src/models/flux-transformer.js';
@@ -49,14 +50,17 @@ async function runCases(layout: 'bfl' | 'diffusers', precision: FluxPrecision, a
   try {
     for (const c of CASES) {
       const loras = await Promise.all(c.files.map(async ([file, scale]) => ({ lora: await lora(file), scale })));
-      const { updates, reports } = combineLoras(targets, loras);
+      const { state, reports } = combineLoras(targets, loras);
       expect(reports[0]?.format).toBe(c.format);
       for (const r of reports) expect(r.unmatched).toEqual([]);
-      await model.setLowRank(updates);
+      await model.setLowRank(state);
       const out = (await model.forward(inputs)).data as Float32Array;
       worst = Math.max(worst, expectAllClose(out, await expected(c.name), atol, rtol, `${c.name} (${layout}, ${precision})`));
     }
-    await model.setLowRank(new Map());
+    // The pair is still bound: silencing its kohya slot by strength alone gives the PEFT case.
+    await model.setLowRankScales([0.7, 0]);
+    expectAllClose((await model.forward(inputs)).data as Float32Array, await expected('peft'), atol, rtol, `pair with kohya at 0 (${layout}, ${precision})`);
+    await model.setLowRank(NO_LOW_RANK);
     expectAllClose((await model.forward(inputs)).data as Float32Array, await (await SafetensorsFile.open(goldenPath('lora_cases.safetensors'))).readFloat32('base_expected'), atol, rtol, 'base');
   } finally {
     await model.release();

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FluxTransformer, type LowRankUpdate } from '../../src/models/flux-transformer.js';
+import { FluxTransformer, type LowRankState, type LowRankUpdate } from '../../src/models/flux-transformer.js';
+import { NO_LOW_RANK } from '../../src/models/low-rank.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/weights/safetensors-writer.js';
 import { expectAllClose, goldenPath } from '../helpers/golden.js';
@@ -19,17 +20,19 @@ const TARGETS = [
   { linear: 'final_layer.adaLN_modulation.1.scale', key: 'final_layer.adaLN_modulation.1.weight', rowStart: 32, inF: 32, outF: 32 },
 ];
 
-function updates(rank: number): Map<string, LowRankUpdate> {
-  return new Map(
+function updates(rank: number): LowRankState {
+  const map = new Map<string, LowRankUpdate>(
     TARGETS.map((t, i) => [
       t.linear,
       { rank, down: randomFloats(t.inF * rank, 300 + i, 0.3), up: randomFloats(rank * t.outF, 400 + i, 0.3), bias: randomFloats(t.outF, 500 + i, 0.2) },
     ]),
   );
+  return { updates: map, scales: [1] };
 }
 
 /** Writes config A (BFL) with W' = W + (down·up)ᵀ and b' = b + bias merged into each target's rows. */
-async function mergedCheckpoint(lowRank: Map<string, LowRankUpdate>): Promise<string> {
+async function mergedCheckpoint(state: LowRankState): Promise<string> {
+  const lowRank = state.updates;
   const file = await SafetensorsFile.open(goldenPath('transformer_A_bfl.safetensors'));
   const tensors: TensorToWrite[] = [];
   for (const name of file.names()) {
@@ -68,22 +71,32 @@ describe('low-rank (LoRA) inputs on every linear', () => {
     await merged.release();
     expectAllClose(withLora, reference, 1e-5, 1e-5, 'runtime low-rank vs merged weights');
     expect(Math.max(...withLora.map((v, i) => Math.abs(v - (expected[i] as number))))).toBeGreaterThan(1e-2);
+    // Strength 0 by rebinding only the slot scale gives the base model back; 1 the LoRA again.
+    await model.setLowRankScales([0]);
+    expectAllClose((await model.forward(inputs)).data as Float32Array, expected, 1e-5, 1e-5, 'strength 0');
+    await model.setLowRankScales([1]);
+    expectAllClose((await model.forward(inputs)).data as Float32Array, withLora, 0, 0, 'strength 1 again');
 
     await model.setLowRank(updates(8));
     expect((await model.forward(inputs)).dims).toEqual(inputs.hiddenStates.dims);
-    await model.setLowRank(new Map());
+    await model.setLowRank(NO_LOW_RANK);
     expectAllClose((await model.forward(inputs)).data as Float32Array, expected, 1e-5, 1e-5, 'rank 0');
     await model.release();
   });
 
   it('rejects updates for unknown linears or of the wrong size', async () => {
     const model = await FluxTransformer.load(worker(), goldenPath('transformer_B_bfl.safetensors'));
-    await expect(model.setLowRank(new Map([['guidance_in.in_layer', { rank: 1, down: new Float32Array(256), up: new Float32Array(32) }]]))).rejects.toThrow(
+    const one = (name: string, update: LowRankUpdate): LowRankState => ({ updates: new Map([[name, update]]), scales: [1] });
+    await expect(model.setLowRank(one('guidance_in.in_layer', { rank: 1, down: new Float32Array(256), up: new Float32Array(32) }))).rejects.toThrow(
       'low-rank update for unknown linear "guidance_in.in_layer"',
     );
-    await expect(model.setLowRank(new Map([['img_in', { rank: 2, down: new Float32Array(16), up: new Float32Array(64) }]]))).rejects.toThrow(
+    await expect(model.setLowRank(one('img_in', { rank: 2, down: new Float32Array(16), up: new Float32Array(64) }))).rejects.toThrow(
       'low-rank update for "img_in": down must be [16, 2] and up [2, 32]',
     );
+    await expect(model.setLowRank(one('img_in', { rank: 1, down: new Float32Array(16), up: new Float32Array(32), slots: [1] }))).rejects.toThrow(
+      'low-rank update for "img_in": needs a slot in 0..0 for each of its 1 rank columns',
+    );
+    await expect(model.setLowRankScales([NaN])).rejects.toThrow('LoRA strengths must be finite numbers');
     await model.release();
   });
 });
