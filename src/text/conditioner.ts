@@ -6,6 +6,7 @@
  * (T5-XXL is 9.5 GB in bf16); 'resident' keeps them loaded.
  */
 import { ClipTextEncoder } from '../models/clip-text.js';
+import { NO_LOW_RANK, type LowRankState } from '../models/low-rank.js';
 import { T5Encoder, type T5Precision } from '../models/t5-encoder.js';
 import type { InferenceWorker } from '../onnx/runner.js';
 import { int64Tensor, type TensorData } from '../onnx/tensor-data.js';
@@ -37,8 +38,9 @@ export class TextConditioner {
   private readonly t5Tokenizer: T5Tokenizer;
   private readonly clipTokenizer: ClipTokenizer;
   private encoders: { t5: T5Encoder; clip: ClipTextEncoder } | null = null;
-  /** Text-encoder state that changes embeddings (e.g. the active CLIP LoRAs); part of the cache key. */
+  /** Text-encoder state that changes embeddings (the active CLIP LoRAs); part of the cache key. */
   private state = '';
+  private clipLowRank: LowRankState = NO_LOW_RANK;
   readonly stats = { hits: 0, misses: 0 };
 
   constructor(
@@ -54,16 +56,23 @@ export class TextConditioner {
     return this.encoders !== null;
   }
 
-  /** Declares a new encoder state (a different text-encoder LoRA set); earlier embeddings no longer apply. */
-  setEncoderState(state: string): void {
-    this.state = state;
+  /**
+   * Sets the text-encoder LoRAs applied to CLIP (`key` names them and their strengths and
+   * becomes part of the cache key); kept across releases and reloads of the encoders.
+   */
+  async setClipLowRank(state: LowRankState, key: string): Promise<void> {
+    this.clipLowRank = state;
+    this.state = key;
+    if (this.encoders !== null) await this.encoders.clip.setLowRank(state);
   }
 
   private async load(): Promise<{ t5: T5Encoder; clip: ClipTextEncoder }> {
-    this.encoders ??= {
-      t5: await T5Encoder.load(this.worker, this.options.t5, { precision: this.options.t5Precision ?? 'exact', cacheDir: this.options.cacheDir }),
-      clip: await ClipTextEncoder.load(this.worker, this.options.clip),
-    };
+    if (this.encoders === null) {
+      const t5 = await T5Encoder.load(this.worker, this.options.t5, { precision: this.options.t5Precision ?? 'exact', cacheDir: this.options.cacheDir });
+      const clip = await ClipTextEncoder.load(this.worker, this.options.clip);
+      if (this.clipLowRank !== NO_LOW_RANK) await clip.setLowRank(this.clipLowRank);
+      this.encoders = { t5, clip };
+    }
     return this.encoders;
   }
 

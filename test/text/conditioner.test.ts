@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CLIP_KIND, type ClipTextConfig } from '../../src/models/clip-text.js';
 import { T5_KIND, type T5Config } from '../../src/models/t5-encoder.js';
 import { TextConditioner } from '../../src/text/conditioner.js';
+import { NO_LOW_RANK } from '../../src/models/low-rank.js';
 import { LruCache } from '../../src/text/lru.js';
 import { writeRandomWeights } from '../helpers/random-weights.js';
 import { useWorker } from '../helpers/run-graph.js';
@@ -58,7 +59,7 @@ describe('text conditioning', () => {
     expect(await c.encode('a cat', 8)).toBe(first);
     expect((await c.encode('a cat', 16)).t5.dims).toEqual([1, 16, 32]);
     expect(c.stats).toEqual({ hits: 1, misses: 2 });
-    c.setEncoderState('clip-lora:abc');
+    await c.setClipLowRank(NO_LOW_RANK, 'clip-lora:abc');
     expect(await c.encode('a cat', 8)).not.toBe(first);
     expect(c.loaded).toBe(true);
     const long = await c.encode('hello '.repeat(100), 8);
