@@ -37,7 +37,7 @@ export type LoraSource =
   | { kind: 'data'; uri: string }
   /** A HuggingFace repo; `file` absent means "the repo's only .safetensors file". */
   | { kind: 'huggingface'; owner: string; repo: string; revision: string; file?: string }
-  /** A CivitAI model; `version` absent means "its newest version". */
+  /** A CivitAI model; `version` absent means "its newest version"; `query` absent means the SafeTensor model file. */
   | { kind: 'civitai'; model?: string; version?: string; query?: string; token?: string }
   /** A Replicate model (latest version) or model version; the `_weights` URL redirects to a tar. */
   | { kind: 'replicate'; owner: string; name: string; version?: string }
@@ -115,8 +115,8 @@ function parseCivitai(url: URL): LoraSource | undefined {
     const query = new URLSearchParams(url.searchParams);
     const token = query.get('token');
     query.delete('token');
-    const rendered = query.toString();
-    return { kind: 'civitai', version: parts[3], ...(rendered === '' ? {} : { query: rendered }), ...(token === null ? {} : { token }) };
+    // Kept as given (an empty query stays empty), less the token.
+    return { kind: 'civitai', version: parts[3], query: query.toString(), ...(token === null ? {} : { token }) };
   }
   return undefined;
 }
