@@ -20,7 +20,8 @@ Runs one prediction and writes out-<i>.<ext> files. Inputs are those of the mode
 (flux-lora schema); for example -i prompt="a photo of TOK" -i num_outputs=2 -i seed=7.
 
 Options:
-  -i, --input <name>=<value>  an input (repeatable); image=@photo.png / mask=@mask.png read local files
+  -i, --input <name>=<value>  an input (repeatable); image=@photo.png, mask=@mask.png and
+                              replicate_weights=@lora.safetensors read local files; loras='[{"weights":"…","scale":0.8}]'
   --model-dir <dir>           FLUX.1 weights (default: $FLUX_MODEL_DIR; with neither, the built-in tiny model)
   -o, --output-dir <dir>      where the images go (default: the current folder)
   --memory-budget <GiB>       memory the loaded models may hold (default: 75% of RAM)
@@ -34,6 +35,8 @@ const BUILTIN_NOTICE =
 
 type Property = { type?: string; format?: string };
 const properties = INPUT_SCHEMA.properties as unknown as Record<string, Property>;
+/** Inputs that take a local file as `@path` on the command line: images, masks, LoRA weights. */
+const FILE_INPUTS = new Set([...Object.keys(properties).filter((n) => properties[n]?.format === 'uri'), 'replicate_weights', 'extra_lora']);
 
 /** `name=value` → a typed input; values that do not parse keep their text for the validator to report. */
 export function parseInputArgument(argument: string, cwd: string): [string, unknown] {
@@ -49,8 +52,14 @@ export function parseInputArgument(argument: string, cwd: string): [string, unkn
       return [name, text.trim() !== '' && Number.isFinite(Number(text)) ? Number(text) : text];
     case 'boolean':
       return [name, text === 'true' ? true : text === 'false' ? false : text];
+    case 'array':
+      try {
+        return [name, JSON.parse(text) as unknown];
+      } catch {
+        return [name, text];
+      }
     default:
-      return [name, property?.format === 'uri' && text.startsWith('@') ? resolve(cwd, text.slice(1)) : text];
+      return [name, FILE_INPUTS.has(name) && text.startsWith('@') ? resolve(cwd, text.slice(1)) : text];
   }
 }
 
@@ -111,6 +120,8 @@ export async function predictCommand(args: string[], context: CliContext): Promi
     memoryBudgetBytes,
     log,
     imageSource: { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true },
+    // The CLI's user is the operator: LoRA files may come from anywhere on this machine.
+    loraCache: { localRoot: '/' },
   });
   const controller = new AbortController();
   const stop = () => controller.abort();

@@ -37,7 +37,10 @@ export interface ParsedLora {
 }
 
 export class LoraError extends Error {
-  constructor(label: string, detail: string) {
+  constructor(
+    readonly label: string,
+    readonly detail: string,
+  ) {
     super(`LoRA ${label}: ${detail}`);
     this.name = 'LoraError';
   }

@@ -5,7 +5,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
-import { INPUT_SCHEMA, type AspectRatio } from './schema.js';
+import { INPUT_SCHEMA, MAX_LORAS, type AspectRatio } from './schema.js';
 import { txt2imgSize } from './sizing.js';
 
 export interface InputProblem {
@@ -43,6 +43,7 @@ export interface RawInput {
   lora_scale: number;
   extra_lora?: string;
   extra_lora_scale: number;
+  loras?: { weights: string; scale: number }[];
 }
 
 export interface ResolvedInput {
@@ -65,7 +66,8 @@ export interface ResolvedInput {
   outputQuality: number;
   disableSafetyChecker: boolean;
   goFast: boolean;
-  loras: { source: string; scale: number; role: 'main' | 'extra' }[];
+  /** Requested LoRAs in application order, each with the input it came from and its strength. */
+  loras: { input: string; source: string; scale: number }[];
 }
 
 // `uri` inputs are checked by the readers that fetch them (data URIs, http(s), files where allowed).
@@ -77,9 +79,16 @@ delete validationSchema.properties.num_inference_steps?.default;
 const validateSchema = ajv.compile(validationSchema);
 
 function problemOf(error: ErrorObject): InputProblem {
-  const fromPath = error.instancePath.replace(/^\//, '');
-  if (error.keyword === 'required') return { input: String(error.params.missingProperty), message: 'is required' };
-  if (error.keyword === 'additionalProperties') return { input: String(error.params.additionalProperty), message: 'is not an input of this model' };
+  // "/loras/0/scale" → "loras[0].scale"
+  const fromPath = error.instancePath
+    .replace(/^\//, '')
+    .replace(/\/(\d+)/g, '[$1]')
+    .replace(/\//g, '.');
+  const child = (name: unknown) => (fromPath === '' ? String(name) : `${fromPath}.${String(name)}`);
+  if (error.keyword === 'required') return { input: child(error.params.missingProperty), message: 'is required' };
+  if (error.keyword === 'additionalProperties') {
+    return { input: child(error.params.additionalProperty), message: fromPath === '' ? 'is not an input of this model' : 'is not a known field' };
+  }
   if (error.keyword === 'enum') return { input: fromPath, message: `must be one of ${(error.params.allowedValues as string[]).map((v) => JSON.stringify(v)).join(', ')}` };
   return { input: fromPath || '(request)', message: error.message ?? 'is invalid' };
 }
@@ -104,12 +113,14 @@ export function resolveInput(request: unknown): ResolvedInput {
   }
   if (raw.mask !== undefined && raw.image === undefined) problems.push({ input: 'mask', message: 'needs an image: a mask marks which parts of `image` to repaint' });
   if (raw.image !== undefined && raw.prompt_strength === 0) problems.push({ input: 'prompt_strength', message: 'must be greater than 0 with an image (0 leaves no denoising step)' });
+  const loras: ResolvedInput['loras'] = [];
+  if (raw.replicate_weights !== undefined) loras.push({ input: 'replicate_weights', source: raw.replicate_weights, scale: raw.lora_scale });
+  if (raw.extra_lora !== undefined) loras.push({ input: 'extra_lora', source: raw.extra_lora, scale: raw.extra_lora_scale });
+  (raw.loras ?? []).forEach((l, i) => loras.push({ input: `loras[${i}]`, source: l.weights, scale: l.scale }));
+  if (loras.length > MAX_LORAS) problems.push({ input: 'loras', message: `at most ${MAX_LORAS} LoRAs in all (replicate_weights, extra_lora and loras), got ${loras.length}` });
   if (problems.length > 0) throw new InputValidationError(problems);
 
   const { seed, random } = resolveSeed(raw.seed);
-  const loras: ResolvedInput['loras'] = [];
-  if (raw.replicate_weights !== undefined) loras.push({ source: raw.replicate_weights, scale: raw.lora_scale, role: 'main' });
-  if (raw.extra_lora !== undefined) loras.push({ source: raw.extra_lora, scale: raw.extra_lora_scale, role: 'extra' });
   const mode = raw.image === undefined ? 'txt2img' : raw.mask === undefined ? 'img2img' : 'inpaint';
   return {
     prompt: raw.prompt,

@@ -16,6 +16,10 @@ import { tensorToImage } from '../images/tensors.js';
 import { FluxTransformer, type FluxPrecision } from '../models/flux-transformer.js';
 import { Vae } from '../models/vae.js';
 import { openVaeCheckpoint } from '../models/vae/checkpoint.js';
+import { CLIP_KIND } from '../models/clip-text.js';
+import { openFluxCheckpoint } from '../models/flux/checkpoint.js';
+import { openTextEncoderCheckpoint } from '../models/text/checkpoint.js';
+import { LoraCache, type LoraCacheOptions } from '../lora/cache.js';
 import type { VaeConfig } from '../models/vae/config.js';
 import { RunCancelledError } from '../onnx/errors.js';
 import { InferenceWorker } from '../onnx/runner.js';
@@ -29,6 +33,7 @@ import { ModelAssetsError, resolveModelAssets, type ModelAssets, type PipelineAs
 import { prepareImageInputs, type PreparedImage } from './image-inputs.js';
 import { InputValidationError, resolveInput, type InputProblem, type ResolvedInput } from './inputs.js';
 import { defaultCacheDir } from '../weights/quantized-cache.js';
+import { LoraPlanner, NO_LORAS, type LoraFetcher, type LoraPlan, type PreparedLora } from './loras.js';
 import { defaultMemoryBudget, estimateResidentBytes, ResidencyPool } from './residency.js';
 
 export interface PredictorOptions {
@@ -42,6 +47,10 @@ export interface PredictorOptions {
   imageSource?: ImageSourceOptions & { maxPixels?: number };
   /** Setup messages (loading and releasing models go to the prediction's log). */
   log?: (line: string) => void;
+  /** Settings of the LoRA download cache (default folder: cacheDir/loras). */
+  loraCache?: Partial<LoraCacheOptions>;
+  /** Resolves LoRA strings instead of the default LoraCache. */
+  loraFetcher?: LoraFetcher;
 }
 
 export interface Progress {
@@ -67,10 +76,12 @@ export interface PredictionResult {
   files: string[];
   seed: number;
   /** Seconds per stage, and in total. */
-  metrics: { predict_time: number; load_time: number; text_time: number; denoise_time: number; decode_time: number; encode_time: number };
+  metrics: { predict_time: number; lora_time: number; load_time: number; text_time: number; denoise_time: number; decode_time: number; encode_time: number };
 }
 
 const T5_LENGTH: Record<Variant, number> = { dev: 512, schnell: 256 };
+/** go_fast multiplies every LoRA strength by 1.5, as the schema text says (DECISIONS.md). */
+const GO_FAST_LORA_MULTIPLIER = 1.5;
 
 type Log = (line: string) => void;
 
@@ -78,8 +89,11 @@ export class Predictor {
   private readonly worker = new InferenceWorker();
   private readonly pool: ResidencyPool;
   private readonly conditioners = new Map<string, TextConditioner>();
-  private readonly estimates = new Map<string, Promise<number>>();
-  private readonly vaeConfigs = new Map<string, Promise<VaeConfig>>();
+  /** Checkpoint headers and memory estimates, read once per file. */
+  private readonly headers = new Map<string, Promise<unknown>>();
+  private readonly loras: LoraPlanner;
+  /** The LoRA files and strengths bound to each loaded transformer. */
+  private readonly boundLoras = new WeakMap<FluxTransformer, { key: string; scales: string }>();
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -89,6 +103,8 @@ export class Predictor {
     private readonly cacheDir: string,
   ) {
     this.pool = new ResidencyPool(options.memoryBudgetBytes ?? defaultMemoryBudget());
+    const log = (line: string) => options.log?.(line);
+    this.loras = new LoraPlanner(options.loraFetcher ?? new LoraCache({ dir: join(cacheDir, 'loras'), log, ...options.loraCache }));
   }
 
   /** Resolves the model files (writing the built-in model on first use); components load on first use. */
@@ -122,9 +138,6 @@ export class Predictor {
   private validate(request: unknown): ResolvedInput {
     const input = resolveInput(request);
     const problems: InputProblem[] = [];
-    for (const lora of input.loras) {
-      problems.push({ input: lora.role === 'main' ? 'replicate_weights' : 'extra_lora', message: 'LoRA loading is not available in this build yet' });
-    }
     if (!input.disableSafetyChecker && !this.builtin) {
       problems.push({
         input: 'disable_safety_checker',
@@ -138,17 +151,41 @@ export class Predictor {
     return input;
   }
 
-  private estimate(path: string, precision: FluxPrecision): Promise<number> {
-    const key = `${precision}:${path}`;
-    let estimate = this.estimates.get(key);
-    if (estimate === undefined) {
-      estimate = estimateResidentBytes(path, precision);
-      this.estimates.set(key, estimate);
+  /** A value derived from a file once (headers, configs, estimates), keyed by what and which file. */
+  private once<T>(key: string, read: () => Promise<T>): Promise<T> {
+    let value = this.headers.get(key) as Promise<T> | undefined;
+    if (value === undefined) {
+      value = read();
+      this.headers.set(key, value);
+      value.catch(() => this.headers.delete(key));
     }
-    return estimate;
+    return value;
   }
 
-  private async encodeText(pipeline: PipelineAssets, prompt: string, precision: 'exact' | 'int8', log: Log, signal?: AbortSignal): Promise<TextConditioning> {
+  private estimate(path: string, precision: FluxPrecision): Promise<number> {
+    return this.once(`estimate:${precision}:${path}`, () => estimateResidentBytes(path, precision));
+  }
+
+  /** The LoRA states for this request, planned from checkpoint headers (no model is loaded for it). */
+  private async planLoras(pipeline: PipelineAssets, prepared: PreparedLora[], log: Log): Promise<LoraPlan> {
+    if (prepared.length === 0) return NO_LORAS;
+    const flux = await this.once(`flux:${pipeline.transformer}`, async () => (await openFluxCheckpoint(pipeline.transformer)).config);
+    const clip = await this.once(`clip:${pipeline.clip}`, async () => (await openTextEncoderCheckpoint(pipeline.clip, CLIP_KIND)).config);
+    return this.loras.plan(prepared, flux, clip, log);
+  }
+
+  /** Binds the plan's LoRAs to a loaded transformer: everything when the files changed, only strengths otherwise. */
+  private async bindLoras(transformer: FluxTransformer, plan: LoraPlan): Promise<void> {
+    const bound = this.boundLoras.get(transformer);
+    const scales = JSON.stringify(plan.scales);
+    if (bound?.key === plan.key && bound.scales === scales) return;
+    this.boundLoras.delete(transformer);
+    if (bound?.key === plan.key) await transformer.setLowRankScales(plan.scales);
+    else await transformer.setLowRank(plan.transformer);
+    this.boundLoras.set(transformer, { key: plan.key, scales });
+  }
+
+  private async encodeText(pipeline: PipelineAssets, prompt: string, precision: 'exact' | 'int8', plan: LoraPlan, log: Log, signal?: AbortSignal): Promise<TextConditioning> {
     const key = `text:${pipeline.t5}:${pipeline.clip}:${precision}`;
     let conditioner = this.conditioners.get(key);
     if (conditioner === undefined) {
@@ -162,6 +199,7 @@ export class Predictor {
       });
       this.conditioners.set(key, conditioner);
     }
+    await conditioner.setClipLowRank(plan.clip, plan.clipKey);
     const length = T5_LENGTH[pipeline.variant];
     if (!conditioner.cached(prompt, length)) {
       const bytes = (await this.estimate(pipeline.t5, precision)) + (await this.estimate(pipeline.clip, 'exact'));
@@ -195,12 +233,7 @@ export class Predictor {
 
   /** The VAE's config from its checkpoint header, without loading it (the denoiser needs its factor and channels). */
   private vaeConfig(pipeline: PipelineAssets): Promise<VaeConfig> {
-    let config = this.vaeConfigs.get(pipeline.vae);
-    if (config === undefined) {
-      config = openVaeCheckpoint(pipeline.vae).then((c) => c.config);
-      this.vaeConfigs.set(pipeline.vae, config);
-    }
-    return config;
+    return this.once(`vae:${pipeline.vae}`, async () => (await openVaeCheckpoint(pipeline.vae)).config);
   }
 
   private async run(input: ResolvedInput, options: PredictOptions): Promise<PredictionResult> {
@@ -210,7 +243,7 @@ export class Predictor {
     const checkCancelled = (stage: string) => {
       if (signal?.aborted) throw new RunCancelledError(stage);
     };
-    const timer = { load: 0, text: 0, denoise: 0, decode: 0, encode: 0 };
+    const timer = { lora: 0, load: 0, text: 0, denoise: 0, decode: 0, encode: 0 };
     const timed = async <T>(stage: keyof typeof timer, work: () => Promise<T>): Promise<T> => {
       const t0 = performance.now();
       try {
@@ -222,6 +255,13 @@ export class Predictor {
     const pipeline = this.assets.pipelines[input.model] as PipelineAssets;
     const precision: 'exact' | 'int8' = input.goFast ? 'int8' : 'exact';
 
+    // LoRAs first: a bad source or file fails the request before any model work.
+    const requested = input.loras.map((l) => ({ ...l, scale: l.scale * (input.goFast ? GO_FAST_LORA_MULTIPLIER : 1) }));
+    const plan = await timed('lora', async () => {
+      const prepared = await this.loras.prepare(requested, signal);
+      return this.planLoras(pipeline, prepared, log);
+    });
+    if (requested.length > 0) log(`Loaded LoRAs in ${(timer.lora / 1000).toFixed(2)}s`);
     log(`Using seed: ${input.seed}`);
     log(`Prompt: ${input.prompt}`);
     log(`[!] ${input.mode} mode`);
@@ -240,9 +280,10 @@ export class Predictor {
       const moments = await timed('decode', () => vae.encode(prepared.tensor, { signal }));
       posterior = { mean: moments.mean.data as Float32Array, logvar: moments.logvar.data as Float32Array };
     }
-    const text = await timed('text', () => this.encodeText(pipeline, input.prompt, precision, log, signal));
+    const text = await timed('text', () => this.encodeText(pipeline, input.prompt, precision, plan, log, signal));
     checkCancelled('the prediction (before denoising)');
     const transformer = await timed('load', () => this.transformer(pipeline, precision, log));
+    await timed('lora', () => this.bindLoras(transformer, plan));
     const vaeConfig = await this.vaeConfig(pipeline);
     const factor = 2 ** (vaeConfig.blockOutChannels.length - 1);
     const [h, w] = [size.height / factor, size.width / factor];
@@ -299,6 +340,7 @@ export class Predictor {
       seed: input.seed,
       metrics: {
         predict_time: seconds(performance.now() - started),
+        lora_time: seconds(timer.lora),
         load_time: seconds(timer.load),
         text_time: seconds(timer.text),
         denoise_time: seconds(timer.denoise),

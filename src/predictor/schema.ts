@@ -36,6 +36,20 @@ const properties: Record<string, Property> = {
   lora_scale: { type: 'number', minimum: -1, maximum: 3, default: 1, title: 'Lora Scale', description: LORA_SCALE.replace('%s', 'main') },
   extra_lora: { type: 'string', title: 'Extra Lora', description: LORA_SOURCES },
   extra_lora_scale: { type: 'number', minimum: -1, maximum: 3, default: 1, title: 'Extra Lora Scale', description: LORA_SCALE.replace('%s', 'extra') },
+  // flux-lora extension (not in the hosted schema): any number of LoRAs up to MAX_LORAS in all.
+  loras: {
+    type: 'array',
+    maxItems: 8,
+    title: 'Loras',
+    description:
+      'More LoRAs (flux-lora extension): a list of {"weights": <any source replicate_weights accepts>, "scale": <strength, -1..3, default 1>}, applied together with replicate_weights and extra_lora (at most 8 LoRAs in all). go_fast multiplies these strengths by 1.5 as well.',
+    items: {
+      type: 'object',
+      required: ['weights'],
+      additionalProperties: false,
+      properties: { weights: { type: 'string', minLength: 1 }, scale: { type: 'number', minimum: -1, maximum: 3, default: 1 } },
+    },
+  },
 } as unknown as Record<string, Property>;
 Object.keys(properties).forEach((name, i) => ((properties[name] as Property)['x-order'] = i));
 
@@ -48,3 +62,6 @@ export const INPUT_SCHEMA = {
 } as const;
 
 export const INPUT_NAMES = Object.keys(properties);
+
+/** LoRAs one prediction may apply, counting replicate_weights, extra_lora and the `loras` list. */
+export const MAX_LORAS = 8;

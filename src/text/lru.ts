@@ -15,6 +15,10 @@ export class LruCache<K, V> {
     return this.entries.has(key);
   }
 
+  delete(key: K): void {
+    this.entries.delete(key);
+  }
+
   get(key: K): V | undefined {
     const value = this.entries.get(key);
     if (value !== undefined) {

@@ -92,6 +92,10 @@ describe('flux-lora predict', () => {
     expect(parseInputArgument('prompt=@me', '/x')).toEqual(['prompt', '@me']);
     expect(parseInputArgument('mask=@m.png', '/x')).toEqual(['mask', '/x/m.png']);
     expect(parseInputArgument('image=https://e.com/a.png', '/x')).toEqual(['image', 'https://e.com/a.png']);
+    expect(parseInputArgument('replicate_weights=@l.safetensors', '/x')).toEqual(['replicate_weights', '/x/l.safetensors']);
+    expect(parseInputArgument('extra_lora=fofr/flux-pixar-cars', '/x')).toEqual(['extra_lora', 'fofr/flux-pixar-cars']);
+    expect(parseInputArgument('loras=[{"weights":"a/b","scale":0.5}]', '/x')).toEqual(['loras', [{ weights: 'a/b', scale: 0.5 }]]);
+    expect(parseInputArgument('loras=[oops', '/x')).toEqual(['loras', '[oops']);
   });
 });
 

@@ -14,11 +14,13 @@ function problems(input: unknown): { input: string; message: string }[] {
 }
 
 describe('input schema', () => {
-  it('has the 21 inputs of the contract in order, with their defaults and bounds', () => {
+  it('has the 21 inputs of the contract in order, then the loras extension, with their defaults and bounds', () => {
     expect(INPUT_NAMES).toEqual([
       'prompt', 'image', 'mask', 'aspect_ratio', 'height', 'width', 'prompt_strength', 'model', 'num_outputs', 'num_inference_steps', 'guidance_scale',
       'seed', 'output_format', 'output_quality', 'disable_safety_checker', 'go_fast', 'megapixels', 'replicate_weights', 'lora_scale', 'extra_lora', 'extra_lora_scale',
+      'loras',
     ]);
+    expect(INPUT_SCHEMA.properties.loras).toMatchObject({ type: 'array', maxItems: 8, 'x-order': 21 });
     expect(INPUT_SCHEMA.properties.num_inference_steps).toMatchObject({ default: 28, minimum: 1, maximum: 50, 'x-order': 9 });
     expect(INPUT_SCHEMA.properties.megapixels).toMatchObject({ enum: ['1', '0.25'], default: '1' });
   });
@@ -67,12 +69,22 @@ describe('resolving a request', () => {
     expect(resolveInput({ prompt: 'x', aspect_ratio: '16:9', width: 512, height: 512 }).size).toEqual({ width: 1344, height: 768 });
   });
 
-  it('lists the LoRA inputs with their scales', () => {
-    expect(resolveInput({ prompt: 'x', replicate_weights: 'a/b', lora_scale: 0.5, extra_lora: 'c/d' }).loras).toEqual([
-      { source: 'a/b', scale: 0.5, role: 'main' },
-      { source: 'c/d', scale: 1, role: 'extra' },
+  it('lists the LoRA inputs with their scales: main, extra, then the loras list', () => {
+    expect(resolveInput({ prompt: 'x', replicate_weights: 'a/b', lora_scale: 0.5, extra_lora: 'c/d', loras: [{ weights: 'e/f', scale: 2 }, { weights: 'g/h' }] }).loras).toEqual([
+      { input: 'replicate_weights', source: 'a/b', scale: 0.5 },
+      { input: 'extra_lora', source: 'c/d', scale: 1 },
+      { input: 'loras[0]', source: 'e/f', scale: 2 },
+      { input: 'loras[1]', source: 'g/h', scale: 1 },
     ]);
-    expect(resolveInput({ prompt: 'x', extra_lora: 'c/d', extra_lora_scale: -0.5 }).loras).toEqual([{ source: 'c/d', scale: -0.5, role: 'extra' }]);
+    // extra_lora alone is applied with its own scale (DECISIONS.md), not ignored or promoted.
+    expect(resolveInput({ prompt: 'x', extra_lora: 'c/d', extra_lora_scale: -0.5 }).loras).toEqual([{ input: 'extra_lora', source: 'c/d', scale: -0.5 }]);
+    expect(problems({ prompt: 'x', loras: [{ weights: 'a/b', scale: 5 }, { scale: 1 }, { weights: 'c/d', extra: 1 }] })).toEqual([
+      { input: 'loras[0].scale', message: 'must be <= 3' },
+      { input: 'loras[1].weights', message: 'is required' },
+      { input: 'loras[2].extra', message: 'is not a known field' },
+    ]);
+    const eight = Array.from({ length: 7 }, (_, i) => ({ weights: `o/l${i}` }));
+    expect(problems({ prompt: 'x', replicate_weights: 'a/b', extra_lora: 'c/d', loras: eight })).toEqual([{ input: 'loras', message: 'at most 8 LoRAs in all (replicate_weights, extra_lora and loras), got 9' }]);
   });
 
   it('collects every problem, each naming its input', () => {

@@ -165,8 +165,9 @@ describe('predictor errors', () => {
       [{ prompt: 'x', mask: 'data:image/png;base64,AA==' }, 'mask', /needs an image/],
       [{ prompt: 'x', image: 'data:image/png;base64,AA==', prompt_strength: 0 }, 'prompt_strength', /must be greater than 0 with an image/],
       [{ prompt: 'x', steps: 4 }, 'steps', /is not an input of this model/],
-      [{ prompt: 'x', replicate_weights: 'fofr/flux-pixar-cars' }, 'replicate_weights', /LoRA loading is not available/],
-      [{ prompt: 'x', extra_lora: 'fofr/flux-pixar-cars' }, 'extra_lora', /LoRA loading is not available/],
+      [{ prompt: 'x', lora_scale: 3.5 }, 'lora_scale', /must be <= 3/],
+      [{ prompt: 'x', extra_lora_scale: -2 }, 'extra_lora_scale', /must be >= -1/],
+      [{ prompt: 'x', loras: [{ weights: '' }] }, 'loras[0].weights', /must NOT have fewer than 1 characters/],
     ];
     for (const [input, name, message] of cases) {
       const error = await failure(input);
