@@ -14,7 +14,7 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { FetchError, redact, safeDownload, safeDownloadBytes, type SafeDownloadOptions } from '../net/safe-fetch.js';
 import { RunCancelledError } from '../onnx/errors.js';
 import { SafetensorsError, SafetensorsFile } from '../weights/safetensors.js';
-import { ArchiveError, extractSingleSafetensors } from './archive.js';
+import { extractSingleSafetensors } from './archive.js';
 import {
   civitaiDownloadUrl,
   civitaiModelUrl,
@@ -64,18 +64,22 @@ interface IndexFile {
   entries: IndexEntry[];
 }
 
-/** What to fetch for one source, once any API look-up is done. */
-interface Plan {
-  key: string;
+/** How failures of one source are told: the reference's messages depend on the host. */
+interface SourceTraits {
   format: 'safetensors' | 'tar' | 'data';
+  /** The message for an HTTP 404. */
+  notFound: string;
+  /** Which token setting could help with a 401/403 ('' for none). */
+  tokenHint: string;
+  huggingFace: boolean;
+}
+
+/** What to fetch for one source, once any API look-up is done. */
+interface Plan extends SourceTraits {
+  key: string;
   /** The download URL (for `data`, the URI itself). */
   url: string;
   headers: Record<string, string>;
-  /** The message for an HTTP 404. */
-  notFound: string;
-  /** Which token setting would help with a 401/403. */
-  tokenHint: string;
-  huggingFace: boolean;
 }
 
 interface SharedDownload {
@@ -130,6 +134,24 @@ function errorDetail(error: unknown): string {
   return (error as Error).message;
 }
 
+type RemoteSource = Exclude<LoraSource, { kind: 'local' }>;
+
+function sourceTraits(source: RemoteSource): SourceTraits {
+  const plain = { notFound: NOT_FOUND, tokenHint: '', huggingFace: false };
+  switch (source.kind) {
+    case 'data':
+      return { ...plain, format: 'data' };
+    case 'url':
+      return { ...plain, format: source.format };
+    case 'replicate':
+      return { ...plain, format: 'tar', tokenHint: 'REPLICATE_API_TOKEN' };
+    case 'huggingface':
+      return { ...plain, format: 'safetensors', tokenHint: 'HF_TOKEN', huggingFace: true };
+    case 'civitai':
+      return { format: 'safetensors', notFound: CIVITAI_NOT_FOUND, tokenHint: 'CIVITAI_TOKEN', huggingFace: false };
+  }
+}
+
 export class LoraCache {
   private readonly dir: string;
   private readonly maxBytes: number;
@@ -178,12 +200,13 @@ export class LoraCache {
     await this.load();
     const cancelled = (): RunCancelledError => new RunCancelledError(`the LoRA download for input "${input}"`);
     if (signal?.aborted) throw cancelled();
+    const traits = sourceTraits(source);
     let plan: Plan;
     try {
-      plan = await this.plan(source, signal);
+      plan = await this.plan(source, traits, signal);
     } catch (error) {
       if (signal?.aborted) throw cancelled();
-      throw this.failure(input, value, error, undefined);
+      throw this.failure(input, value, error, traits);
     }
     const cached = await this.lookup(plan.key);
     if (cached !== undefined) return cached;
@@ -191,7 +214,7 @@ export class LoraCache {
       return await this.shared(plan.key, signal, (downloadSignal) => this.download(plan, downloadSignal));
     } catch (error) {
       if (signal?.aborted) throw cancelled();
-      throw this.failure(input, value, error, plan);
+      throw this.failure(input, value, error, traits);
     }
   }
 
@@ -210,29 +233,28 @@ export class LoraCache {
     }
   }
 
-  private async plan(source: Exclude<LoraSource, { kind: 'local' }>, signal: AbortSignal | undefined): Promise<Plan> {
-    const common = { notFound: NOT_FOUND, huggingFace: false, tokenHint: '' };
+  private async plan(source: RemoteSource, traits: SourceTraits, signal: AbortSignal | undefined): Promise<Plan> {
     switch (source.kind) {
       case 'data':
-        return { ...common, key: `data:sha256:${sha256(source.uri)}`, format: 'data', url: source.uri, headers: {} };
+        return { ...traits, key: `data:sha256:${sha256(source.uri)}`, url: source.uri, headers: {} };
       case 'url':
-        return { ...common, key: withoutToken(source.url), format: source.format, url: source.url, headers: {} };
+        return { ...traits, key: withoutToken(source.url), url: source.url, headers: {} };
       case 'replicate': {
         const url = replicateWeightsUrl(this.hosts, source.owner, source.name, source.version);
-        return { ...common, key: url, format: 'tar', url, headers: bearer(this.tokens.replicate), tokenHint: 'REPLICATE_API_TOKEN' };
+        return { ...traits, key: url, url, headers: bearer(this.tokens.replicate) };
       }
       case 'huggingface': {
         const headers = bearer(this.tokens.huggingface);
         const file = source.file ?? (await this.huggingFaceFile(source.owner, source.repo, source.revision, headers, signal));
         const url = huggingFaceFileUrl(this.hosts, source.owner, source.repo, source.revision, file);
-        return { ...common, key: url, format: 'safetensors', url, headers, huggingFace: true, tokenHint: 'HF_TOKEN' };
+        return { ...traits, key: url, url, headers };
       }
       case 'civitai': {
         const headers = bearer(this.tokens.civitai);
         const version = source.version ?? (await this.civitaiVersion(source.model as string, headers, signal));
         const key = civitaiDownloadUrl(this.hosts, version, source.query);
         const url = source.token === undefined ? key : `${key}${key.includes('?') ? '&' : '?'}token=${encodeURIComponent(source.token)}`;
-        return { ...common, key, format: 'safetensors', url, headers, notFound: CIVITAI_NOT_FOUND, tokenHint: 'CIVITAI_TOKEN' };
+        return { ...traits, key, url, headers };
       }
     }
   }
@@ -385,22 +407,20 @@ export class LoraCache {
   }
 
   /** A failure as the LoraSourceError the user sees, with the reference's messages for HTTP answers. */
-  private failure(input: string, value: string, error: unknown, plan: Plan | undefined): Error {
+  private failure(input: string, value: string, error: unknown, traits: SourceTraits): Error {
     if (error instanceof LoraSourceError || error instanceof RunCancelledError) return error;
     let message: string;
     if (error instanceof FetchError && (error.status === 401 || error.status === 403)) {
-      message = plan?.tokenHint ? `${AUTH_FAILED} (Or set ${plan.tokenHint} on the server.) (HTTP ${error.status})` : `${AUTH_FAILED} (HTTP ${error.status})`;
+      const hint = traits.tokenHint === '' ? '' : ` (Or set ${traits.tokenHint} on the server.)`;
+      message = `${AUTH_FAILED}${hint} (HTTP ${error.status})`;
     } else if (error instanceof FetchError && error.status === 404) {
-      message = plan?.notFound ?? (error.url.includes('civitai') || value.includes('civitai.com') ? CIVITAI_NOT_FOUND : NOT_FOUND);
+      message = traits.notFound;
     } else if (error instanceof FetchError) {
-      message = `Failed to download ${plan?.format === 'tar' ? 'tarball' : plan === undefined ? 'weights information' : 'safetensors file'}: ${error.message}`;
-    } else if (error instanceof ArchiveError) {
-      message = error.message;
+      message = `Failed to download ${traits.format === 'tar' ? 'tarball' : 'safetensors file'}: ${error.message}`;
     } else {
       message = errorDetail(error);
     }
-    const fromHuggingFace = plan?.huggingFace ?? /huggingface\.co/.test(value);
-    if (fromHuggingFace) message = `Failed to download from HuggingFace: ${message}`;
+    if (traits.huggingFace) message = `Failed to download from HuggingFace: ${message}`;
     return new LoraSourceError(input, `${describeSource(value)}: ${message}`);
   }
 
@@ -430,7 +450,10 @@ export class LoraCache {
   }
 
   private load(): Promise<void> {
-    this.loaded ??= this.readIndex();
+    this.loaded ??= this.readIndex().catch((error: unknown) => {
+      this.loaded = undefined;
+      throw new Error(`the LoRA cache folder ${this.dir} cannot be used: ${(error as Error).message}`);
+    });
     return this.loaded;
   }
 

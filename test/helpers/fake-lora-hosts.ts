@@ -24,7 +24,7 @@ export interface RecordedRequest {
 
 /** How a route answers. */
 export type Route =
-  | { body: Uint8Array; headers?: Record<string, string> }
+  | { body: Uint8Array; headers?: Record<string, string>; delayMs?: number }
   | { status: number; body?: string }
   /** Accepts the request and never answers. */
   | { hang: true }
@@ -185,6 +185,10 @@ function serve(res: ServerResponse, route: Route): void {
     res.write(Buffer.from(route.body.subarray(0, route.dropAfter)), () => setTimeout(() => res.socket?.destroy(), 20));
     return;
   }
-  res.writeHead(200, { 'content-length': String(route.body.byteLength), 'content-type': 'application/octet-stream', ...route.headers });
-  res.end(Buffer.from(route.body));
+  const send = (): void => {
+    res.writeHead(200, { 'content-length': String(route.body.byteLength), 'content-type': 'application/octet-stream', ...route.headers });
+    res.end(Buffer.from(route.body));
+  };
+  if (route.delayMs === undefined) send();
+  else setTimeout(send, route.delayMs);
 }
