@@ -81,17 +81,17 @@ export class FakeLoraHosts {
 
   static async start(): Promise<FakeLoraHosts> {
     const names: HostName[] = ['huggingface', 'civitai', 'replicate', 'files'];
-    let fake: FakeLoraHosts | undefined;
+    const started: { fake?: FakeLoraHosts } = {};
     const servers = {} as Record<HostName, Server>;
     const urls = {} as Record<HostName, string>;
     for (const name of names) {
-      const server = createServer((req, res) => fake?.handle(name, req, res));
+      const server = createServer((req, res) => started.fake?.handle(name, req, res));
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       servers[name] = server;
       urls[name] = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     }
-    fake = new FakeLoraHosts(servers, urls);
-    return fake;
+    started.fake = new FakeLoraHosts(servers, urls);
+    return started.fake;
   }
 
   /** Base URLs for LoraCacheOptions.hosts. */
