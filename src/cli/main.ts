@@ -3,6 +3,7 @@ import { openApiSchemaDocument } from '../predictor/openapi.js';
 import { processContext, type CliContext } from './context.js';
 import { evalCommand } from './eval-command.js';
 import { predictCommand } from './predict-command.js';
+import { serveCommand } from './serve-command.js';
 import { UsageError } from './usage-error.js';
 
 const HELP = `Usage: flux-lora <command> [options]
@@ -11,6 +12,7 @@ Self-hosted FLUX.1 text-to-image with LoRAs, on onnxruntime.
 
 Commands:
   predict            run one prediction: flux-lora predict -i prompt="a photo of TOK" (see flux-lora predict --help)
+  serve              serve predictions over HTTP: Cog's API and the Replicate API subset (see flux-lora serve --help)
   schema             print the prediction input and output schemas (OpenAPI)
   eval <component>   evaluate one model component on a golden case file (see flux-lora eval --help)
 
@@ -41,6 +43,8 @@ export async function main(argv: string[], out: Print, err: Print, context: Part
       out(`${version()}\n`);
     } else if (command === 'predict') {
       return await predictCommand(rest, ctx);
+    } else if (command === 'serve') {
+      return await serveCommand(rest, ctx, version());
     } else if (command === 'schema') {
       if (rest.length > 0) throw new UsageError(`schema: unexpected argument "${rest[0]}"`);
       out(`${JSON.stringify(openApiSchemaDocument(version()), null, 2)}\n`);

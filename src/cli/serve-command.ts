@@ -1,0 +1,141 @@
+/**
+ * `flux-lora serve`: the HTTP server (src/server/) from the command line. Logs are pino JSON
+ * lines on stdout; SIGTERM, SIGINT and POST /shutdown let accepted predictions finish (up to
+ * --shutdown-timeout) before the process exits.
+ */
+import { parseArgs } from 'node:util';
+import { GIB } from '../predictor/residency.js';
+import { checkAuthPolicy } from '../server/auth.js';
+import { DEFAULT_SERVER_OPTIONS, startServer } from '../server/app.js';
+import type { CliContext } from './context.js';
+import { UsageError } from './usage-error.js';
+
+const D = DEFAULT_SERVER_OPTIONS;
+
+export const SERVE_HELP = `Usage: flux-lora serve [options]
+
+Serves predictions over HTTP: Cog's prediction API at the root (POST /predictions, …) and
+the Replicate API subset under /v1 (new Replicate({ baseUrl: "http://HOST:PORT/v1" })).
+
+Options:
+  --host <address>          address to bind (default ${D.host}; any other needs --token or --no-auth)
+  --port <n>                port (default $PORT or ${D.port})
+  --model-dir <dir>         FLUX.1 weights (default: $FLUX_MODEL_DIR; with neither, the built-in tiny model)
+  --memory-budget <GiB>     memory the loaded models may hold (default: 75% of RAM)
+  --model-name <owner/name> the only model the Replicate API answers to (default: any owner/name)
+  --token <token>           require "Authorization: Bearer <token>" (default: $FLUX_LORA_API_TOKEN)
+  --no-auth                 serve a non-loopback address without a token
+  --upload-url <url>        PUT output files to <url>/<prediction id>/<file> instead of answering data URIs
+  --public-url <url>        this server's URL as clients reach it (e.g. https://… behind a TLS proxy);
+                            Replicate API outputs then link to files served here
+  --queue-size <n>          predictions that may wait behind the running one (default ${D.queueSize})
+  --body-limit <MiB>        largest request body (default ${D.bodyLimitBytes / 2 ** 20})
+  --retention <seconds>     how long finished predictions and their files are kept (default ${D.retentionMs / 1000})
+  --max-retained <n>        finished predictions kept at most (default ${D.maxRetained})
+  --shutdown-timeout <s>    time accepted predictions get to finish on shutdown (default ${D.shutdownTimeoutMs / 1000})
+  --allow-private-networks  let image and LoRA URLs reach loopback and private addresses
+  --log-level <level>       fatal, error, warn, info, debug, trace or silent (default info)
+  -h, --help                show this help
+
+Environment:
+  WEBHOOK_AUTH_TOKEN        sent as "Authorization: Bearer <token>" with every webhook
+`;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function parse(args: string[]) {
+  const text = { type: 'string' } as const;
+  try {
+    return parseArgs({
+      args,
+      options: {
+        host: text,
+        port: text,
+        'model-dir': text,
+        'memory-budget': text,
+        'model-name': text,
+        token: text,
+        'no-auth': { type: 'boolean' },
+        'upload-url': text,
+        'public-url': text,
+        'queue-size': text,
+        'body-limit': text,
+        retention: text,
+        'max-retained': text,
+        'shutdown-timeout': text,
+        'allow-private-networks': { type: 'boolean' },
+        'log-level': text,
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (error) {
+    throw new UsageError(`serve: ${(error as Error).message}`);
+  }
+}
+
+/** A number option: absent → the default; otherwise it must be a number ≥ min (an integer where asked). */
+function numberOption(name: string, text: string | undefined, fallback: number, { min = 0, integer = false } = {}): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`serve: --${name} must be ${integer ? 'an integer' : 'a number'} of at least ${min}, got "${text}"`);
+  }
+  return value;
+}
+
+function urlOption(name: string, text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (!/^https?:\/\/[^/]/i.test(text) || !URL.canParse(text)) throw new UsageError(`serve: --${name} must be an http(s) URL, got "${text}"`);
+  return text;
+}
+
+export async function serveCommand(args: string[], context: CliContext, version: string): Promise<number> {
+  const values = parse(args);
+  if (values.help) {
+    context.out(SERVE_HELP);
+    return 0;
+  }
+  const host = values.host ?? D.host;
+  const auth = { token: values.token ?? (context.env.FLUX_LORA_API_TOKEN || undefined), disabled: values['no-auth'] === true };
+  try {
+    checkAuthPolicy(host, auth);
+  } catch (error) {
+    throw new UsageError(`serve: ${(error as Error).message}`);
+  }
+  const modelName = values['model-name'];
+  if (modelName !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(modelName)) throw new UsageError(`serve: --model-name must look like owner/name, got "${modelName}"`);
+  const level = values['log-level'] ?? 'info';
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`serve: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
+  const memoryBudget = values['memory-budget'];
+  const server = await startServer({
+    host,
+    port: numberOption('port', values.port ?? (context.env.PORT || undefined), D.port, { integer: true, min: 0 }),
+    version,
+    // An empty FLUX_MODEL_DIR counts as unset (the built-in model).
+    modelDir: values['model-dir'] ?? (context.env.FLUX_MODEL_DIR || undefined),
+    cacheDir: context.env.FLUX_LORA_CACHE_DIR || undefined,
+    memoryBudgetBytes: memoryBudget === undefined ? undefined : numberOption('memory-budget', memoryBudget, 0, { min: 0.01 }) * GIB,
+    modelName,
+    uploadUrl: urlOption('upload-url', values['upload-url']),
+    publicUrl: urlOption('public-url', values['public-url']),
+    auth,
+    queueSize: numberOption('queue-size', values['queue-size'], D.queueSize, { integer: true }),
+    bodyLimitBytes: Math.round(numberOption('body-limit', values['body-limit'], D.bodyLimitBytes / 2 ** 20, { min: 0.001 }) * 2 ** 20),
+    requestTimeoutMs: D.requestTimeoutMs,
+    retentionMs: numberOption('retention', values.retention, D.retentionMs / 1000, { min: 1 }) * 1000,
+    maxRetained: numberOption('max-retained', values['max-retained'], D.maxRetained, { integer: true }),
+    shutdownTimeoutMs: numberOption('shutdown-timeout', values['shutdown-timeout'], D.shutdownTimeoutMs / 1000) * 1000,
+    allowPrivateNetworks: values['allow-private-networks'] === true,
+    logger: { level, stream: { write: (line) => context.out(line) } },
+  });
+  const stop = () => void server.shutdown();
+  context.onInterrupt(stop);
+  process.once('SIGTERM', stop);
+  try {
+    await server.closed;
+  } finally {
+    context.offInterrupt(stop);
+    process.off('SIGTERM', stop);
+  }
+  return 0;
+}

@@ -1,0 +1,145 @@
+/**
+ * `flux-lora serve`: the Fastify server with Cog's contract at the root and the Replicate API
+ * subset under /v1, in front of one predictor. Setup (the predictor) starts with the server,
+ * so /health-check says STARTING until it is done. Hardened: body size limit, JSON nesting
+ * limit, request and header timeouts, errors without stack traces, pino logs.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { DEFAULT_MAX_PIXELS } from '../images/decode.js';
+import { DEFAULT_IMAGE_SOURCE } from '../images/source.js';
+import { checkAuthPolicy, registerAuth, type AuthOptions } from './auth.js';
+import type { ServerContext } from './context.js';
+import { registerErrorHandling } from './errors.js';
+import { registerJsonBody } from './json-body.js';
+import { cogRoutes } from './routes/cog.js';
+import { publicRoutes } from './routes/public.js';
+import { replicateRoutes } from './routes/replicate.js';
+import { PredictionService } from './service.js';
+import { webhookView } from './views.js';
+import { DEFAULT_WEBHOOK_OPTIONS, type WebhookOptions } from './webhooks.js';
+
+export interface ServerOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  version: string;
+  /** FLUX.1 weights; absent: the built-in tiny model. */
+  modelDir?: string;
+  cacheDir?: string;
+  memoryBudgetBytes?: number;
+  modelName?: string;
+  uploadUrl?: string;
+  publicUrl?: string;
+  auth: AuthOptions;
+  /** Predictions that may wait behind the running one. */
+  queueSize: number;
+  bodyLimitBytes: number;
+  /** Time to receive a whole request (headers and body). */
+  requestTimeoutMs: number;
+  /** How long finished predictions (and their files) are kept, and how many at most. */
+  retentionMs: number;
+  maxRetained: number;
+  /** How long a shutdown lets accepted predictions finish before canceling them. */
+  shutdownTimeoutMs: number;
+  /** Let image and LoRA URLs reach loopback/private addresses. */
+  allowPrivateNetworks: boolean;
+  webhooks?: Partial<Omit<WebhookOptions, 'userAgent'>>;
+  /** pino settings; `stream` receives the JSON lines (default stdout). */
+  logger: { level: string; stream?: { write(line: string): void } };
+}
+
+export const DEFAULT_SERVER_OPTIONS = {
+  host: '127.0.0.1',
+  port: 5000,
+  queueSize: 64,
+  bodyLimitBytes: 100 * 1024 * 1024,
+  requestTimeoutMs: 60_000,
+  retentionMs: 60 * 60_000,
+  maxRetained: 200,
+  shutdownTimeoutMs: 30_000,
+  allowPrivateNetworks: false,
+} as const;
+
+/** JSON bodies nested deeper than this are refused (requests need 4 levels). */
+const MAX_JSON_DEPTH = 32;
+
+export interface FluxServer {
+  /** The address it listens on, e.g. http://127.0.0.1:5000. */
+  url: string;
+  app: FastifyInstance;
+  service: PredictionService;
+  /** Finishes accepted predictions (up to the shutdown deadline) and closes; idempotent. */
+  shutdown(): Promise<void>;
+  /** Resolves once the server has shut down (POST /shutdown, a signal, or shutdown()). */
+  closed: Promise<void>;
+}
+
+export async function startServer(options: ServerOptions): Promise<FluxServer> {
+  checkAuthPolicy(options.host, options.auth);
+  const app = Fastify({
+    logger: options.logger,
+    bodyLimit: options.bodyLimitBytes,
+    requestTimeout: options.requestTimeoutMs,
+    // Ajv for envelopes: no type coercion, every problem reported, `nullable` understood.
+    ajv: { customOptions: { coerceTypes: false, allErrors: true, removeAdditional: false } },
+  });
+  app.server.headersTimeout = Math.min(options.requestTimeoutMs, 20_000);
+  const workDir = await mkdtemp(join(tmpdir(), 'flux-lora-serve-'));
+  const service = new PredictionService({
+    predictor: {
+      modelDir: options.modelDir,
+      cacheDir: options.cacheDir,
+      memoryBudgetBytes: options.memoryBudgetBytes,
+      imageSource: { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: false, allowPrivateNetworks: options.allowPrivateNetworks, maxPixels: DEFAULT_MAX_PIXELS },
+      loraCache: { allowPrivateNetworks: options.allowPrivateNetworks, localRoot: null },
+    },
+    queueSize: options.queueSize,
+    retention: { retentionMs: options.retentionMs, maxRetained: options.maxRetained },
+    workDir,
+    webhooks: { ...DEFAULT_WEBHOOK_OPTIONS, ...options.webhooks, token: process.env.WEBHOOK_AUTH_TOKEN || undefined, userAgent: `flux-lora/${options.version}` },
+    log: app.log,
+    render: webhookView,
+  });
+
+  let closing: Promise<void> | undefined;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
+  const shutdown = () => {
+    closing ??= (async () => {
+      app.log.info('shutting down: finishing accepted predictions');
+      await service.shutdown(options.shutdownTimeoutMs);
+      await app.close();
+      resolveClosed();
+    })();
+    return closing;
+  };
+  const context: ServerContext = {
+    service,
+    version: options.version,
+    uploadUrl: options.uploadUrl,
+    publicUrl: options.publicUrl?.replace(/\/+$/, ''),
+    modelName: options.modelName,
+    shutdown: () => void shutdown(),
+  };
+
+  registerJsonBody(app, MAX_JSON_DEPTH);
+  registerErrorHandling(app);
+  if (options.auth.token !== undefined) registerAuth(app, options.auth.token);
+  cogRoutes(app, context);
+  replicateRoutes(app, context);
+  publicRoutes(app, context);
+
+  try {
+    await app.listen({ host: options.host, port: options.port });
+  } catch (error) {
+    await service.shutdown(0);
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return { url: `http://${host}:${port}`, app, service, shutdown, closed };
+}

@@ -1,0 +1,92 @@
+/**
+ * Cog's prediction contract at the root: discovery, health, schema, predictions (synchronous,
+ * or `Prefer: respond-async` → 202), idempotent PUT, cancel and shutdown. A synchronous
+ * prediction whose client disconnects is canceled (as coglet does).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { baseUrl, webhookSpec, type ServerContext } from '../context.js';
+import { sendError } from '../errors.js';
+import { cogOpenApiDocument } from '../openapi.js';
+import type { OutputTarget } from '../outputs.js';
+import { COG_REQUEST_SCHEMA, idParams, type CogRequest } from '../request-schema.js';
+import { cogView } from '../views.js';
+
+type IdParams = { prediction_id: string };
+
+function outputTarget(context: ServerContext, body: CogRequest): OutputTarget {
+  if (typeof body.output_file_prefix === 'string') return { kind: 'prefix', prefix: body.output_file_prefix };
+  if (context.uploadUrl !== undefined) return { kind: 'upload', url: context.uploadUrl };
+  return { kind: 'data-uri' };
+}
+
+async function predict(context: ServerContext, request: FastifyRequest, reply: FastifyReply, id: string | undefined) {
+  const body = request.body as CogRequest;
+  const respondAsync = request.headers.prefer === 'respond-async';
+  const prediction = await context.service.create(
+    { id, input: body.input ?? {}, api: 'cog', webhook: webhookSpec(body, request), output: outputTarget(context, body), baseUrl: baseUrl(context, request) },
+    respondAsync ? 'queued' : 'sync',
+  );
+  if (respondAsync) return reply.code(202).send(await cogView(prediction));
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) context.service.cancel(prediction);
+  });
+  await prediction.finished;
+  return cogView(prediction);
+}
+
+export function cogRoutes(app: FastifyInstance, context: ServerContext): void {
+  const { service } = context;
+  const publicRoute = { config: { public: true } };
+
+  app.get('/', publicRoute, async () => ({
+    openapi_url: '/openapi.json',
+    shutdown_url: '/shutdown',
+    healthcheck_url: '/health-check',
+    predictions_url: '/predictions',
+    predictions_idempotent_url: '/predictions/{prediction_id}',
+    predictions_cancel_url: '/predictions/{prediction_id}/cancel',
+  }));
+
+  app.get('/health-check', publicRoute, async () => {
+    const { setup } = service;
+    return {
+      status: service.health(),
+      setup: {
+        started_at: setup.startedAt.toISOString(),
+        completed_at: setup.completedAt?.toISOString() ?? null,
+        logs: setup.logs.map((line) => `${line}\n`).join(''),
+        status: setup.status,
+      },
+      version: { flux_lora: context.version },
+    };
+  });
+
+  app.get('/openapi.json', publicRoute, async () => cogOpenApiDocument(context.version));
+
+  app.post('/predictions', { schema: { body: COG_REQUEST_SCHEMA } }, async (request, reply) => {
+    return predict(context, request, reply, (request.body as CogRequest).id ?? undefined);
+  });
+
+  app.put<{ Params: IdParams }>('/predictions/:prediction_id', { schema: { body: COG_REQUEST_SCHEMA, params: idParams('prediction_id') } }, async (request, reply) => {
+    const id = request.params.prediction_id;
+    const bodyId = (request.body as CogRequest).id;
+    if (bodyId !== undefined && bodyId !== null && bodyId !== id) {
+      return sendError(request, reply, 422, [{ loc: ['body', 'id'], msg: 'prediction ID must match the ID supplied in the URL', type: 'value_error' }]);
+    }
+    const existing = service.store.get(id);
+    if (existing !== undefined) return reply.code(existing.terminal ? 200 : 202).send(await cogView(existing));
+    return predict(context, request, reply, id);
+  });
+
+  app.post<{ Params: IdParams }>('/predictions/:prediction_id/cancel', { schema: { params: idParams('prediction_id') } }, async (request, reply) => {
+    const prediction = service.store.get(request.params.prediction_id);
+    if (prediction === undefined || prediction.terminal) return reply.code(404).send({});
+    service.cancel(prediction);
+    return {};
+  });
+
+  app.post('/shutdown', async (_request, reply) => {
+    reply.raw.once('finish', () => context.shutdown());
+    return {};
+  });
+}

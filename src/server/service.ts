@@ -1,0 +1,259 @@
+/**
+ * The predictions behind both APIs: sets the predictor up, admits predictions within capacity
+ * (one running; a bounded queue of waiting ones, which the predictor runs in order), follows
+ * each to its terminal state and delivers its outputs, and drains on shutdown.
+ *
+ * Predictor.predict validates a request before it queues it, so its validation rejection has
+ * settled by the next macrotask: that is how an invalid request is told from a failed run.
+ */
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import { RunCancelledError } from '../onnx/errors.js';
+import { InputValidationError } from '../predictor/inputs.js';
+import { Predictor, type PredictionResult, type PredictorOptions } from '../predictor/predictor.js';
+import { checkInput } from './input-check.js';
+import { deliverOutputs, type OutputTarget } from './outputs.js';
+import { Prediction, type WebhookSpec } from './prediction.js';
+import { PredictionStore, type RetentionOptions } from './store.js';
+import { Webhooks, type WebhookOptions } from './webhooks.js';
+import { within } from './within.js';
+
+export interface ServiceOptions {
+  predictor: PredictorOptions & { imageSource: NonNullable<PredictorOptions['imageSource']> & { maxPixels: number } };
+  /** Predictions that may wait behind the running one. */
+  queueSize: number;
+  retention: RetentionOptions;
+  /** Folder holding one sub-folder of outputs per prediction (removed at shutdown). */
+  workDir: string;
+  webhooks: WebhookOptions;
+  log: FastifyBaseLogger;
+  /** The webhook body of a prediction (the view of the API that created it). */
+  render(prediction: Prediction): Promise<object>;
+}
+
+export interface CreateRequest {
+  id?: string;
+  input: unknown;
+  api: 'cog' | 'replicate';
+  model?: string;
+  version?: string;
+  webhook?: WebhookSpec;
+  output: OutputTarget;
+  baseUrl: string;
+}
+
+/** `sync`: only when nothing runs or waits (Cog); `queued`: when the queue has room. */
+export type Admission = 'sync' | 'queued';
+
+export class ServiceError extends Error {
+  constructor(
+    readonly reason: 'busy' | 'queue-full' | 'not-ready' | 'stopping' | 'duplicate',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ServiceError';
+  }
+}
+
+export interface SetupState {
+  status: 'starting' | 'succeeded' | 'failed';
+  startedAt: Date;
+  completedAt?: Date;
+  logs: string[];
+}
+
+export type Health = 'STARTING' | 'READY' | 'BUSY' | 'SETUP_FAILED';
+
+/** 26 characters of base32, like Replicate's prediction ids. */
+export function newId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  return [...randomBytes(26)].map((b) => alphabet[b & 31]).join('');
+}
+
+export class PredictionService {
+  readonly store: PredictionStore;
+  readonly setup: SetupState = { status: 'starting', startedAt: new Date(), logs: [] };
+  private readonly webhooks: Webhooks;
+  private predictor: Predictor | undefined;
+  private readonly ready: Promise<void>;
+  /** Predictions handed to the predictor and not settled there, in its order. */
+  private readonly pending = new Map<Prediction, { validated: boolean }>();
+  /** Completions under way (the predictor's answer, then output delivery). */
+  private readonly completions = new Set<Promise<void>>();
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly options: ServiceOptions) {
+    this.store = new PredictionStore(options.retention);
+    this.webhooks = new Webhooks(options.webhooks, options.log);
+    this.ready = this.startPredictor();
+  }
+
+  private async startPredictor(): Promise<void> {
+    const log = this.options.log;
+    try {
+      this.predictor = await Predictor.create({
+        ...this.options.predictor,
+        log: (line) => {
+          if (this.setup.status === 'starting') this.setup.logs.push(line);
+          log.info(line);
+        },
+      });
+      this.setup.status = 'succeeded';
+      log.info('setup succeeded');
+    } catch (error) {
+      this.setup.logs.push((error as Error).message);
+      this.setup.status = 'failed';
+      log.error(`setup failed: ${(error as Error).message}`);
+    }
+    this.setup.completedAt = new Date();
+  }
+
+  /** Resolves once setup has finished (either way). */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  health(): Health {
+    if (this.setup.status === 'starting') return 'STARTING';
+    if (this.setup.status === 'failed') return 'SETUP_FAILED';
+    return this.pending.size > 0 ? 'BUSY' : 'READY';
+  }
+
+  /** Throws the ServiceError that keeps a new prediction out, if any. */
+  admit(admission: Admission): void {
+    if (this.stopping !== undefined) throw new ServiceError('stopping', 'the server is shutting down');
+    if (this.setup.status === 'starting') throw new ServiceError('not-ready', 'setup has not finished yet; wait until GET /health-check says READY');
+    if (this.setup.status === 'failed') throw new ServiceError('not-ready', `setup failed: ${this.setup.logs.at(-1) ?? ''}`);
+    if (admission === 'sync' && this.pending.size > 0) throw new ServiceError('busy', 'Already running a prediction');
+    if (this.pending.size > this.options.queueSize) {
+      throw new ServiceError('queue-full', `the queue is full (${this.options.queueSize} predictions waiting); retry later`);
+    }
+  }
+
+  /**
+   * Validates, admits and starts a prediction. Throws InputValidationError for a bad input,
+   * ServiceError when it cannot be taken now.
+   */
+  async create(request: CreateRequest, admission: Admission): Promise<Prediction> {
+    this.admit(admission);
+    await checkInput(request.input, this.options.predictor.imageSource);
+    this.admit(admission);
+    const id = request.id ?? newId();
+    if (this.store.get(id) !== undefined) throw new ServiceError('duplicate', `a prediction with id "${id}" already exists`);
+    const key = randomBytes(16).toString('hex');
+    const prediction = new Prediction({ ...request, id, key, dir: join(this.options.workDir, key) });
+    this.store.add(prediction);
+    prediction.subscribe((event) => {
+      if (event.type === 'completed') this.store.retain(prediction);
+    });
+    this.webhooks.attach(prediction, () => this.options.render(prediction));
+    try {
+      await this.submit(prediction);
+    } catch (error) {
+      await this.store.remove(prediction);
+      throw error;
+    }
+    this.options.log.info({ predictionId: id, api: request.api, status: prediction.status }, 'prediction created');
+    return prediction;
+  }
+
+  private async submit(prediction: Prediction): Promise<void> {
+    const entry = { validated: false };
+    this.pending.set(prediction, entry);
+    const run = (this.predictor as Predictor).predict(prediction.spec.input, {
+      outputDir: prediction.spec.dir,
+      signal: prediction.abort.signal,
+      // The predictor only reports on the prediction it runs: a report means it has started.
+      log: (line) => {
+        prediction.start();
+        prediction.log(line);
+      },
+      onProgress: (progress) => {
+        prediction.start();
+        prediction.reportProgress(progress);
+      },
+    });
+    let rejectedEarly: unknown;
+    let settled = false;
+    const outcome = run.then(
+      (result) => {
+        settled = true;
+        return { result };
+      },
+      (error: unknown) => {
+        settled = true;
+        rejectedEarly = error;
+        return { error };
+      },
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    if (settled && rejectedEarly instanceof InputValidationError) {
+      this.pending.delete(prediction);
+      this.advance();
+      throw rejectedEarly;
+    }
+    entry.validated = true;
+    this.advance();
+    const completion = outcome.then((o) => this.complete(prediction, o));
+    this.completions.add(completion);
+    void completion.finally(() => this.completions.delete(completion));
+  }
+
+  /** The first prediction in the predictor's queue is the one running. */
+  private advance(): void {
+    const head = this.pending.entries().next().value;
+    if (head !== undefined && head[1].validated) head[0].start();
+  }
+
+  private async complete(prediction: Prediction, outcome: { result: PredictionResult } | { error: unknown }): Promise<void> {
+    this.pending.delete(prediction);
+    this.advance();
+    const log = this.options.log.child({ predictionId: prediction.id });
+    try {
+      if ('error' in outcome) throw outcome.error;
+      const { id, key } = prediction.spec;
+      const outputs = await deliverOutputs(outcome.result.files, prediction.spec.output, { id, key, signal: prediction.abort.signal });
+      prediction.succeed(outputs, { ...outcome.result.metrics, seed: outcome.result.seed });
+    } catch (error) {
+      if (prediction.abort.signal.aborted || error instanceof RunCancelledError) prediction.cancel();
+      else prediction.fail(error instanceof Error ? error.message : String(error));
+    }
+    log.info({ status: prediction.status, error: prediction.error ?? undefined, metrics: prediction.metrics }, 'prediction finished');
+  }
+
+  /** Cancels a prediction that has not finished (a waiting one at once, a running one as soon as the predictor stops). */
+  cancel(prediction: Prediction): void {
+    if (prediction.terminal) return;
+    this.options.log.info({ predictionId: prediction.id }, 'prediction canceled');
+    if (prediction.status === 'starting') prediction.cancel();
+    else prediction.abort.abort();
+  }
+
+  /**
+   * Stops taking predictions, lets those accepted finish for up to `deadlineMs`, cancels the
+   * rest, gives webhooks the time left, then releases the models and the output folders.
+   */
+  shutdown(deadlineMs: number): Promise<void> {
+    this.stopping ??= this.drain(deadlineMs);
+    return this.stopping;
+  }
+
+  private async drain(deadlineMs: number): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
+    await this.ready;
+    const settled = async () => {
+      while (this.completions.size > 0) await Promise.all(this.completions);
+    };
+    if (!(await within(settled(), deadlineMs))) {
+      this.options.log.warn(`shutdown deadline reached: canceling ${this.store.unfinished().length} predictions`);
+      for (const prediction of this.store.unfinished()) this.cancel(prediction);
+      await settled();
+    }
+    await this.webhooks.flush(Math.max(0, deadline - Date.now()));
+    await this.predictor?.close();
+    await this.store.clear();
+    await rm(this.options.workDir, { recursive: true, force: true });
+  }
+}
