@@ -1,5 +1,6 @@
 import { pipelineEvaluator } from './pipeline-eval.js';
 import type { Evaluator } from './registry.js';
+import { safetyClipEvaluator, safetyVitEvaluator } from './safety-eval.js';
 import { clipEvaluator, t5Evaluator } from './text-eval.js';
 import { transformerEvaluator } from './transformer-eval.js';
 import { vaeDecodeEvaluator, vaeEncodeEvaluator } from './vae-eval.js';
@@ -14,4 +15,6 @@ export const EVALUATORS: readonly Evaluator[] = [
   t5Evaluator,
   clipEvaluator,
   pipelineEvaluator,
+  safetyClipEvaluator,
+  safetyVitEvaluator,
 ];

@@ -213,3 +213,16 @@ export function reduceMean(g: GraphBuilder, x: Value, axes: readonly number[], k
 export function shapeOf(g: GraphBuilder, x: Value, name?: string): Value {
   return g.op('Shape', name).emitOne([x], { dtype: 'int64', shape: [x.rank] });
 }
+
+/** Constant-mode Pad with zeros: `pads` = [begin₀, …, begin_{r−1}, end₀, …, end_{r−1}] (r = the rank of `x`). */
+export function pad(g: GraphBuilder, x: Value, pads: readonly number[], name?: string): Value {
+  const node = g.op('Pad', name);
+  if (x.rank !== null && pads.length !== 2 * x.rank) node.fail(`${pads.length} pads for ${x}, need ${2 * x.rank}`);
+  if (pads.some((p) => !Number.isInteger(p) || p < 0)) node.fail(`pads must be non-negative integers, got ${formatShape(pads)}`);
+  const rank = pads.length / 2;
+  const shape = x.shape === null ? null : x.shape.map((d, i) => {
+    const added = (pads[i] as number) + (pads[i + rank] as number);
+    return added === 0 ? d : typeof d === 'number' ? d + added : null;
+  });
+  return node.emitOne([x, g.int64s(pads)], { dtype: x.dtype, shape }, { mode: attr.string('constant') });
+}

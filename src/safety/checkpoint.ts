@@ -1,0 +1,103 @@
+/**
+ * Opens the checkpoints of the two safety models as they ship: a Hugging Face model folder
+ * (config.json + model.safetensors; for stage 1 also a diffusers pipeline root holding
+ * `safety_checker/`) or a single file. The config comes from config.json (in the folder, or
+ * beside the file), the file's `config` metadata, or the tensor shapes. Every tensor is checked;
+ * legacy buffers the model does not use (`position_ids`) are tolerated and ignored.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { openTensorSource, type TensorInfo, type TensorSource } from '../weights/safetensors.js';
+import { CheckpointError, checkpointProblems, modelFolder, parseJsonObject } from '../models/checkpoint-check.js';
+
+export class SafetyCheckpointError extends CheckpointError {}
+
+export interface SafetyModelKind<C> {
+  /** Human name used in messages. */
+  label: string;
+  /** The subfolder of a pipeline root that holds this model, if any. */
+  subfolder: string;
+  /** A key that identifies the model. */
+  marker: string;
+  /** Stored buffers the model does not use; present or not, they are skipped. */
+  ignored: readonly string[];
+  fromConfig(source: string, raw: Record<string, unknown>): C;
+  infer(source: string, tensors: TensorSource): C;
+  /** Every tensor the model needs, name → shape. */
+  expected(config: C): Map<string, number[]>;
+}
+
+export interface SafetyCheckpoint<C> {
+  path: string;
+  /** The folder the model's files (config.json, preprocessor_config.json) are looked up in. */
+  folder: string;
+  /** The config.json the config came from, or null when it came from metadata or shapes. */
+  configFile: string | null;
+  config: C;
+  source: TensorSource;
+  locate(name: string): TensorInfo;
+}
+
+/** The source without the ignored buffers, so the whole-checkpoint check does not see them. */
+function withoutIgnored(source: TensorSource, ignored: readonly string[]): TensorSource {
+  const skip = new Set(ignored);
+  return {
+    metadata: source.metadata,
+    names: () => source.names().filter((n) => !skip.has(n)),
+    has: (name) => !skip.has(name) && source.has(name),
+    info: (name) => source.info(name),
+    readBytes: (name) => source.readBytes(name),
+    readFloat32: (name) => source.readFloat32(name),
+    readInt64: (name) => source.readInt64(name),
+  };
+}
+
+export async function openSafetyCheckpoint<C>(path: string, kind: SafetyModelKind<C>): Promise<SafetyCheckpoint<C>> {
+  if (!existsSync(path)) throw new SafetyCheckpointError(path, `no such file or folder (expected the ${kind.label})`);
+  const modelDir = modelFolder(path, kind.subfolder);
+  const source = withoutIgnored(await openTensorSource(modelDir ?? path), kind.ignored);
+  if (!source.has(kind.marker)) throw new SafetyCheckpointError(path, `not a ${kind.label} checkpoint: "${kind.marker}" is missing`);
+  const folder = modelDir ?? dirname(path);
+  const candidate = join(folder, 'config.json');
+  const error = (p: string, detail: string) => new SafetyCheckpointError(p, detail);
+  const configFile = existsSync(candidate) && (modelDir !== null || source.metadata.config === undefined) ? candidate : null;
+  const config =
+    configFile !== null
+      ? kind.fromConfig(configFile, parseJsonObject(configFile, readFileSync(configFile, 'utf8'), error))
+      : source.metadata.config !== undefined
+        ? kind.fromConfig(path, parseJsonObject(path, source.metadata.config, error))
+        : kind.infer(path, source);
+  const expected = kind.expected(config);
+  const problems = checkpointProblems(source, expected, '');
+  if (problems.length > 0) throw new SafetyCheckpointError(path, `not a valid ${kind.label} for its config: ${problems.join('; ')}`);
+  return {
+    path,
+    folder,
+    configFile,
+    config,
+    source,
+    locate(name) {
+      if (!expected.has(name)) throw new SafetyCheckpointError(path, `no parameter "${name}" in this ${kind.label}`);
+      return source.info(name);
+    },
+  };
+}
+
+/** `error(detail)` for a config value, naming where the config came from. */
+export function configError(source: string): (detail: string) => SafetyCheckpointError {
+  return (detail) => new SafetyCheckpointError(source, `invalid config: ${detail}`);
+}
+
+/** The hidden activation, one of those the model supports. */
+export function activation<A extends string>(source: string, raw: Record<string, unknown>, fallback: A, supported: readonly A[]): A {
+  const value = raw.hidden_act ?? fallback;
+  if (!supported.includes(value as A)) throw configError(source)(`hidden_act ${JSON.stringify(value)} is not supported (${supported.join(' or ')})`);
+  return value as A;
+}
+
+/** A positive number (LayerNorm eps). */
+export function positiveNumber(source: string, raw: Record<string, unknown>, key: string, fallback: number): number {
+  const value = raw[key] ?? fallback;
+  if (typeof value !== 'number' || !(value > 0)) throw configError(source)(`"${key}" must be a positive number, got ${JSON.stringify(value)}`);
+  return value;
+}
