@@ -11,7 +11,7 @@ import { ClipVisionModel } from '../models/clip-vision.js';
 import { ViTClassifier } from '../models/vit-classifier.js';
 import { InferenceWorker } from '../onnx/runner.js';
 import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
-import { conceptDecisions } from '../safety/concepts.js';
+import { conceptDecisions, type ConceptDecision, type ConceptSet } from '../safety/concepts.js';
 import { writeSafetensors, type TensorToWrite } from '../weights/safetensors-writer.js';
 import type { EvalRequest, Evaluator } from './registry.js';
 
@@ -75,7 +75,8 @@ function pixelValues(file: string, cases: Map<string, CaseTensor>): TensorData {
   return float32Tensor(t.shape, Float32Array.from(t.values));
 }
 
-type Outputs = Record<string, { shape: number[]; values: ArrayLike<number>; dtype: 'F32' | 'U8' | 'I64' }>;
+type Output = { shape: number[]; values: ArrayLike<number>; dtype: 'F32' | 'U8' | 'I64' };
+type Outputs = Record<string, Output>;
 
 async function evaluate(request: EvalRequest, component: string, run: (worker: InferenceWorker, pixels: TensorData) => Promise<Outputs>): Promise<void> {
   const pixels = pixelValues(request.casePath, await readCaseFile(request.casePath));
@@ -94,7 +95,7 @@ async function evaluate(request: EvalRequest, component: string, run: (worker: I
   }
 }
 
-const f32 = (t: TensorData): Outputs[string] => ({ shape: t.dims, values: t.data as Float32Array, dtype: 'F32' });
+const f32 = (t: TensorData): Output => ({ shape: t.dims, values: t.data as Float32Array, dtype: 'F32' });
 
 export const safetyClipEvaluator: Evaluator = {
   component: 'safety-clip',
@@ -104,26 +105,26 @@ export const safetyClipEvaluator: Evaluator = {
     evaluate(request, 'safety-clip', async (worker, pixels) => {
       const model = await ClipVisionModel.load(worker, request.model);
       const out = await model.run(pixels, { intermediates: true });
-      const embeds = out.image_embeds as TensorData;
-      const decisions = conceptDecisions(embeds, model.concepts);
+      const decisions = conceptDecisions(out.image_embeds as TensorData, model.concepts);
       const n = decisions.length;
-      const rows = (pick: (d: (typeof decisions)[number]) => ArrayLike<number>, width: number, dtype: 'F32' | 'U8' = 'F32'): Outputs[string] => ({
-        shape: width === 0 ? [n] : [n, width],
+      const perImage = (pick: (d: ConceptDecision) => number, dtype: 'F32' | 'U8'): Output => ({ shape: [n], values: decisions.map(pick), dtype });
+      const perConcept = (set: ConceptSet, pick: (d: ConceptDecision) => ArrayLike<number>): Output => ({
+        shape: [n, set.thresholds.length],
         values: decisions.flatMap((d) => Array.from(pick(d))),
-        dtype,
+        dtype: 'F32',
       });
-      const [special, concept] = [model.concepts.special.thresholds.length, model.concepts.concept.thresholds.length];
+      const { special, concept } = model.concepts;
       return {
         ...Object.fromEntries(Object.entries(out).map(([name, t]) => [name, f32(t)])),
-        special_cos: rows((d) => d.specialCos, special),
-        concept_cos: rows((d) => d.conceptCos, concept),
-        special_scores_raw: rows((d) => d.specialRaw, special),
-        concept_scores_raw: rows((d) => d.conceptRaw, concept),
-        special_scores: rows((d) => d.specialScores, special),
-        concept_scores: rows((d) => d.conceptScores, concept),
-        special_care: rows((d) => [Number(d.specialCare)], 0, 'U8'),
-        adjustment: rows((d) => [d.adjustment], 0),
-        has_nsfw: rows((d) => [Number(d.hasNsfw)], 0, 'U8'),
+        special_cos: perConcept(special, (d) => d.specialCos),
+        concept_cos: perConcept(concept, (d) => d.conceptCos),
+        special_scores_raw: perConcept(special, (d) => d.specialRaw),
+        concept_scores_raw: perConcept(concept, (d) => d.conceptRaw),
+        special_scores: perConcept(special, (d) => d.specialScores),
+        concept_scores: perConcept(concept, (d) => d.conceptScores),
+        special_care: perImage((d) => Number(d.specialCare), 'U8'),
+        adjustment: perImage((d) => d.adjustment, 'F32'),
+        has_nsfw: perImage((d) => Number(d.hasNsfw), 'U8'),
       };
     }),
 };
