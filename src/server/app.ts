@@ -12,7 +12,7 @@ import { DEFAULT_MAX_PIXELS } from '../images/decode.js';
 import { DEFAULT_IMAGE_SOURCE } from '../images/source.js';
 import { checkAuthPolicy, registerAuth, type AuthOptions } from './auth.js';
 import type { ServerContext } from './context.js';
-import { registerErrorHandling } from './errors.js';
+import { registerErrorHandling, sendError } from './errors.js';
 import { registerJsonBody } from './json-body.js';
 import { cogRoutes } from './routes/cog.js';
 import { publicRoutes } from './routes/public.js';
@@ -83,6 +83,9 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
     logger: options.logger,
     bodyLimit: options.bodyLimitBytes,
     requestTimeout: options.requestTimeoutMs,
+    routerOptions: { maxParamLength: 256 },
+    // Malformed URLs and over-long path parameters, refused by the router before any route.
+    frameworkErrors: (error, request, reply) => sendError(request, reply, error.statusCode ?? 400, error.message),
     // Ajv for envelopes: no type coercion, every problem reported, `nullable` understood.
     ajv: { customOptions: { coerceTypes: false, allErrors: true, removeAdditional: false } },
   });

@@ -53,8 +53,8 @@ export class Prediction {
   readonly createdAt = new Date();
   startedAt: Date | undefined;
   completedAt: Date | undefined;
-  readonly logs: string[] = [];
-  progress: Progress | undefined;
+  /** Log lines and progress steps in the order they came (SSE streams replay it). */
+  readonly history: Extract<PredictionEvent, { type: 'log' | 'progress' }>[] = [];
   outputs: OutputFile[] | null = null;
   error: string | null = null;
   metrics: Metrics | null = null;
@@ -71,6 +71,10 @@ export class Prediction {
 
   get id(): string {
     return this.spec.id;
+  }
+
+  get logs(): string[] {
+    return this.history.flatMap((event) => (event.type === 'log' ? [event.line] : []));
   }
 
   get terminal(): boolean {
@@ -95,17 +99,19 @@ export class Prediction {
     this.emit({ type: 'start' });
   }
 
-  log(line: string): void {
+  private record(event: Extract<PredictionEvent, { type: 'log' | 'progress' }>): void {
     if (this.terminal) return;
-    this.logs.push(line);
-    this.emit({ type: 'log', line });
+    this.history.push(event);
+    this.emit(event);
+  }
+
+  log(line: string): void {
+    this.record({ type: 'log', line });
   }
 
   reportProgress(progress: Progress): void {
-    if (this.terminal) return;
-    this.progress = progress;
     this.log(progressLine(progress));
-    this.emit({ type: 'progress', progress });
+    this.record({ type: 'progress', progress });
   }
 
   succeed(outputs: OutputFile[], metrics: Metrics): void {

@@ -112,9 +112,10 @@ export async function receiver(respond: (request: Received, response: ServerResp
 }
 
 /** Polls the Replicate API until the prediction reaches `status` (or a terminal one). */
-export async function untilStatus(server: FluxServer, id: string, status: string): Promise<Answer> {
+export async function untilStatus(server: FluxServer, id: string, status: string, headers: Record<string, string> = {}): Promise<Answer> {
   for (;;) {
-    const answer = await request(`${server.url}/v1/predictions/${id}`, 'GET');
+    const answer = await request(`${server.url}/v1/predictions/${id}`, 'GET', undefined, headers);
+    if (answer.status !== 200) throw new Error(`GET /v1/predictions/${id}: ${answer.status} ${answer.text}`);
     if ([status, 'succeeded', 'failed', 'canceled'].includes(answer.body.status)) return answer;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

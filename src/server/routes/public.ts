@@ -31,17 +31,17 @@ async function terminalEvents(prediction: Prediction): Promise<string> {
   return events.join('');
 }
 
-function liveEvent(event: PredictionEvent): string | undefined {
+function liveEvent(event: PredictionEvent): string {
   if (event.type === 'log') return sseEvent('logs', event.line);
   if (event.type === 'progress') return sseEvent('progress', JSON.stringify(event.progress));
-  return undefined;
+  return '';
 }
 
 function stream(prediction: Prediction, reply: FastifyReply): void {
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
-  raw.write(prediction.logs.map((line) => sseEvent('logs', line)).join(''));
+  raw.write(prediction.history.map(liveEvent).join(''));
   const finish = async () => {
     const events = await terminalEvents(prediction);
     if (!raw.destroyed) raw.end(events);
@@ -52,8 +52,7 @@ function stream(prediction: Prediction, reply: FastifyReply): void {
   }
   const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
   const unsubscribe = prediction.subscribe((event) => {
-    const text = liveEvent(event);
-    if (text !== undefined) raw.write(text);
+    raw.write(liveEvent(event));
     if (event.type === 'completed') void finish();
   });
   const stop = () => {

@@ -88,7 +88,9 @@ export function replicateRoutes(app: FastifyInstance, context: ServerContext): v
   });
 
   // The client uploads Buffer/Blob inputs here first; on a 5xx it sends them inline as data URIs instead.
-  app.post('/v1/files', async (request, reply) =>
-    sendError(request, reply, 501, 'file uploads are not stored by this server: send files inline as data URIs or as http(s) URLs'),
-  );
+  // Answered before the (multipart) body is read.
+  app.post('/v1/files', {
+    onRequest: async (request, reply) => sendError(request, reply, 501, 'file uploads are not stored by this server: send files inline as data URIs or as http(s) URLs'),
+    handler: async () => undefined,
+  });
 }
