@@ -36,23 +36,22 @@ const IMAGE = 32;
 const PATCHES = (IMAGE / PATCH) ** 2;
 const PROJECTION = 8;
 
+/** One tiny tower shape for both stages: 16 wide, 2 heads, 1 layer, 8-pixel patches of a 32-pixel input. */
+const TOWER = {
+  hidden_size: HIDDEN,
+  intermediate_size: 32,
+  num_attention_heads: 2,
+  num_hidden_layers: 1,
+  patch_size: PATCH,
+  image_size: IMAGE,
+  num_channels: 3,
+};
 const CHECKER_CONFIG = {
   architectures: ['StableDiffusionSafetyChecker'],
   model_type: 'clip',
   projection_dim: PROJECTION,
   torch_dtype: 'float16',
-  vision_config: {
-    model_type: 'clip_vision_model',
-    hidden_size: HIDDEN,
-    intermediate_size: 32,
-    num_attention_heads: 2,
-    num_hidden_layers: 1,
-    patch_size: PATCH,
-    image_size: IMAGE,
-    num_channels: 3,
-    hidden_act: 'quick_gelu',
-    layer_norm_eps: 1e-5,
-  },
+  vision_config: { model_type: 'clip_vision_model', ...TOWER, hidden_act: 'quick_gelu', layer_norm_eps: 1e-5 },
 };
 const FEATURE_EXTRACTOR = {
   crop_size: IMAGE,
@@ -71,13 +70,7 @@ const FEATURE_EXTRACTOR = {
 const CLASSIFIER_CONFIG = {
   architectures: ['ViTForImageClassification'],
   model_type: 'vit',
-  hidden_size: HIDDEN,
-  intermediate_size: 32,
-  num_attention_heads: 2,
-  num_hidden_layers: 1,
-  patch_size: PATCH,
-  image_size: IMAGE,
-  num_channels: 3,
+  ...TOWER,
   hidden_act: 'gelu',
   layer_norm_eps: 1e-12,
   qkv_bias: true,

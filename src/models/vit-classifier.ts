@@ -5,29 +5,17 @@
  * logits = classifier(x[:, 0]); labels from config.json `id2label`. Its ViTImageProcessor
  * settings come with it.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RgbImage } from '../images/decode.js';
 import { GraphBuilder, type BuiltModel } from '../onnx/graph.js';
-import * as op from '../onnx/ops/index.js';
-import type { InferenceWorker, RemoteSession } from '../onnx/runner.js';
+import type { InferenceWorker } from '../onnx/runner.js';
 import type { SessionSettings } from '../onnx/session-options.js';
-import type { TensorData, TensorMap } from '../onnx/tensor-data.js';
-import { activation, configError, openSafetyCheckpoint, positiveNumber, SafetyCheckpointError, type SafetyCheckpoint, type SafetyModelKind } from '../safety/checkpoint.js';
-import { ImageProcessor, VIT_PROCESSOR_DEFAULTS } from '../safety/processor.js';
-import { encoder, layerNorm, linear, patchTokens, storedWeights, type EncoderLayer } from '../safety/vision-graph.js';
-import { positiveInt } from './text/checkpoint.js';
+import type { TensorData } from '../onnx/tensor-data.js';
+import { configError, SafetyCheckpointError, type SafetyCheckpoint, type SafetyModelKind } from '../safety/checkpoint.js';
+import { VIT_PROCESSOR_DEFAULTS } from '../safety/processor.js';
+import { addLinearShapes, classToken, layerNorm, linear, storedWeights, tower, towerShapes, type TowerConfig, type TowerNames } from '../safety/vision-graph.js';
+import { loadVisionParts, towerConfig, VisionModel, type VisionModelSpec } from '../safety/vision-model.js';
 
-export interface ViTClassifierConfig {
-  hidden: number;
-  heads: number;
-  intermediate: number;
-  layers: number;
-  imageSize: number;
-  patchSize: number;
-  eps: number;
-  activation: 'gelu' | 'quick_gelu';
-  qkvBias: boolean;
+export interface ViTClassifierConfig extends TowerConfig {
   /** Classifier outputs: as many as id2label has entries (transformers' num_labels). */
   labels: number;
   /** Output index → label, as config.json maps them (it may leave indices out). */
@@ -36,32 +24,34 @@ export interface ViTClassifierConfig {
 
 const LAYER = (i: number) => `vit.encoder.layer.${i}`;
 
+const NAMES: TowerNames = {
+  patchWeight: 'vit.embeddings.patch_embeddings.projection.weight',
+  patchBias: 'vit.embeddings.patch_embeddings.projection.bias',
+  classToken: 'vit.embeddings.cls_token',
+  positions: 'vit.embeddings.position_embeddings',
+  batchedEmbeddings: true,
+  preNorm: null,
+  layer: (i) => ({
+    norm1: `${LAYER(i)}.layernorm_before`,
+    q: `${LAYER(i)}.attention.attention.query`,
+    k: `${LAYER(i)}.attention.attention.key`,
+    v: `${LAYER(i)}.attention.attention.value`,
+    out: `${LAYER(i)}.attention.output.dense`,
+    norm2: `${LAYER(i)}.layernorm_after`,
+    fc1: `${LAYER(i)}.intermediate.dense`,
+    fc2: `${LAYER(i)}.output.dense`,
+  }),
+};
+
 export const VIT_OUTPUTS = ['embeddings', 'last_hidden_state', 'logits'] as const;
 
 /** The label that keeps an image (cog-flux compares with "normal"). */
 export const SAFE_LABEL = 'normal';
 
-function layerNames(i: number): EncoderLayer {
-  const l = LAYER(i);
-  return {
-    norm1: `${l}.layernorm_before`,
-    q: `${l}.attention.attention.query`,
-    k: `${l}.attention.attention.key`,
-    v: `${l}.attention.attention.value`,
-    out: `${l}.attention.output.dense`,
-    norm2: `${l}.layernorm_after`,
-    fc1: `${l}.intermediate.dense`,
-    fc2: `${l}.output.dense`,
-  };
-}
-
-function tokens(c: ViTClassifierConfig): number {
-  return (c.imageSize / c.patchSize) ** 2 + 1;
-}
-
 /** id2label {"0": "normal", …}: integer keys, string labels, and the label that keeps an image. */
 function labelMap(source: string, raw: unknown): Map<number, string> {
   const error = configError(source);
+  if (raw === undefined) throw error('"id2label" is missing (the classifier\'s labels, e.g. {"0": "normal", "1": "nsfw"})');
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw error('"id2label" must be an object mapping output indices to labels');
   const entries = Object.entries(raw as Record<string, unknown>).map(([k, v]): [number, string] => {
     if (!/^\d+$/.test(k) || typeof v !== 'string') throw error(`"id2label" entry ${JSON.stringify(k)}: ${JSON.stringify(v)} is not index: label`);
@@ -71,62 +61,23 @@ function labelMap(source: string, raw: unknown): Map<number, string> {
   return new Map(entries);
 }
 
-/** ViTConfig over its defaults; `id2label` is required (it decides what passes). */
+/** ViTConfig over its defaults (patch 16, eps 1e-12, exact GELU); `id2label` is required (it decides what passes). */
 function fromConfig(source: string, raw: Record<string, unknown>): ViTClassifierConfig {
-  const error = configError(source);
-  const int = (key: string, fallback: number) => positiveInt(error, raw, key, fallback);
-  if (int('num_channels', 3) !== 3) throw error('num_channels must be 3 (RGB)');
-  if (raw.id2label === undefined) throw error('"id2label" is missing (the classifier\'s labels, e.g. {"0": "normal", "1": "nsfw"})');
   const id2label = labelMap(source, raw.id2label);
-  const c: ViTClassifierConfig = {
-    hidden: int('hidden_size', 768),
-    heads: int('num_attention_heads', 12),
-    intermediate: int('intermediate_size', 3072),
-    layers: int('num_hidden_layers', 12),
-    imageSize: int('image_size', 224),
-    patchSize: int('patch_size', 16),
-    eps: positiveNumber(source, raw, 'layer_norm_eps', 1e-12),
-    activation: activation(source, raw, 'gelu', ['gelu', 'quick_gelu']),
-    qkvBias: raw.qkv_bias !== false,
-    labels: id2label.size,
-    id2label,
-  };
-  if (c.hidden % c.heads !== 0) throw error(`hidden_size ${c.hidden} is not divisible by ${c.heads} heads`);
-  if (c.imageSize % c.patchSize !== 0) throw error(`image_size ${c.imageSize} is not a multiple of patch_size ${c.patchSize}`);
-  return c;
+  return { ...towerConfig(source, raw, { patchSize: 16, eps: 1e-12, activation: 'gelu' }), labels: id2label.size, id2label };
 }
 
 function expected(c: ViTClassifierConfig): Map<string, number[]> {
-  const h = c.hidden;
-  const shapes = new Map<string, number[]>([
-    ['vit.embeddings.cls_token', [1, 1, h]],
-    ['vit.embeddings.position_embeddings', [1, tokens(c), h]],
-    ['vit.embeddings.patch_embeddings.projection.weight', [h, 3, c.patchSize, c.patchSize]],
-    ['vit.embeddings.patch_embeddings.projection.bias', [h]],
-    ['vit.layernorm.weight', [h]],
-    ['vit.layernorm.bias', [h]],
-    ['classifier.weight', [c.labels, h]],
-    ['classifier.bias', [c.labels]],
-  ]);
-  const linearShapes = (module: string, out: number, inp: number, bias = true) => {
-    shapes.set(`${module}.weight`, [out, inp]);
-    if (bias) shapes.set(`${module}.bias`, [out]);
-  };
-  for (let i = 0; i < c.layers; i++) {
-    const l = layerNames(i);
-    for (const n of [l.norm1, l.norm2]) for (const p of ['weight', 'bias']) shapes.set(`${n}.${p}`, [h]);
-    for (const m of [l.q, l.k, l.v]) linearShapes(m, h, h, c.qkvBias);
-    linearShapes(l.out, h, h);
-    linearShapes(l.fc1, c.intermediate, h);
-    linearShapes(l.fc2, h, c.intermediate);
-  }
+  const shapes = towerShapes(c, NAMES);
+  addLinearShapes(shapes, 'vit.layernorm', c.hidden, null);
+  addLinearShapes(shapes, 'classifier', c.labels, c.hidden);
   return shapes;
 }
 
 export const VIT_CLASSIFIER_KIND: SafetyModelKind<ViTClassifierConfig> = {
   label: 'ViT image classifier',
   subfolder: 'nsfw_image_detection',
-  marker: 'vit.embeddings.cls_token',
+  marker: NAMES.classToken,
   ignored: [],
   fromConfig,
   infer(source) {
@@ -139,66 +90,33 @@ function buildGraph(checkpoint: SafetyCheckpoint<ViTClassifierConfig>): BuiltMod
   const c = checkpoint.config;
   const g = new GraphBuilder('safety-vit');
   const weights = storedWeights(g, (name) => checkpoint.locate(name));
-  const pixels = g.input('pixel_values', 'float32', ['batch', 3, c.imageSize, c.imageSize]);
-  const embeddings = patchTokens(
-    g,
-    pixels,
-    {
-      patch: c.patchSize,
-      hidden: c.hidden,
-      tokens: tokens(c),
-      weight: 'vit.embeddings.patch_embeddings.projection.weight',
-      bias: 'vit.embeddings.patch_embeddings.projection.bias',
-      classToken: 'vit.embeddings.cls_token',
-      positions: 'vit.embeddings.position_embeddings',
-    },
-    weights,
-  );
-  const layers = Array.from({ length: c.layers }, (_, i) => layerNames(i));
-  const encoded = encoder(g, embeddings, { heads: c.heads, eps: c.eps, activation: c.activation, qkvBias: c.qkvBias, layers }, weights);
+  const { embeddings, encoded } = tower(g, c, NAMES, weights);
   const last = layerNorm(g, encoded, 'vit.layernorm', c.eps, weights);
-  const cls = op.squeeze(g, op.slice(g, last, { starts: [0], ends: [1], axes: [1] }), [1]);
-  const values = [embeddings, last, linear(g, cls, 'classifier', weights)];
+  const values = [embeddings, last, linear(g, classToken(g, last), 'classifier', weights)];
   values.forEach((v, i) => g.output(v, VIT_OUTPUTS[i]));
   return g.build();
 }
 
-export class ViTClassifier {
-  private constructor(
-    readonly checkpoint: SafetyCheckpoint<ViTClassifierConfig>,
-    readonly processor: ImageProcessor,
-    private readonly session: RemoteSession,
-  ) {}
+const SPEC: VisionModelSpec<ViTClassifierConfig> = {
+  kind: VIT_CLASSIFIER_KIND,
+  processorFiles: (folder) => [join(folder, 'preprocessor_config.json')],
+  processorDefaults: VIT_PROCESSOR_DEFAULTS,
+  build: buildGraph,
+};
 
-  get config(): ViTClassifierConfig {
-    return this.checkpoint.config;
-  }
-
+/** The stage-2 model: pixel_values → logits, and the labels they stand for. */
+export class ViTClassifier extends VisionModel<ViTClassifierConfig> {
   static async load(worker: InferenceWorker, path: string, settings?: SessionSettings): Promise<ViTClassifier> {
-    const checkpoint = await openSafetyCheckpoint(path, VIT_CLASSIFIER_KIND);
-    const file = join(checkpoint.folder, 'preprocessor_config.json');
-    const processor = ImageProcessor.load(existsSync(file) ? file : null, VIT_PROCESSOR_DEFAULTS, checkpoint.config.imageSize, checkpoint.folder);
-    return new ViTClassifier(checkpoint, processor, await worker.load(buildGraph(checkpoint), settings));
+    return new ViTClassifier(await loadVisionParts(worker, path, SPEC, settings), 'logits');
   }
 
-  preprocess(images: readonly { image: RgbImage; index: number }[]): TensorData {
-    return this.processor.batch(images);
-  }
-
-  /** pixel_values [B, 3, S, S] → logits [B, labels], with the golden intermediates when asked for. */
-  async run(pixels: TensorData, options: { intermediates?: boolean; signal?: AbortSignal } = {}): Promise<TensorMap> {
-    this.processor.checkPixels(pixels);
-    return this.session.run({ pixel_values: pixels }, { signal: options.signal, ...(options.intermediates ? {} : { outputs: ['logits'] }) });
-  }
-
-  /** argmax per row; on a tie the first index wins, as torch's argmax. */
+  /** argmax per row, the first index on a tie and the first NaN if any, as torch's argmax. */
   argmax(logits: TensorData): number[] {
     const [n, k] = logits.dims as [number, number];
-    const data = logits.data as Float32Array;
     return Array.from({ length: n }, (_, i) => {
-      let best = 0;
-      for (let j = 1; j < k; j++) if ((data[i * k + j] as number) > (data[i * k + best] as number)) best = j;
-      return best;
+      const row = (logits.data as Float32Array).subarray(i * k, (i + 1) * k);
+      const max = Math.max(...row);
+      return Number.isNaN(max) ? row.findIndex(Number.isNaN) : row.indexOf(max);
     });
   }
 
@@ -210,9 +128,5 @@ export class ViTClassifier {
       throw new SafetyCheckpointError(this.checkpoint.configFile ?? this.checkpoint.path, `the classifier predicted output ${index}, which "id2label" does not name (it maps ${known})`);
     }
     return label;
-  }
-
-  release(): Promise<void> {
-    return this.session.release();
   }
 }

@@ -87,17 +87,3 @@ export async function openSafetyCheckpoint<C>(path: string, kind: SafetyModelKin
 export function configError(source: string): (detail: string) => SafetyCheckpointError {
   return (detail) => new SafetyCheckpointError(source, `invalid config: ${detail}`);
 }
-
-/** The hidden activation, one of those the model supports. */
-export function activation<A extends string>(source: string, raw: Record<string, unknown>, fallback: A, supported: readonly A[]): A {
-  const value = raw.hidden_act ?? fallback;
-  if (!supported.includes(value as A)) throw configError(source)(`hidden_act ${JSON.stringify(value)} is not supported (${supported.join(' or ')})`);
-  return value as A;
-}
-
-/** A positive number (LayerNorm eps). */
-export function positiveNumber(source: string, raw: Record<string, unknown>, key: string, fallback: number): number {
-  const value = raw[key] ?? fallback;
-  if (typeof value !== 'number' || !(value > 0)) throw configError(source)(`"${key}" must be a positive number, got ${JSON.stringify(value)}`);
-  return value;
-}
