@@ -126,6 +126,7 @@ export async function serveCommand(args: string[], context: CliContext, version:
     maxRetained: numberOption('max-retained', values['max-retained'], D.maxRetained, { integer: true }),
     shutdownTimeoutMs: numberOption('shutdown-timeout', values['shutdown-timeout'], D.shutdownTimeoutMs / 1000) * 1000,
     allowPrivateNetworks: values['allow-private-networks'] === true,
+    webhooks: { token: context.env.WEBHOOK_AUTH_TOKEN || undefined },
     logger: { level, stream: { write: (line) => context.out(line) } },
   });
   const stop = () => void server.shutdown();

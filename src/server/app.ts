@@ -46,6 +46,7 @@ export interface ServerOptions {
   shutdownTimeoutMs: number;
   /** Let image and LoRA URLs reach loopback/private addresses. */
   allowPrivateNetworks: boolean;
+  /** Webhook delivery settings (token: Cog's WEBHOOK_AUTH_TOKEN). */
   webhooks?: Partial<Omit<WebhookOptions, 'userAgent'>>;
   /** pino settings; `stream` receives the JSON lines (default stdout). */
   logger: { level: string; stream?: { write(line: string): void } };
@@ -102,7 +103,7 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
     queueSize: options.queueSize,
     retention: { retentionMs: options.retentionMs, maxRetained: options.maxRetained },
     workDir,
-    webhooks: { ...DEFAULT_WEBHOOK_OPTIONS, ...options.webhooks, token: process.env.WEBHOOK_AUTH_TOKEN || undefined, userAgent: `flux-lora/${options.version}` },
+    webhooks: { ...DEFAULT_WEBHOOK_OPTIONS, ...options.webhooks, userAgent: `flux-lora/${options.version}` },
     log: app.log,
     render: webhookView,
   });

@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseProgressFromLogs } from 'replicate';
 import sharp from 'sharp';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { INPUT_NAMES, INPUT_SCHEMA } from '../../src/predictor/schema.js';
 import { DEFAULT_SERVER_OPTIONS, startServer, type FluxServer } from '../../src/server/app.js';
 import { useTempDir } from '../helpers/temp-dir.js';
@@ -13,7 +14,7 @@ let server: Awaited<ReturnType<typeof serve>>;
 const async = { prefer: 'respond-async' };
 
 beforeAll(async () => {
-  server = await serve();
+  server = await serve({ webhooks: { backoffMs: 20, token: 'hook-secret' } });
 });
 
 async function imageOf(dataUri: string) {
@@ -125,12 +126,13 @@ describe('Cog contract: predictions', () => {
 
   it('Prefer: respond-async answers 202 and reports through the webhook: start, throttled logs, output, completed', async () => {
     const hooks = await receiver();
-    const created = await request(`${server.url}/predictions`, 'POST', { input: SMALL, webhook: `${hooks.url}/hook` }, async);
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const created = await request(`${server.url}/predictions`, 'POST', { input: SMALL, webhook: `${hooks.url}/hook` }, { ...async, traceparent });
     expect(created.status).toBe(202);
     expect(['starting', 'processing']).toContain(created.body.status);
     const received = await hooks.until((all) => all.some((r) => r.json().status === 'succeeded' && r.json().metrics !== null));
     const bodies = received.map((r) => r.json());
-    expect(received.every((r) => r.method === 'POST' && r.headers['content-type'] === 'application/json')).toBe(true);
+    for (const r of received) expect(r).toMatchObject({ method: 'POST', url: '/hook', headers: { 'content-type': 'application/json', authorization: 'Bearer hook-secret', traceparent } });
     expect(bodies[0]).toMatchObject({ id: created.body.id, status: 'processing' });
     const output = bodies.find((b) => b.status === 'processing' && b.output !== null);
     expect(output?.output?.[0]).toMatch(/^data:image\/webp;base64,/);
@@ -188,6 +190,15 @@ describe('Cog contract: predictions', () => {
     expect(answer.body).toMatchObject({ id: 'sync-cancel', status: 'canceled', output: null });
   });
 
+  it('a synchronous prediction whose client goes away is canceled', async () => {
+    const client = new AbortController();
+    const pending = fetch(`${server.url}/predictions/abandoned`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: LONG }), signal: client.signal });
+    expect((await untilStatus(server, 'abandoned', 'processing')).body.status).toBe('processing');
+    client.abort();
+    await expect(pending).rejects.toThrow();
+    expect((await untilStatus(server, 'abandoned', 'canceled')).body.status).toBe('canceled');
+  });
+
   it('output_file_prefix: each file is PUT as multipart to prefix + name, and the output is that URL', async () => {
     const store = await receiver();
     const { body } = await request(`${server.url}/predictions`, 'POST', { input: SMALL, output_file_prefix: `${store.url}/bucket/run-` });
@@ -209,17 +220,20 @@ describe('Cog contract: predictions', () => {
 describe('Cog contract: --upload-url, a bounded queue and shutdown', () => {
   let uploads: Awaited<ReturnType<typeof receiver>>;
   let small: FluxServer;
+  let uploadedDir: string;
 
   beforeAll(async () => {
     uploads = await receiver((r, res) => {
       if (r.url.includes('signed')) res.setHeader('Location', `${r.url}?signature=secret`);
       res.end();
     });
-    small = await serve({ uploadUrl: `${uploads.url}/files/signed`, queueSize: 1 });
+    small = await serve({ uploadUrl: `${uploads.url}/files/signed`, queueSize: 1, maxRetained: 2 });
   });
 
   it('PUTs each output file under --upload-url/<id>/ and answers with its URL, the query string dropped', async () => {
     const { body } = await request(`${small.url}/predictions/uploaded`, 'PUT', { input: SMALL });
+    uploadedDir = small.service.store.get('uploaded')?.spec.dir ?? '';
+    expect(existsSync(join(uploadedDir, 'out-0.webp'))).toBe(true);
     expect(body).toMatchObject({ status: 'succeeded', output: [`${uploads.url}/files/signed/uploaded/out-0.webp`] });
     const put = uploads.received.find((r) => r.url === '/files/signed/uploaded/out-0.webp');
     expect(put).toMatchObject({ method: 'PUT', headers: { 'content-type': 'image/webp', 'x-prediction-id': 'uploaded' } });
@@ -240,6 +254,12 @@ describe('Cog contract: --upload-url, a bounded queue and shutdown', () => {
     expect((await request(`${small.url}/v1/predictions/q2`, 'GET')).body).toMatchObject({ status: 'canceled', started_at: null });
     await request(`${small.url}/predictions/q1/cancel`, 'POST');
     expect((await untilStatus(small, 'q1', 'canceled')).body.status).toBe('canceled');
+  });
+
+  it('keeps at most --max-retained finished predictions: older ones are forgotten and their files removed', async () => {
+    expect(small.service.store.get('q1')?.status).toBe('canceled');
+    expect((await request(`${small.url}/v1/predictions/uploaded`, 'GET')).status).toBe(404);
+    await vi.waitFor(() => expect(existsSync(uploadedDir)).toBe(false));
   });
 
   it('POST /shutdown answers {} and lets accepted predictions finish before the server closes', async () => {

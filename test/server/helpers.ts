@@ -111,12 +111,14 @@ export async function receiver(respond: (request: Received, response: ServerResp
   return { url, received, until };
 }
 
-/** Polls the Replicate API until the prediction reaches `status` (or a terminal one). */
-export async function untilStatus(server: FluxServer, id: string, status: string, headers: Record<string, string> = {}): Promise<Answer> {
+/** Polls the Replicate API until the prediction (created by a request still under way, perhaps) reaches `status` or a terminal one. */
+export async function untilStatus(server: { url: string }, id: string, status: string, headers: Record<string, string> = {}): Promise<Answer> {
+  const deadline = Date.now() + 20_000;
   for (;;) {
     const answer = await request(`${server.url}/v1/predictions/${id}`, 'GET', undefined, headers);
-    if (answer.status !== 200) throw new Error(`GET /v1/predictions/${id}: ${answer.status} ${answer.text}`);
-    if ([status, 'succeeded', 'failed', 'canceled'].includes(answer.body.status)) return answer;
+    if (answer.status === 200 && [status, 'succeeded', 'failed', 'canceled'].includes(answer.body.status)) return answer;
+    if (answer.status !== 200 && answer.status !== 404) throw new Error(`GET /v1/predictions/${id}: ${answer.status} ${answer.text}`);
+    if (Date.now() > deadline) throw new Error(`prediction ${id} did not reach ${status}: ${answer.status} ${answer.text.slice(0, 200)}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
