@@ -55,7 +55,9 @@ function withoutIgnored(source: TensorSource, ignored: readonly string[]): Tenso
 export async function openSafetyCheckpoint<C>(path: string, kind: SafetyModelKind<C>): Promise<SafetyCheckpoint<C>> {
   if (!existsSync(path)) throw new SafetyCheckpointError(path, `no such file or folder (expected the ${kind.label})`);
   const modelDir = modelFolder(path, kind.subfolder);
-  const source = withoutIgnored(await openTensorSource(modelDir ?? path), kind.ignored);
+  // In a folder, transformers' default weights file wins over variants beside it (model.fp16.safetensors).
+  const weights = modelDir !== null && existsSync(join(modelDir, 'model.safetensors')) ? join(modelDir, 'model.safetensors') : (modelDir ?? path);
+  const source = withoutIgnored(await openTensorSource(weights), kind.ignored);
   if (!source.has(kind.marker)) throw new SafetyCheckpointError(path, `not a ${kind.label} checkpoint: "${kind.marker}" is missing`);
   const folder = modelDir ?? dirname(path);
   const candidate = join(folder, 'config.json');

@@ -63,9 +63,11 @@ function positive(source: string, key: string, v: unknown): number {
 /** `size` / `crop_size` as an int or {height, width}; an int `size` means the shortest edge for CLIP (default_to_square=False). */
 function sizeOf(source: string, key: string, v: unknown, intIsShortestEdge: boolean): ProcessorConfig['resize'] {
   if (typeof v === 'number') return intIsShortestEdge ? { shortestEdge: positive(source, key, v) } : { width: positive(source, key, v), height: positive(source, key, v) };
-  const o = (v ?? {}) as Record<string, unknown>;
-  if (typeof v === 'object' && v !== null && 'shortest_edge' in o) return { shortestEdge: positive(source, key, o.shortest_edge) };
-  if (typeof v === 'object' && v !== null && 'height' in o && 'width' in o) return { width: positive(source, key, o.width), height: positive(source, key, o.height) };
+  if (typeof v === 'object' && v !== null) {
+    const o = v as Record<string, unknown>;
+    if ('shortest_edge' in o) return { shortestEdge: positive(source, key, o.shortest_edge) };
+    if ('height' in o && 'width' in o) return { width: positive(source, key, o.width), height: positive(source, key, o.height) };
+  }
   throw new ProcessorConfigError(source, `"${key}" must be an integer, {"shortest_edge"} or {"height", "width"}, got ${JSON.stringify(v)}`);
 }
 
@@ -158,7 +160,7 @@ function normalizeInto(config: ProcessorConfig, image: RgbImage, out: Float32Arr
   }
 }
 
-export function checkImage(image: RgbImage, index: number): void {
+function checkImage(image: RgbImage, index: number): void {
   const { width, height, data } = image;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new SafetyInputError(`image ${index} has no pixels (${width}×${height})`);
   if (!(data instanceof Uint8Array) || data.length !== width * height * 3) {
@@ -192,14 +194,12 @@ export class ImageProcessor {
     return new ImageProcessor(config, size);
   }
 
-  /** The images (each checked first) as one float32 batch [N, 3, size, size]. */
+  /** The images (all checked first; `index` names them in errors) as one float32 batch [N, 3, size, size]. */
   batch(images: readonly { image: RgbImage; index: number }[]): TensorData {
+    for (const { image, index } of images) checkImage(image, index);
     const plane = 3 * this.size * this.size;
     const data = new Float32Array(images.length * plane);
-    images.forEach(({ image, index }, n) => {
-      checkImage(image, index);
-      normalizeInto(this.config, resizeAndCrop(this.config, image), data, n * plane);
-    });
+    images.forEach(({ image }, n) => normalizeInto(this.config, resizeAndCrop(this.config, image), data, n * plane));
     return float32Tensor([images.length, 3, this.size, this.size], data);
   }
 

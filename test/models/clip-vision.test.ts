@@ -17,7 +17,14 @@ const tmp = useTempDir('clip-vision-');
 
 describe('CLIP vision tower + projection (safety checker stage 1)', () => {
   it('matches the golden intermediates (≤ 1e-4), cosines and raw scores (≤ 2e-5), rounded scores (≤ 0.001) and flags (exact)', async () => {
-    const model = await ClipVisionModel.load(worker(), goldenSafetyFolders(tmp()).checker);
+    const { checker } = goldenSafetyFolders(join(tmp(), 'golden'));
+    for (const layout of [join(tmp(), 'golden'), join(checker, 'model.safetensors')]) {
+      const loaded = await ClipVisionModel.load(worker(), layout);
+      expect(loaded.config.projectionDim, `pipeline root or file: ${layout}`).toBe(16);
+      await loaded.release();
+    }
+    writeFileSync(join(checker, 'model.fp16.safetensors'), 'a variant beside the default weights file');
+    const model = await ClipVisionModel.load(worker(), checker);
     expect(model.config).toEqual({ hidden: 32, heads: 4, intermediate: 48, layers: 2, imageSize: 32, patchSize: 8, eps: 1e-5, activation: 'quick_gelu', qkvBias: true, projectionDim: 16 });
     const cases = await goldenCases('clip_cases.safetensors');
     const pixels = tensor(cases, 'pixel_values');
