@@ -5,6 +5,7 @@
  * limit, request and header timeouts, errors without stack traces, pino logs.
  */
 import { mkdtemp } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -37,7 +38,7 @@ export interface ServerOptions {
   /** Predictions that may wait behind the running one. */
   queueSize: number;
   bodyLimitBytes: number;
-  /** Time to receive a whole request (headers and body). */
+  /** Time to receive a whole request (headers and body); slower clients get 408. */
   requestTimeoutMs: number;
   /** How long finished predictions (and their files) are kept, and how many at most. */
   retentionMs: number;
@@ -83,14 +84,15 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
   const app = Fastify({
     logger: options.logger,
     bodyLimit: options.bodyLimitBytes,
-    requestTimeout: options.requestTimeoutMs,
+    // Slow clients: the whole request within requestTimeoutMs (408), checked every second.
+    serverFactory: (handler) =>
+      createServer({ requestTimeout: options.requestTimeoutMs, headersTimeout: Math.min(options.requestTimeoutMs, 20_000), connectionsCheckingInterval: 1000 }, handler),
     routerOptions: { maxParamLength: 256 },
     // Malformed URLs and over-long path parameters, refused by the router before any route.
     frameworkErrors: (error, request, reply) => sendError(request, reply, error.statusCode ?? 400, error.message),
     // Ajv for envelopes: no type coercion, every problem reported, `nullable` understood.
     ajv: { customOptions: { coerceTypes: false, allErrors: true, removeAdditional: false } },
   });
-  app.server.headersTimeout = Math.min(options.requestTimeoutMs, 20_000);
   const workDir = await mkdtemp(join(tmpdir(), 'flux-lora-serve-'));
   const service = new PredictionService({
     predictor: {

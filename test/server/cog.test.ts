@@ -224,7 +224,8 @@ describe('Cog contract: --upload-url, a bounded queue and shutdown', () => {
 
   beforeAll(async () => {
     uploads = await receiver((r, res) => {
-      if (r.url.includes('signed')) res.setHeader('Location', `${r.url}?signature=secret`);
+      if (r.url.includes('/refused/')) res.statusCode = 403;
+      else res.setHeader('Location', `${r.url}?signature=secret`);
       res.end();
     });
     small = await serve({ uploadUrl: `${uploads.url}/files/signed`, queueSize: 1, maxRetained: 2 });
@@ -238,6 +239,12 @@ describe('Cog contract: --upload-url, a bounded queue and shutdown', () => {
     const put = uploads.received.find((r) => r.url === '/files/signed/uploaded/out-0.webp');
     expect(put).toMatchObject({ method: 'PUT', headers: { 'content-type': 'image/webp', 'x-prediction-id': 'uploaded' } });
     expect(await sharp(put?.body).metadata()).toMatchObject({ format: 'webp', width: 256 });
+  });
+
+  it('a refused upload fails the prediction, saying which file and where (without the query string)', async () => {
+    const { status, body } = await request(`${small.url}/predictions/refused`, 'PUT', { input: SMALL });
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ status: 'failed', output: null, error: `uploading out-0.webp to ${uploads.url}/files/signed/refused/out-0.webp failed: HTTP 403` });
   });
 
   it('holds at most --queue-size waiting predictions: then 409 for Cog and 429 for the Replicate API', async () => {

@@ -3,6 +3,7 @@
  * nesting, invalid JSON, bad data URIs. Every one is answered 4xx with a message, nothing is
  * run, and the server stays READY and keeps working.
  */
+import { connect } from 'node:net';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { INPUT_SCHEMA } from '../../src/predictor/schema.js';
@@ -14,7 +15,7 @@ const BODY_LIMIT = 2 * 1024 * 1024;
 let server: FluxServer;
 
 beforeAll(async () => {
-  server = await serve({ bodyLimitBytes: BODY_LIMIT });
+  server = await serve({ bodyLimitBytes: BODY_LIMIT, requestTimeoutMs: 1000 });
 });
 
 /** mulberry32: a small seeded generator, so every run fuzzes the same cases. */
@@ -148,6 +149,17 @@ describe('fuzzed requests', () => {
       if (problem !== undefined) failures.push(`${path}: ${problem}`);
     }
     expect(failures).toEqual([]);
+  });
+
+  it('a client too slow to send its request gets 408 and the connection is closed', async () => {
+    const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+    socket.write('POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"inp');
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    const started = Date.now();
+    await new Promise((resolve) => socket.on('close', resolve));
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('the server stays READY and still predicts', async () => {
