@@ -1,9 +1,9 @@
 /**
  * Combines LoRAs and their strengths into a model's per-linear low-rank inputs. LoRA i owns
- * slot i with strength sᵢ; for each graph linear, y += ((x·down) ⊙ s[slot])·up + s·bias with
- *   down = [A₁ᵀ | A₂ᵀ | …]          [in, Σr]
- *   up   = [(α₁/r₁)B₁ ; (α₂/r₂)B₂ ; …]   [Σr, out]   (B rows restricted to the linear's part)
- *   bias = [b_B₁ ; b_B₂ ; …]          [slots, out]
+ * slot i with strength sᵢ; for each graph linear, y += ((x·downᵀ) ⊙ s[slot])·upᵀ + s·bias with
+ *   down = [A₁ ; A₂ ; …]                [Σr, in]    (rows copied as stored)
+ *   up   = [(α₁/r₁)B₁ | (α₂/r₂)B₂ | …]   [out, Σr]   (B rows restricted to the linear's part)
+ *   bias = [b_B₁ ; b_B₂ ; …]            [slots, out]
  * which equals merging W' = W + Σ sᵢ(αᵢ/rᵢ)BᵢAᵢ, b' = b + Σ sᵢ b_Bᵢ (flux-math.md §5.1, §5.4) without
  * touching the base weights or the session; a strength change only rebinds s.
  */
@@ -46,20 +46,22 @@ function checkShapes(lora: ParsedLora, layer: LoraLayer, inFeatures: number, par
   return covered;
 }
 
-/** Builds the low-rank update of one linear from its contributions. */
+/** Builds the low-rank update of one linear from its contributions: row copies, no transposes. */
 function stack(inFeatures: number, outFeatures: number, slotCount: number, contributions: Contribution[]): LowRankUpdate {
   const rank = contributions.reduce((r, c) => r + c.layer.rank, 0);
-  const down = new Float32Array(inFeatures * rank);
-  const up = new Float32Array(rank * outFeatures);
+  const down = new Float32Array(rank * inFeatures);
+  const up = new Float32Array(outFeatures * rank);
   const slots = new Int32Array(rank);
   let bias: Float32Array | undefined;
   let offset = 0;
   for (const { layer, part, slot } of contributions) {
     const r = layer.rank;
-    for (let k = 0; k < r; k++) {
-      for (let i = 0; i < inFeatures; i++) down[i * rank + offset + k] = layer.down[k * inFeatures + i] as number;
-      for (let o = 0; o < outFeatures; o++) up[(offset + k) * outFeatures + o] = layer.factor * (layer.up[(part.rowStart + o) * r + k] as number);
-      slots[offset + k] = slot;
+    down.set(layer.down, offset * inFeatures);
+    slots.fill(slot, offset, offset + r);
+    for (let o = 0; o < outFeatures; o++) {
+      const from = (part.rowStart + o) * r;
+      const to = o * rank + offset;
+      for (let k = 0; k < r; k++) up[to + k] = layer.factor * (layer.up[from + k] as number);
     }
     if (layer.bias !== undefined) {
       bias ??= new Float32Array(slotCount * outFeatures);

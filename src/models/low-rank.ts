@@ -1,8 +1,9 @@
 /**
  * Low-rank (LoRA) inputs shared by the models: every linear y = x·Wᵀ + b gets run-time
- * inputs `lora.<linear>.down` [in, r], `.up` [r, out], `.slot` [r] (int64, symbolic rank) and
- * `.bias` [slots, out], and the graph has one `lora_scales` [slots] input, so
- *   y = x·Wᵀ + (b + lora_scales·bias) + ((x·down) ⊙ lora_scales[slot])·up.
+ * inputs `lora.<linear>.down` [r, in], `.up` [out, r] (the LoRA A and B orientations, so
+ * LoRA files need no transposing), `.slot` [r] (int64, symbolic rank) and `.bias` [slots, out],
+ * and the graph has one `lora_scales` [slots] input, so
+ *   y = x·Wᵀ + (b + lora_scales·bias) + ((x·downᵀ) ⊙ lora_scales[slot])·upᵀ.
  * Each LoRA owns a slot: changing a strength rebinds only `lora_scales` (a few bytes);
  * changing LoRAs rebinds the per-linear inputs; neither rebuilds a session. Rank 0 is the identity.
  */
@@ -17,8 +18,8 @@ export interface LowRankLinear {
 }
 
 /**
- * One linear's update: down [in, r], up [r, out] (any fixed factor such as α/r folded in),
- * the LoRA slot of each rank column (default 0), and per-slot bias rows [slots, out].
+ * One linear's update: down [r, in], up [out, r] (any fixed factor such as α/r folded in),
+ * the LoRA slot of each rank (default 0), and per-slot bias rows [slots, out].
  */
 export interface LowRankUpdate {
   down: Float32Array;
@@ -64,14 +65,15 @@ export function lowRankInputs(g: GraphBuilder, spec: LowRankLinear): { bias: Val
   const names = loraInputNames(spec.name);
   const rank = `rank.${spec.name}`;
   const { scales, row } = slotScales(g);
-  const down = g.input(names.down, 'float32', [spec.inFeatures, rank]);
-  const up = g.input(names.up, 'float32', [rank, spec.outFeatures]);
+  const down = g.input(names.down, 'float32', [rank, spec.inFeatures]);
+  const up = g.input(names.up, 'float32', [spec.outFeatures, rank]);
   const slot = g.input(names.slot, 'int64', [rank]);
   const biasRows = g.input(names.bias, 'float32', ['lora_slots', spec.outFeatures]);
   const columnScales = op.gather(g, scales, slot, 0, 'lora_column_scales');
   return {
     bias: op.reshape(g, op.matmul(g, row, biasRows, 'lora_bias'), [spec.outFeatures], 'lora_bias_vector'),
-    apply: (x, y) => op.add(g, y, op.matmul(g, op.mul(g, op.matmul(g, x, down, 'lora_down'), columnScales, 'lora_scale'), up, 'lora_up'), 'lora_add'),
+    apply: (x, y) =>
+      op.add(g, y, op.matmulTransposed(g, op.mul(g, op.matmulTransposed(g, x, down, 'lora_down'), columnScales, 'lora_scale'), up, 'lora_up'), 'lora_add'),
   };
 }
 
@@ -93,7 +95,7 @@ export function lowRankFeeds(linears: readonly LowRankLinear[], state: LowRankSt
     const update = state.updates.get(spec.name) ?? { down: new Float32Array(0), up: new Float32Array(0), rank: 0 };
     const where = `low-rank update for "${spec.name}"`;
     if (update.down.length !== spec.inFeatures * update.rank || update.up.length !== update.rank * spec.outFeatures) {
-      throw new LowRankError(`${where}: down must be [${spec.inFeatures}, ${update.rank}] and up [${update.rank}, ${spec.outFeatures}]`);
+      throw new LowRankError(`${where}: down must be [${update.rank}, ${spec.inFeatures}] and up [${spec.outFeatures}, ${update.rank}]`);
     }
     const slots = update.slots ?? new Array<number>(update.rank).fill(0);
     if (slots.length !== update.rank || Array.from(slots).some((s) => !Number.isInteger(s) || s < 0 || s >= slotCount)) {
@@ -103,8 +105,8 @@ export function lowRankFeeds(linears: readonly LowRankLinear[], state: LowRankSt
       throw new LowRankError(`${where}: bias must be [${slotCount}, ${spec.outFeatures}]`);
     }
     const names = loraInputNames(spec.name);
-    feeds[names.down] = float32Tensor([spec.inFeatures, update.rank], update.down);
-    feeds[names.up] = float32Tensor([update.rank, spec.outFeatures], update.up);
+    feeds[names.down] = float32Tensor([update.rank, spec.inFeatures], update.down);
+    feeds[names.up] = float32Tensor([spec.outFeatures, update.rank], update.up);
     feeds[names.slot] = int64Tensor([update.rank], Array.from(slots));
     feeds[names.bias] = float32Tensor([slotCount, spec.outFeatures], update.bias ?? new Float32Array(slotCount * spec.outFeatures));
   }

@@ -47,7 +47,7 @@ async function mergedCheckpoint(state: LowRankState): Promise<string> {
       for (let o = 0; o < t.outF; o++) {
         for (let i = 0; i < t.inF; i++) {
           let delta = 0;
-          for (let r = 0; r < u.rank; r++) delta += (u.down[i * u.rank + r] as number) * (u.up[r * t.outF + o] as number);
+          for (let r = 0; r < u.rank; r++) delta += (u.up[o * u.rank + r] as number) * (u.down[r * t.inF + i] as number);
           data[(t.rowStart + o) * t.inF + i] = (data[(t.rowStart + o) * t.inF + i] as number) + delta;
         }
       }
@@ -91,7 +91,7 @@ describe('low-rank (LoRA) inputs on every linear', () => {
       'low-rank update for unknown linear "guidance_in.in_layer"',
     );
     await expect(model.setLowRank(one('img_in', { rank: 2, down: new Float32Array(16), up: new Float32Array(64) }))).rejects.toThrow(
-      'low-rank update for "img_in": down must be [16, 2] and up [2, 32]',
+      'low-rank update for "img_in": down must be [2, 16] and up [32, 2]',
     );
     await expect(model.setLowRank(one('img_in', { rank: 1, down: new Float32Array(16), up: new Float32Array(32), slots: [1] }))).rejects.toThrow(
       'low-rank update for "img_in": needs a slot in 0..0 for each of its 1 rank columns',
