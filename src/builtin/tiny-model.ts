@@ -3,7 +3,8 @@
  * 8× factor, T5 and CLIP encoders, their tokenizers) generated deterministically by this code,
  * so flux-lora runs out of the box without downloads. Its weights are seeded random numbers:
  * the images it makes are not meaningful. Written once into the cache folder as two diffusers
- * pipeline folders, FLUX.1-dev and FLUX.1-schnell, exactly as real weights are laid out.
+ * pipeline folders, FLUX.1-dev and FLUX.1-schnell, exactly as real weights are laid out, with
+ * a tiny safety pair beside them (./tiny-safety.ts) so the safety path always runs.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -17,10 +18,11 @@ import { vaeConfigFromDiffusers } from '../models/vae/config.js';
 import { vaeTensors } from '../models/vae/layout.js';
 import { randn } from '../pipeline/noise.js';
 import { writeSafetensors } from '../weights/safetensors-writer.js';
+import { writeTinySafetyPair } from './tiny-safety.js';
 import { writeClipTokenizer, writeT5Tokenizer, type UnigramPiece } from './tokenizer-files.js';
 
 /** Bump when anything below changes: the folder name carries it, so old caches are not reused. */
-const VERSION = 'builtin-v1';
+const VERSION = 'builtin-v2';
 
 const letters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?\'-:;()';
 const T5_PIECES: UnigramPiece[] = [
@@ -135,6 +137,7 @@ export async function ensureBuiltinModel(cacheDir: string): Promise<string> {
   try {
     await writePipeline(join(temp, 'FLUX.1-dev'), 'dev');
     await writePipeline(join(temp, 'FLUX.1-schnell'), 'schnell');
+    await writeTinySafetyPair(temp);
     await rename(temp, target).catch((error: NodeJS.ErrnoException) => {
       if (!existsSync(join(target, 'FLUX.1-schnell', 'model_index.json'))) throw error;
     });

@@ -7,10 +7,13 @@
  *  - single files as ComfyUI users keep them: flux1-dev / flux1-schnell (.safetensors or
  *    .sft), ae, clip_l, t5xxl_fp16 / t5xxl_fp8_e4m3fn, with tokenizer/ and tokenizer_2/ folders.
  * The variant of a pipeline's transformer comes from its config (guidance_embeds); of a
- * single file, from its name. Whatever is missing is reported file by file.
+ * single file, from its name. Whatever is missing is reported file by file. A safety pair
+ * (`safety_checker/` + `feature_extractor/` as in diffusers pipelines, and the classifier's
+ * `nsfw_image_detection/`) is picked up from the root or a pipeline folder.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { SafetyPaths } from '../safety/checker.js';
 
 export type Variant = 'dev' | 'schnell';
 export const VARIANTS: readonly Variant[] = ['dev', 'schnell'];
@@ -26,6 +29,8 @@ export interface PipelineAssets extends Record<Part, string> {
 export interface ModelAssets {
   root: string;
   pipelines: Partial<Record<Variant, PipelineAssets>>;
+  /** The safety pair when the folder holds one: `safety_checker/` and `nsfw_image_detection/`, at the root or in a pipeline folder. */
+  safety?: SafetyPaths;
 }
 
 export class ModelAssetsError extends Error {
@@ -173,5 +178,12 @@ export function resolveModelAssets(dir: string): ModelAssets {
     else result.pipelines[c.variant] = { variant: c.variant, transformer: c.transformer, ...(resolved as Record<Part, string>) };
   }
   if (problems.length > 0) throw new ModelAssetsError(root, problems.join('. '));
-  return result;
+  const safety = findSafetyPair([root, ...pipelineFolders]);
+  return safety === undefined ? result : { ...result, safety };
+}
+
+/** The first folder holding both safety models (diffusers `safety_checker/`, the classifier's `nsfw_image_detection/`). */
+function findSafetyPair(folders: readonly string[]): SafetyPaths | undefined {
+  const folder = folders.find((f) => isDir(join(f, 'safety_checker')) && isDir(join(f, 'nsfw_image_detection')));
+  return folder === undefined ? undefined : { checker: join(folder, 'safety_checker'), classifier: join(folder, 'nsfw_image_detection') };
 }

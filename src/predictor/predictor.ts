@@ -12,7 +12,9 @@ import { ensureBuiltinModel } from '../builtin/tiny-model.js';
 import { DEFAULT_MAX_PIXELS } from '../images/decode.js';
 import { encodeImage, outputName } from '../images/encode.js';
 import { DEFAULT_IMAGE_SOURCE, type ImageSourceOptions } from '../images/source.js';
+import type { RgbImage } from '../images/decode.js';
 import { tensorToImage } from '../images/tensors.js';
+import { SafetyChecker, type SafetyPaths } from '../safety/checker.js';
 import { FluxTransformer, type FluxPrecision } from '../models/flux-transformer.js';
 import { Vae } from '../models/vae.js';
 import { openVaeCheckpoint } from '../models/vae/checkpoint.js';
@@ -36,6 +38,14 @@ import { defaultCacheDir } from '../weights/quantized-cache.js';
 import { LoraPlanner, NO_LORAS, type LoraFetcher, type LoraPlan, type PreparedLora } from './loras.js';
 import { defaultMemoryBudget, estimateResidentBytes, ResidencyPool } from './residency.js';
 
+/** Every image of the prediction was flagged by the safety checker (the reference's message). */
+export class AllImagesUnsafeError extends Error {
+  constructor() {
+    super('All generated images contained NSFW content. Try running it again with a different prompt.');
+    this.name = 'AllImagesUnsafeError';
+  }
+}
+
 export interface PredictorOptions {
   /** FLUX.1 weights (see ./assets.ts); absent: the built-in tiny model. */
   modelDir?: string;
@@ -47,6 +57,11 @@ export interface PredictorOptions {
   imageSource?: ImageSourceOptions & { maxPixels?: number };
   /** Setup messages (loading and releasing models go to the prediction's log). */
   log?: (line: string) => void;
+  /**
+   * The safety pair (default: the one in the model folder; the built-in model ships a tiny one),
+   * or 'disabled' to run the whole server without it (requests that want it then get a clear error).
+   */
+  safety?: SafetyPaths | 'disabled';
   /** Settings of the LoRA download cache (default folder: cacheDir/loras). */
   loraCache?: Partial<LoraCacheOptions>;
   /** Resolves LoRA strings instead of the default LoraCache. */
@@ -76,7 +91,7 @@ export interface PredictionResult {
   files: string[];
   seed: number;
   /** Seconds per stage, and in total. */
-  metrics: { predict_time: number; lora_time: number; load_time: number; text_time: number; denoise_time: number; decode_time: number; encode_time: number };
+  metrics: { predict_time: number; lora_time: number; load_time: number; text_time: number; denoise_time: number; decode_time: number; safety_time: number; encode_time: number };
 }
 
 const T5_LENGTH: Record<Variant, number> = { dev: 512, schnell: 256 };
@@ -96,9 +111,13 @@ export class Predictor {
   private readonly boundLoras = new WeakMap<FluxTransformer, { key: string; scales: string }>();
   private queue: Promise<unknown> = Promise.resolve();
 
+  private checker: Promise<SafetyChecker> | null = null;
+
   private constructor(
     readonly assets: ModelAssets,
     readonly builtin: boolean,
+    /** The safety pair, or 'disabled' when the operator turned the checker off for the whole server. */
+    readonly safety: SafetyPaths | 'disabled',
     private readonly options: PredictorOptions,
     private readonly cacheDir: string,
   ) {
@@ -107,16 +126,25 @@ export class Predictor {
     this.loras = new LoraPlanner(options.loraFetcher ?? new LoraCache({ dir: join(cacheDir, 'loras'), log, ...options.loraCache }));
   }
 
-  /** Resolves the model files (writing the built-in model on first use); components load on first use. */
+  /**
+   * Resolves the model files (writing the built-in model on first use); components load on
+   * first use. Without a safety pair (given, or found in the model folder) it refuses to start
+   * unless the operator disabled the checker for the whole server.
+   */
   static async create(options: PredictorOptions = {}): Promise<Predictor> {
     const cacheDir = options.cacheDir ?? defaultCacheDir();
     const builtin = options.modelDir === undefined;
     const root = options.modelDir ?? (await ensureBuiltinModel(cacheDir));
-    const predictor = new Predictor(resolveModelAssets(root), builtin, options, cacheDir);
-    if (builtin) {
-      options.log?.('Safety checker: disabled by the built-in model\'s own configuration (it ships no safety weights)');
+    const assets = resolveModelAssets(root);
+    const safety = options.safety ?? assets.safety;
+    if (safety === undefined) {
+      throw new ModelAssetsError(
+        assets.root,
+        'no safety checker found: put safety_checker/ (with feature_extractor/) and nsfw_image_detection/ in the model folder, configure their paths, or disable the checker for the whole server',
+      );
     }
-    return predictor;
+    options.log?.(safety === 'disabled' ? 'Safety checker: disabled for this server by its operator' : `Safety checker: ${safety.checker} + ${safety.classifier}`);
+    return new Predictor(assets, builtin, safety, options, cacheDir);
   }
 
   /** The models this predictor serves. */
@@ -138,10 +166,10 @@ export class Predictor {
   private validate(request: unknown): ResolvedInput {
     const input = resolveInput(request);
     const problems: InputProblem[] = [];
-    if (!input.disableSafetyChecker && !this.builtin) {
+    if (!input.disableSafetyChecker && this.safety === 'disabled') {
       problems.push({
         input: 'disable_safety_checker',
-        message: 'no safety checker is configured on this server, so images cannot be checked; set disable_safety_checker=true to generate without it',
+        message: 'the safety checker is disabled on this server, so images cannot be checked; set disable_safety_checker=true to generate without it',
       });
     }
     if (this.assets.pipelines[input.model] === undefined) {
@@ -243,7 +271,7 @@ export class Predictor {
     const checkCancelled = (stage: string) => {
       if (signal?.aborted) throw new RunCancelledError(stage);
     };
-    const timer = { lora: 0, load: 0, text: 0, denoise: 0, decode: 0, encode: 0 };
+    const timer = { lora: 0, load: 0, text: 0, denoise: 0, decode: 0, safety: 0, encode: 0 };
     const timed = async <T>(stage: keyof typeof timer, work: () => Promise<T>): Promise<T> => {
       const t0 = performance.now();
       try {
@@ -325,11 +353,16 @@ export class Predictor {
     }
 
     const vae = await timed('load', () => this.vae(pipeline, log));
-    const encoded: { name: string; bytes: Buffer }[] = [];
-    for (const [i, final] of finals.entries()) {
+    const images: RgbImage[] = [];
+    for (const final of finals) {
       checkCancelled('the prediction (before decoding)');
       const decoded = await timed('decode', () => vae.decode(float32Tensor([1, channels, h, w], unpack(final, 1, channels, h, w)), { signal }));
-      const bytes = await timed('encode', () => encodeImage(tensorToImage(decoded, 0), input.outputFormat, input.outputQuality));
+      images.push(tensorToImage(decoded, 0));
+    }
+    const kept = input.disableSafetyChecker ? images.map((_, i) => i) : await timed('safety', () => this.safeIndices(images, log, signal));
+    const encoded: { name: string; bytes: Buffer }[] = [];
+    for (const i of kept) {
+      const bytes = await timed('encode', () => encodeImage(images[i] as RgbImage, input.outputFormat, input.outputQuality));
       encoded.push({ name: outputName(i, input.outputFormat), bytes });
     }
     checkCancelled('the prediction (before writing outputs)');
@@ -345,14 +378,38 @@ export class Predictor {
         text_time: seconds(timer.text),
         denoise_time: seconds(timer.denoise),
         decode_time: seconds(timer.decode),
+        safety_time: seconds(timer.safety),
         encode_time: seconds(timer.encode),
       },
     };
   }
 
+  /**
+   * The indices of the images the safety checker lets through (reference-behaviour.md §4.10),
+   * logging each dropped one; every image dropped fails the prediction with the reference's message.
+   */
+  async safeIndices(images: readonly RgbImage[], log: Log, signal?: AbortSignal): Promise<number[]> {
+    if (this.safety === 'disabled') throw new Error('the safety checker is disabled on this server');
+    const paths = this.safety;
+    this.checker ??= SafetyChecker.load(this.worker, paths).catch((error: unknown) => {
+      this.checker = null;
+      throw error;
+    });
+    const verdicts = await (await this.checker).check(images, signal);
+    for (const v of verdicts.filter((x) => x.unsafe)) {
+      if (v.error !== undefined) log(`Error running safety checker: ${v.error}`);
+      log(`NSFW content detected in image ${v.index}`);
+    }
+    const kept = verdicts.filter((v) => !v.unsafe).map((v) => v.index);
+    if (kept.length === 0) throw new AllImagesUnsafeError();
+    log(`Total safe images: ${kept.length} out of ${images.length}`);
+    return kept;
+  }
+
   /** Waits for queued predictions, then releases every model and stops the inference worker. */
   async close(): Promise<void> {
     await this.queue;
+    if (this.checker !== null) await (await this.checker.catch(() => null))?.release();
     await this.pool.releaseAll();
     await this.worker.close();
   }

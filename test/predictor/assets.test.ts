@@ -49,7 +49,11 @@ describe('model assets under FLUX_MODEL_DIR', () => {
   });
 
   it('serves both models from pipeline subfolders; a slim pipeline borrows the other parts from its sibling', () => {
-    expect(Object.keys(resolveModelAssets(builtin).pipelines).sort()).toEqual(['dev', 'schnell']);
+    const both = resolveModelAssets(builtin);
+    expect(Object.keys(both.pipelines).sort()).toEqual(['dev', 'schnell']);
+    // The built-in model ships its safety pair at the root, as a model folder may.
+    expect(both.safety).toEqual({ checker: join(builtin, 'safety_checker'), classifier: join(builtin, 'nsfw_image_detection') });
+    expect(resolveModelAssets(join(builtin, 'FLUX.1-dev')).safety).toBeUndefined();
     const dir = folder();
     cpSync(join(builtin, 'FLUX.1-dev'), join(dir, 'FLUX.1-dev'), { recursive: true });
     mkdirSync(join(dir, 'FLUX.1-schnell'));
@@ -123,6 +127,6 @@ describe('the built-in model', () => {
       expect(readFileSync(join(a, file)).equals(readFileSync(join(builtin, file))), file).toBe(true);
     }
     const { readdirSync } = await import('node:fs');
-    expect(readdirSync(join(tmp(), 'c1'))).toEqual(['builtin-v1']);
+    expect(readdirSync(join(tmp(), 'c1'))).toEqual(['builtin-v2']);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +6,12 @@ import { ensureBuiltinModel } from '../../src/builtin/tiny-model.js';
 import { ImageInputError } from '../../src/images/errors.js';
 import { RunCancelledError } from '../../src/onnx/errors.js';
 import { InputValidationError } from '../../src/predictor/inputs.js';
-import { Predictor, type PredictOptions, type Progress } from '../../src/predictor/predictor.js';
+import { AllImagesUnsafeError, Predictor, type PredictOptions, type Progress } from '../../src/predictor/predictor.js';
+import { writeTinySafetyPair } from '../../src/builtin/tiny-safety.js';
+import type { SafetyPaths } from '../../src/safety/checker.js';
+import { f32ToF16 } from '../../src/weights/dtypes.js';
+import { SafetensorsFile } from '../../src/weights/safetensors.js';
+import { writeSafetensors, type TensorToWrite } from '../../src/weights/safetensors-writer.js';
 import { useTempDir } from '../helpers/temp-dir.js';
 
 const tmp = useTempDir('predictor-');
@@ -213,12 +218,14 @@ describe('predictor errors', () => {
 });
 
 describe('predictor with configured weights', () => {
-  it('refuses requests that want the safety checker while none is configured, and models that are not there', async () => {
+  it('refuses to start without a safety pair, and with the checker disabled server-wide refuses requests that want it', async () => {
     const builtin = await ensureBuiltinModel(join(tmp(), 'cache'));
-    const configured = await Predictor.create({ modelDir: join(builtin, 'FLUX.1-dev'), cacheDir: join(tmp(), 'cache') });
+    const modelDir = join(builtin, 'FLUX.1-dev');
+    await expect(Predictor.create({ modelDir, cacheDir: join(tmp(), 'cache') })).rejects.toThrow(`model folder ${modelDir}: no safety checker found`);
+    const configured = await Predictor.create({ modelDir, cacheDir: join(tmp(), 'cache'), safety: 'disabled' });
     try {
       const error = await failure({ prompt: 'x' }, configured);
-      expect((error as InputValidationError).problems).toEqual([{ input: 'disable_safety_checker', message: expect.stringMatching(/no safety checker is configured/) }]);
+      expect((error as InputValidationError).problems).toEqual([{ input: 'disable_safety_checker', message: expect.stringMatching(/the safety checker is disabled on this server/) }]);
       const schnell = await failure({ prompt: 'x', model: 'schnell', disable_safety_checker: true }, configured);
       expect((schnell as InputValidationError).problems).toEqual([{ input: 'model', message: 'FLUX.1-schnell is not configured here (available: dev)' }]);
       const ok = await run({ prompt: 'x', seed: 8, disable_safety_checker: true, ...small }, {}, configured);
@@ -245,3 +252,75 @@ describe('predictor with configured weights', () => {
     }
   });
 });
+
+/** The built-in tiny safety pair, with stage 1 flagging every image and/or the classifier's labels changed. */
+async function safetyPair(name: string, options: { flagAll?: boolean; id2label?: Record<number, string> }): Promise<SafetyPaths> {
+  const paths = await writeTinySafetyPair(join(tmp(), `safety-${name}`));
+  if (options.flagAll) {
+    // Concept thresholds below any cosine: stage 1 flags everything.
+    const file = join(paths.checker, 'model.safetensors');
+    const source = await SafetensorsFile.open(file);
+    const tensors: TensorToWrite[] = [];
+    for (const tensor of source.names()) {
+      const info = source.info(tensor);
+      const data = tensor === 'concept_embeds_weights' ? f32ToF16(new Float32Array(info.shape[0] as number).fill(-2)) : await source.readBytes(tensor);
+      tensors.push({ name: tensor, dtype: info.dtype, shape: info.shape, data });
+    }
+    await writeSafetensors(file, tensors, source.metadata);
+  }
+  if (options.id2label !== undefined) {
+    const config = join(paths.classifier, 'config.json');
+    writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(config, 'utf8')), id2label: options.id2label }));
+  }
+  return paths;
+}
+
+describe('safety checker in predictions', () => {
+  const two = { prompt: 'x', seed: 21, num_outputs: 2, ...small };
+
+  it('keeps images the checker passes (the built-in pair passes the built-in model\'s images) and logs the count', async () => {
+    const { files, logs } = await run(two);
+    expect(Object.keys(files)).toEqual(['out-0.webp', 'out-1.webp']);
+    expect(logs).toContain('Total safe images: 2 out of 2');
+    expect(logs.some((l) => l.startsWith('NSFW'))).toBe(false);
+  });
+
+  it('keeps images stage 1 flags when the classifier says "normal"; drops them when it says otherwise or fails', async () => {
+    const cacheDir = join(tmp(), 'cache');
+    const secondOpinion = await Predictor.create({ cacheDir, safety: await safetyPair('normal', { flagAll: true }) });
+    const swapped = await Predictor.create({ cacheDir, safety: await safetyPair('swapped', { flagAll: true, id2label: { 0: 'nsfw', 1: 'normal' } }) });
+    const failing = await Predictor.create({ cacheDir, safety: await safetyPair('failing', { flagAll: true, id2label: { 1: 'nsfw', 2: 'normal' } }) });
+    try {
+      const kept = await run(two, {}, secondOpinion);
+      expect(Object.keys(kept.files)).toEqual(['out-0.webp', 'out-1.webp']);
+      expect(kept.logs).toContain('Total safe images: 2 out of 2');
+
+      const logs: string[] = [];
+      const outputDir = join(tmp(), `out-${runs++}`);
+      await expect(swapped.predict(two, { outputDir, log: (l) => logs.push(l) })).rejects.toThrow(
+        new AllImagesUnsafeError(),
+      );
+      expect(logs.filter((l) => l.startsWith('NSFW'))).toEqual(['NSFW content detected in image 0', 'NSFW content detected in image 1']);
+      expect(readdirSync(tmp()).includes(`out-${runs - 1}`) ? readdirSync(outputDir) : []).toEqual([]);
+
+      const broken = await failing.predict(two, { outputDir: join(tmp(), `out-${runs++}`), log: (l) => logs.push(l) }).catch((e: unknown) => e as Error);
+      expect(broken).toBeInstanceOf(AllImagesUnsafeError);
+      expect(logs).toEqual(expect.arrayContaining([expect.stringMatching(/^Error running safety checker: .*the classifier predicted output 0, which "id2label" does not name/)]));
+
+      const unchecked = await run({ ...two, disable_safety_checker: true }, {}, swapped);
+      expect(Object.keys(unchecked.files)).toEqual(['out-0.webp', 'out-1.webp']);
+      expect(unchecked.logs.some((l) => l.startsWith('Total safe images'))).toBe(false);
+    } finally {
+      await Promise.all([secondOpinion.close(), swapped.close(), failing.close()]);
+    }
+  });
+
+  it('drops only the flagged images, keeping the original indices (so names have gaps)', async () => {
+    const solid = (rgb: [number, number, number]) => ({ width: 64, height: 64, data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => rgb[i % 3] as number) });
+    const logs: string[] = [];
+    // Grey passes; magenta is flagged by stage 1 and confirmed by stage 2; red is flagged and then cleared.
+    expect(await predictor.safeIndices([solid([128, 128, 128]), solid([255, 0, 255]), solid([255, 0, 0])], (l) => logs.push(l))).toEqual([0, 2]);
+    expect(logs).toEqual(['NSFW content detected in image 1', 'Total safe images: 2 out of 3']);
+  });
+});
+
