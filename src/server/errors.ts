@@ -29,7 +29,7 @@ function inputPath(name: string): (string | number)[] {
   return name.split(/[.[\]]+/).filter((part) => part !== '').map((part) => (/^\d+$/.test(part) ? Number(part) : part));
 }
 
-export function problemItems(problems: readonly InputProblem[]): DetailItem[] {
+function problemItems(problems: readonly InputProblem[]): DetailItem[] {
   return problems.map((p) => ({
     loc: ['body', 'input', ...inputPath(p.input)],
     msg: p.message,

@@ -67,7 +67,7 @@ export interface SetupState {
 export type Health = 'STARTING' | 'READY' | 'BUSY' | 'SETUP_FAILED';
 
 /** 26 characters of base32, like Replicate's prediction ids. */
-export function newId(): string {
+function newId(): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
   return [...randomBytes(26)].map((b) => alphabet[b & 31]).join('');
 }

@@ -44,7 +44,7 @@ export async function cogView(prediction: Prediction): Promise<Record<string, un
 }
 
 /** The URLs of a prediction in the Replicate API, under `base`. */
-export function replicateUrls(base: string, prediction: Prediction): { get: string; cancel: string; stream: string } {
+function replicateUrls(base: string, prediction: Prediction): { get: string; cancel: string; stream: string } {
   const get = `${base}/v1/predictions/${encodeURIComponent(prediction.id)}`;
   return { get, cancel: `${get}/cancel`, stream: `${base}/v1/streams/${prediction.spec.key}` };
 }

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { INPUT_NAMES, INPUT_SCHEMA } from '../../src/predictor/schema.js';
 import { DEFAULT_SERVER_OPTIONS, startServer, type FluxServer } from '../../src/server/app.js';
 import { useTempDir } from '../helpers/temp-dir.js';
-import { LONG, receiver, request, SMALL, untilStatus, useServers, type Body } from './helpers.js';
+import { SLOW, receiver, request, SMALL, untilStatus, useServers, type Body } from './helpers.js';
 
 const serve = useServers('server-cog-');
 const tmp = useTempDir('server-cog-setup-');
@@ -156,7 +156,7 @@ describe('Cog contract: predictions', () => {
 
   it('a running prediction: BUSY, 409 for a sync request, PUT of its id answers 202 with its state, cancel stops it', async () => {
     const hooks = await receiver();
-    const created = await request(`${server.url}/predictions/long-one`, 'PUT', { input: LONG, webhook: hooks.url }, async);
+    const created = await request(`${server.url}/predictions/long-one`, 'PUT', { input: SLOW, webhook: hooks.url }, async);
     expect(created.status).toBe(202);
     const running = await untilStatus(server, 'long-one', 'processing');
     expect(running.body.status).toBe('processing');
@@ -165,7 +165,7 @@ describe('Cog contract: predictions', () => {
     const busy = await request(`${server.url}/predictions`, 'POST', { input: SMALL });
     expect(busy.status).toBe(409);
     expect(busy.body).toEqual({ detail: 'Already running a prediction' });
-    const again = await request(`${server.url}/predictions/long-one`, 'PUT', { input: LONG }, async);
+    const again = await request(`${server.url}/predictions/long-one`, 'PUT', { input: SLOW }, async);
     expect(again.status).toBe(202);
     expect(again.body).toMatchObject({ id: 'long-one', status: 'processing' });
 
@@ -182,7 +182,7 @@ describe('Cog contract: predictions', () => {
   });
 
   it('cancels a synchronous prediction by id: the waiting request answers 200 canceled', async () => {
-    const pending = request(`${server.url}/predictions/sync-cancel`, 'PUT', { input: LONG });
+    const pending = request(`${server.url}/predictions/sync-cancel`, 'PUT', { input: SLOW });
     await untilStatus(server, 'sync-cancel', 'processing');
     expect((await request(`${server.url}/predictions/sync-cancel/cancel`, 'POST')).status).toBe(200);
     const answer = await pending;
@@ -192,7 +192,7 @@ describe('Cog contract: predictions', () => {
 
   it('a synchronous prediction whose client goes away is canceled', async () => {
     const client = new AbortController();
-    const pending = fetch(`${server.url}/predictions/abandoned`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: LONG }), signal: client.signal });
+    const pending = fetch(`${server.url}/predictions/abandoned`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: SLOW }), signal: client.signal });
     expect((await untilStatus(server, 'abandoned', 'processing')).body.status).toBe('processing');
     client.abort();
     await expect(pending).rejects.toThrow();
@@ -248,7 +248,7 @@ describe('Cog contract: --upload-url, a bounded queue and shutdown', () => {
   });
 
   it('holds at most --queue-size waiting predictions: then 409 for Cog and 429 for the Replicate API', async () => {
-    const running = await request(`${small.url}/predictions/q1`, 'PUT', { input: LONG }, async);
+    const running = await request(`${small.url}/predictions/q1`, 'PUT', { input: SLOW }, async);
     const waiting = await request(`${small.url}/predictions/q2`, 'PUT', { input: SMALL }, async);
     expect([running.status, waiting.status]).toEqual([202, 202]);
     expect(waiting.body.status).toBe('starting');

@@ -8,8 +8,10 @@ import { useTempDir } from '../helpers/temp-dir.js';
 
 /** Small enough to run in a fraction of a second on the built-in model. */
 export const SMALL = { prompt: 'a photo of TOK', aspect_ratio: 'custom', width: 256, height: 256, num_inference_steps: 2 } as const;
-/** Long enough (~2.5 s) to act on a prediction while it runs. */
+/** Long enough (~2.5 s) to act on a prediction while it runs, and still let it finish. */
 export const LONG = { prompt: 'a photo of TOK' } as const;
+/** Far longer (~15 s): for predictions a test cancels, or must still find unfinished a second later. */
+export const SLOW = { prompt: 'a photo of TOK', aspect_ratio: 'custom', width: 1440, height: 1440, num_inference_steps: 50 } as const;
 
 /** Starts servers sharing one cache folder (the built-in model is written once per file); all shut down after the file. */
 export function useServers(prefix: string): (options?: Partial<ServerOptions>) => Promise<FluxServer & { logs: string[] }> {

@@ -4,7 +4,7 @@ import Replicate, { parseProgressFromLogs, type FileOutput, type Prediction } fr
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { FluxServer } from '../../src/server/app.js';
-import { LONG, request, SMALL, untilStatus, useServers } from './helpers.js';
+import { SLOW, request, SMALL, untilStatus, useServers } from './helpers.js';
 
 const serve = useServers('server-replicate-');
 
@@ -61,7 +61,7 @@ describe('the official replicate client against flux-lora (no token, data-URI ou
   });
 
   it('Prefer: wait=1 on a longer prediction answers `starting` when the window closes; predictions.cancel stops it', async () => {
-    const created = await replicate.predictions.create({ model: 'acme/flux-lora', input: LONG, wait: 1 });
+    const created = await replicate.predictions.create({ model: 'acme/flux-lora', input: SLOW, wait: 1 });
     expect(created.status).toBe('starting');
     expect(created.model).toBe('acme/flux-lora');
     const canceled = await replicate.predictions.cancel(created.id);
@@ -71,7 +71,7 @@ describe('the official replicate client against flux-lora (no token, data-URI ou
   it('an aborted run() cancels its prediction', async () => {
     const controller = new AbortController();
     let id = '';
-    const run = replicate.run('acme/flux-lora', { input: LONG, wait: { mode: 'poll', interval: 50 }, signal: controller.signal }, (p) => {
+    const run = replicate.run('acme/flux-lora', { input: SLOW, wait: { mode: 'poll', interval: 50 }, signal: controller.signal }, (p) => {
       id = p.id;
       if (p.status === 'processing') controller.abort();
     });
@@ -137,7 +137,7 @@ describe('with a token, --model-name and --public-url', () => {
   });
 
   it('the stream of a canceled prediction ends with done {"reason":"canceled"}', async () => {
-    const created = await replicate.predictions.create({ model: 'acme/flux-lora', input: LONG });
+    const created = await replicate.predictions.create({ model: 'acme/flux-lora', input: SLOW });
     await untilStatus(server, created.id, 'processing', { authorization: 'Bearer r8_secret' });
     await replicate.predictions.cancel(created.id);
     const text = await (await fetch(created.urls.stream as string)).text();

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { useTempDir } from '../helpers/temp-dir.js';
-import { LONG, request, untilStatus } from './helpers.js';
+import { LONG, request, SLOW, untilStatus } from './helpers.js';
 
 const tmp = useTempDir('server-cli-');
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -68,11 +68,11 @@ describe('flux-lora serve', () => {
     const run = serveInProcess(['--port', '0', '--shutdown-timeout', '0.3']);
     const url = await listening(run.out);
     await untilHealthy(url);
-    const pending = request(`${url}/predictions/interrupted`, 'PUT', { input: LONG });
+    const pending = request(`${url}/predictions/interrupted`, 'PUT', { input: SLOW });
     expect((await untilStatus({ url }, 'interrupted', 'processing')).body.status).toBe('processing');
     run.interrupt();
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect((await request(`${url}/predictions`, 'POST', { input: LONG })).body.detail).toBe('the server is shutting down');
+    expect((await request(`${url}/predictions`, 'POST', { input: SLOW })).body.detail).toBe('the server is shutting down');
     expect((await pending).body).toMatchObject({ id: 'interrupted', status: 'canceled' });
     expect(await run.code).toBe(0);
     const lines = run.out().trim().split('\n').map((line) => JSON.parse(line) as { msg: string; predictionId?: string });

@@ -21,7 +21,7 @@ type ModelParams = { owner: string; name: string };
 type IdParams = { id: string };
 
 /** Seconds to hold a create for `Prefer: wait` / `wait=n`; undefined without it. */
-export function preferWait(header: string | string[] | undefined): number | undefined {
+function preferWait(header: string | string[] | undefined): number | undefined {
   for (const part of [header ?? ''].flat().join(',').split(',')) {
     const m = /^\s*wait(?:\s*=\s*(\d+))?\s*$/i.exec(part);
     if (m !== null) return Math.min(Math.max(Number(m[1] ?? MAX_WAIT_SECONDS), 1), MAX_WAIT_SECONDS);
