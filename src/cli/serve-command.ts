@@ -22,6 +22,8 @@ Options:
   --port <n>                port (default $PORT or ${D.port})
   --model-dir <dir>         FLUX.1 weights (default: $FLUX_MODEL_DIR; with neither, the built-in tiny model)
   --memory-budget <GiB>     memory the loaded models may hold (default: 75% of RAM)
+  --disable-safety-checker  serve without a safety checker (requests must then set disable_safety_checker=true);
+                            without it, the weights folder must hold safety_checker/ and nsfw_image_detection/
   --model-name <owner/name> the only model the Replicate API answers to (default: any owner/name)
   --token <token>           require "Authorization: Bearer <token>" (default: $FLUX_LORA_API_TOKEN)
   --no-auth                 serve a non-loopback address without a token
@@ -53,6 +55,7 @@ function parse(args: string[]) {
         port: text,
         'model-dir': text,
         'memory-budget': text,
+        'disable-safety-checker': { type: 'boolean' },
         'model-name': text,
         token: text,
         'no-auth': { type: 'boolean' },
@@ -115,6 +118,7 @@ export async function serveCommand(args: string[], context: CliContext, version:
     modelDir: values['model-dir'] ?? (context.env.FLUX_MODEL_DIR || undefined),
     cacheDir: context.env.FLUX_LORA_CACHE_DIR || undefined,
     memoryBudgetBytes: memoryBudget === undefined ? undefined : numberOption('memory-budget', memoryBudget, 0, { min: 0.01 }) * GIB,
+    safety: values['disable-safety-checker'] === true ? 'disabled' : undefined,
     modelName,
     uploadUrl: urlOption('upload-url', values['upload-url']),
     publicUrl: urlOption('public-url', values['public-url']),

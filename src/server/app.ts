@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { DEFAULT_MAX_PIXELS } from '../images/decode.js';
 import { DEFAULT_IMAGE_SOURCE } from '../images/source.js';
+import type { PredictorOptions } from '../predictor/predictor.js';
 import { checkAuthPolicy, registerAuth, type AuthOptions } from './auth.js';
 import type { ServerContext } from './context.js';
 import { registerErrorHandling, sendError } from './errors.js';
@@ -31,6 +32,8 @@ export interface ServerOptions {
   modelDir?: string;
   cacheDir?: string;
   memoryBudgetBytes?: number;
+  /** The safety checker pair (default: the model folder's), or 'disabled' for the whole server. */
+  safety?: PredictorOptions['safety'];
   modelName?: string;
   uploadUrl?: string;
   publicUrl?: string;
@@ -99,6 +102,7 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
       modelDir: options.modelDir,
       cacheDir: options.cacheDir,
       memoryBudgetBytes: options.memoryBudgetBytes,
+      safety: options.safety,
       imageSource: { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: false, allowPrivateNetworks: options.allowPrivateNetworks, maxPixels: DEFAULT_MAX_PIXELS },
       loraCache: { allowPrivateNetworks: options.allowPrivateNetworks, localRoot: null },
     },

@@ -60,6 +60,18 @@ describe('Cog contract: discovery, health and schema', () => {
     }
   });
 
+  it('a server without a safety checker refuses, with 422 naming the input, requests that do not disable it (async ones too)', async () => {
+    const unchecked = await serve({ safety: 'disabled' });
+    for (const headers of [{}, async]) {
+      const refused = await request(`${unchecked.url}/predictions`, 'POST', { input: SMALL }, headers);
+      expect(refused.status).toBe(422);
+      expect(refused.body.detail).toEqual([{ loc: ['body', 'input', 'disable_safety_checker'], msg: expect.stringContaining('safety checker is disabled on this server'), type: 'value_error' }]);
+    }
+    expect((await request(`${unchecked.url}/health-check`, 'GET')).body.status).toBe('READY');
+    const allowed = await request(`${unchecked.url}/predictions`, 'POST', { input: { ...SMALL, disable_safety_checker: true } });
+    expect(allowed.body.status).toBe('succeeded');
+  });
+
   it("GET /openapi.json publishes the predictor's input schema input for input, an array-of-URI output and Cog's paths", async () => {
     const { body } = await request(`${server.url}/openapi.json`, 'GET');
     const schemas = (body.components as { schemas: Record<string, { properties: Record<string, unknown> }> }).schemas;
