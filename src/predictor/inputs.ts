@@ -116,7 +116,14 @@ export function resolveInput(request: unknown): ResolvedInput {
   const loras: ResolvedInput['loras'] = [];
   if (raw.replicate_weights !== undefined) loras.push({ input: 'replicate_weights', source: raw.replicate_weights, scale: raw.lora_scale });
   if (raw.extra_lora !== undefined) loras.push({ input: 'extra_lora', source: raw.extra_lora, scale: raw.extra_lora_scale });
-  (raw.loras ?? []).forEach((l, i) => loras.push({ input: `loras[${i}]`, source: l.weights, scale: l.scale }));
+  // Walked defensively: a malformed list has already been reported by the schema check.
+  const extra: unknown[] = Array.isArray(raw.loras) ? raw.loras : [];
+  extra.forEach((l, i) => {
+    if (l !== null && typeof l === 'object') {
+      const { weights, scale } = l as { weights: string; scale: number };
+      loras.push({ input: `loras[${i}]`, source: weights, scale });
+    }
+  });
   if (loras.length > MAX_LORAS) problems.push({ input: 'loras', message: `at most ${MAX_LORAS} LoRAs in all (replicate_weights, extra_lora and loras), got ${loras.length}` });
   if (problems.length > 0) throw new InputValidationError(problems);
 

@@ -83,6 +83,8 @@ describe('resolving a request', () => {
       { input: 'loras[1].weights', message: 'is required' },
       { input: 'loras[2].extra', message: 'is not a known field' },
     ]);
+    const malformed: [unknown, string][] = [['x', 'loras'], [5, 'loras'], [{}, 'loras'], [[null], 'loras[0]'], [[5], 'loras[0]']];
+    for (const [loras, input] of malformed) expect(problems({ prompt: 'x', loras }).map((p) => p.input)).toEqual([input]);
     const eight = Array.from({ length: 7 }, (_, i) => ({ weights: `o/l${i}` }));
     expect(problems({ prompt: 'x', replicate_weights: 'a/b', extra_lora: 'c/d', loras: eight })).toEqual([{ input: 'loras', message: 'at most 8 LoRAs in all (replicate_weights, extra_lora and loras), got 9' }]);
   });
