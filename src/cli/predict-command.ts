@@ -10,8 +10,8 @@ import { DEFAULT_IMAGE_SOURCE } from '../images/source.js';
 import { InputValidationError } from '../predictor/inputs.js';
 import { Predictor, type PredictionResult, type Progress } from '../predictor/predictor.js';
 import { INPUT_SCHEMA } from '../predictor/schema.js';
-import { GIB } from '../predictor/residency.js';
 import type { CliContext } from './context.js';
+import { MODEL_OPTIONS, MODEL_OPTIONS_HELP, modelSettings } from './model-options.js';
 import { UsageError } from './usage-error.js';
 
 export const PREDICT_HELP = `Usage: flux-lora predict -i <name>=<value> [-i ...] [options]
@@ -22,9 +22,8 @@ Runs one prediction and writes out-<i>.<ext> files. Inputs are those of the mode
 Options:
   -i, --input <name>=<value>  an input (repeatable); image=@photo.png, mask=@mask.png and
                               replicate_weights=@lora.safetensors read local files; loras='[{"weights":"…","scale":0.8}]'
-  --model-dir <dir>           FLUX.1 weights (default: $FLUX_MODEL_DIR; with neither, the built-in tiny model)
   -o, --output-dir <dir>      where the images go (default: the current folder)
-  --memory-budget <GiB>       memory the loaded models may hold (default: 75% of RAM)
+${MODEL_OPTIONS_HELP.replace('%LORA_DIR%', 'the only folder local LoRA files may come from (default: $FLUX_LORA_DIR, else anywhere)')}
   --json                      print the prediction object instead of the file paths
   -h, --help                  show this help
 `;
@@ -69,9 +68,8 @@ function parse(args: string[]) {
       args,
       options: {
         input: { type: 'string', short: 'i', multiple: true },
-        'model-dir': { type: 'string' },
         'output-dir': { type: 'string', short: 'o' },
-        'memory-budget': { type: 'string' },
+        ...MODEL_OPTIONS,
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -100,29 +98,15 @@ export async function predictCommand(args: string[], context: CliContext): Promi
     if (Object.hasOwn(input, name)) throw new UsageError(`predict: input "${name}" is given more than once`);
     input[name] = value;
   }
-  let memoryBudgetBytes: number | undefined;
-  if (values['memory-budget'] !== undefined) {
-    const gib = Number(values['memory-budget']);
-    if (!(gib > 0)) throw new UsageError(`predict: --memory-budget must be a positive number of GiB, got "${values['memory-budget']}"`);
-    memoryBudgetBytes = gib * GIB;
-  }
-  // An empty FLUX_MODEL_DIR counts as unset (the built-in model).
-  const modelDir = values['model-dir'] ?? (context.env.FLUX_MODEL_DIR || undefined);
+  const settings = modelSettings('predict', values, context.env, '/');
   const logs: string[] = [];
   const log = (line: string) => {
     logs.push(line);
     context.err(`${line}\n`);
   };
-  if (modelDir === undefined) context.err(BUILTIN_NOTICE);
-  const predictor = await Predictor.create({
-    modelDir,
-    cacheDir: context.env.FLUX_LORA_CACHE_DIR,
-    memoryBudgetBytes,
-    log,
-    imageSource: { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true },
-    // The CLI's user is the operator: LoRA files may come from anywhere on this machine.
-    loraCache: { localRoot: '/' },
-  });
+  if (settings.modelDir === undefined) context.err(BUILTIN_NOTICE);
+  // The CLI's user is the operator: images (and, unless --lora-dir says otherwise, LoRAs) may be local files.
+  const predictor = await Predictor.create({ ...settings, log, imageSource: { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true } });
   const controller = new AbortController();
   const stop = () => controller.abort();
   context.onInterrupt(stop);

@@ -4,10 +4,10 @@
  * --shutdown-timeout) before the process exits.
  */
 import { parseArgs } from 'node:util';
-import { GIB } from '../predictor/residency.js';
 import { checkAuthPolicy } from '../server/auth.js';
 import { DEFAULT_SERVER_OPTIONS, startServer } from '../server/app.js';
 import type { CliContext } from './context.js';
+import { MODEL_OPTIONS, MODEL_OPTIONS_HELP, modelSettings } from './model-options.js';
 import { UsageError } from './usage-error.js';
 
 const D = DEFAULT_SERVER_OPTIONS;
@@ -20,10 +20,7 @@ the Replicate API subset under /v1 (new Replicate({ baseUrl: "http://HOST:PORT/v
 Options:
   --host <address>          address to bind (default ${D.host}; any other needs --token or --no-auth)
   --port <n>                port (default $PORT or ${D.port})
-  --model-dir <dir>         FLUX.1 weights (default: $FLUX_MODEL_DIR; with neither, the built-in tiny model)
-  --memory-budget <GiB>     memory the loaded models may hold (default: 75% of RAM)
-  --disable-safety-checker  serve without a safety checker (requests must then set disable_safety_checker=true);
-                            without it, the weights folder must hold safety_checker/ and nsfw_image_detection/
+${MODEL_OPTIONS_HELP.replace('%LORA_DIR%', 'a folder requests may name local LoRA files in (default: $FLUX_LORA_DIR; else none)')}
   --model-name <owner/name> the only model the Replicate API answers to (default: any owner/name)
   --token <token>           require "Authorization: Bearer <token>" (default: $FLUX_LORA_API_TOKEN)
   --no-auth                 serve a non-loopback address without a token
@@ -53,9 +50,7 @@ function parse(args: string[]) {
       options: {
         host: text,
         port: text,
-        'model-dir': text,
-        'memory-budget': text,
-        'disable-safety-checker': { type: 'boolean' },
+        ...MODEL_OPTIONS,
         'model-name': text,
         token: text,
         'no-auth': { type: 'boolean' },
@@ -109,16 +104,12 @@ export async function serveCommand(args: string[], context: CliContext, version:
   if (modelName !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(modelName)) throw new UsageError(`serve: --model-name must look like owner/name, got "${modelName}"`);
   const level = values['log-level'] ?? 'info';
   if (!LOG_LEVELS.includes(level)) throw new UsageError(`serve: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
-  const memoryBudget = values['memory-budget'];
+  const settings = modelSettings('serve', values, context.env, null);
   const server = await startServer({
     host,
     port: numberOption('port', values.port ?? (context.env.PORT || undefined), D.port, { integer: true, min: 0 }),
     version,
-    // An empty FLUX_MODEL_DIR counts as unset (the built-in model).
-    modelDir: values['model-dir'] ?? (context.env.FLUX_MODEL_DIR || undefined),
-    cacheDir: context.env.FLUX_LORA_CACHE_DIR || undefined,
-    memoryBudgetBytes: memoryBudget === undefined ? undefined : numberOption('memory-budget', memoryBudget, 0, { min: 0.01 }) * GIB,
-    safety: values['disable-safety-checker'] === true ? 'disabled' : undefined,
+    ...settings,
     modelName,
     uploadUrl: urlOption('upload-url', values['upload-url']),
     publicUrl: urlOption('public-url', values['public-url']),

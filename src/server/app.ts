@@ -34,6 +34,8 @@ export interface ServerOptions {
   memoryBudgetBytes?: number;
   /** The safety checker pair (default: the model folder's), or 'disabled' for the whole server. */
   safety?: PredictorOptions['safety'];
+  /** LoRA cache settings; local LoRA paths are refused unless `localRoot` names a folder. */
+  loraCache?: PredictorOptions['loraCache'];
   modelName?: string;
   uploadUrl?: string;
   publicUrl?: string;
@@ -104,7 +106,7 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
       memoryBudgetBytes: options.memoryBudgetBytes,
       safety: options.safety,
       imageSource: { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: false, allowPrivateNetworks: options.allowPrivateNetworks, maxPixels: DEFAULT_MAX_PIXELS },
-      loraCache: { allowPrivateNetworks: options.allowPrivateNetworks, localRoot: null },
+      loraCache: { localRoot: null, ...options.loraCache, allowPrivateNetworks: options.allowPrivateNetworks },
     },
     queueSize: options.queueSize,
     retention: { retentionMs: options.retentionMs, maxRetained: options.maxRetained },

@@ -1,0 +1,67 @@
+/**
+ * The options `predict` and `serve` share to configure the predictor: weights, memory budget,
+ * the safety pair and where local LoRA files may come from. Flags win over environment variables.
+ */
+import type { PredictorOptions } from '../predictor/predictor.js';
+import { GIB } from '../predictor/residency.js';
+import { UsageError } from './usage-error.js';
+
+export const MODEL_OPTIONS = {
+  'model-dir': { type: 'string' },
+  'memory-budget': { type: 'string' },
+  'safety-checker': { type: 'string' },
+  'safety-classifier': { type: 'string' },
+  'disable-safety-checker': { type: 'boolean' },
+  'lora-dir': { type: 'string' },
+} as const;
+
+export const MODEL_OPTIONS_HELP = `  --model-dir <dir>           FLUX.1 weights (default: $FLUX_MODEL_DIR; with neither, the built-in tiny model)
+  --memory-budget <GiB>       memory the loaded models may hold (default: 75% of RAM)
+  --safety-checker <dir>      the diffusers safety_checker/ folder (default: $FLUX_SAFETY_CHECKER, else the weights folder's)
+  --safety-classifier <dir>   the NSFW classifier's folder (default: $FLUX_SAFETY_CLASSIFIER, else nsfw_image_detection/ there)
+  --disable-safety-checker    run without a safety checker (requests must then set disable_safety_checker=true)
+  --lora-dir <dir>            %LORA_DIR%`;
+
+export interface ModelOptionValues {
+  'model-dir'?: string;
+  'memory-budget'?: string;
+  'safety-checker'?: string;
+  'safety-classifier'?: string;
+  'disable-safety-checker'?: boolean;
+  'lora-dir'?: string;
+}
+
+/**
+ * Predictor settings from the shared flags and the environment. `localLoras` is where local
+ * LoRA paths may point without --lora-dir ('/' for the CLI's operator, null for a server).
+ */
+export function modelSettings(
+  command: string,
+  values: ModelOptionValues,
+  env: Readonly<Record<string, string | undefined>>,
+  localLoras: string | null,
+): Pick<PredictorOptions, 'modelDir' | 'cacheDir' | 'memoryBudgetBytes' | 'safety' | 'loraCache'> {
+  let memoryBudgetBytes: number | undefined;
+  if (values['memory-budget'] !== undefined) {
+    const gib = Number(values['memory-budget']);
+    if (!(gib > 0)) throw new UsageError(`${command}: --memory-budget must be a positive number of GiB, got "${values['memory-budget']}"`);
+    memoryBudgetBytes = gib * GIB;
+  }
+  // Empty environment variables count as unset.
+  const checker = values['safety-checker'] ?? (env.FLUX_SAFETY_CHECKER || undefined);
+  const classifier = values['safety-classifier'] ?? (env.FLUX_SAFETY_CLASSIFIER || undefined);
+  if ((checker === undefined) !== (classifier === undefined)) {
+    throw new UsageError(`${command}: the safety checker needs both --safety-checker and --safety-classifier (or FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER)`);
+  }
+  if (values['disable-safety-checker'] === true && checker !== undefined) {
+    throw new UsageError(`${command}: --disable-safety-checker contradicts the safety checker paths given`);
+  }
+  const safety = values['disable-safety-checker'] === true ? 'disabled' : checker === undefined || classifier === undefined ? undefined : { checker, classifier };
+  return {
+    modelDir: values['model-dir'] ?? (env.FLUX_MODEL_DIR || undefined),
+    cacheDir: env.FLUX_LORA_CACHE_DIR || undefined,
+    memoryBudgetBytes,
+    safety,
+    loraCache: { localRoot: values['lora-dir'] ?? (env.FLUX_LORA_DIR || localLoras) },
+  };
+}
