@@ -87,11 +87,12 @@ try {
   console.log(`step without LoRA (rank 0): ${(base / 1000).toFixed(2)} s (best of ${steps})`);
   for (const lora of prepared) {
     const other = prepared.find((p) => p !== lora) ?? lora;
-    await transformer.setLowRank(planner.plan([other], c, clip, quiet).transformer);
+    await transformer.setLowRank(planner.plan([other], c, clip, quiet).transformer(), { transfer: true });
+    // What the predictor does on a switch: match, stack, move the buffers to the worker.
     const t = performance.now();
-    const plan = planner.plan([lora], c, clip, quiet);
+    const state = planner.plan([lora], c, clip, quiet).transformer();
     const planned = performance.now() - t;
-    await transformer.setLowRank(plan.transformer);
+    await transformer.setLowRank(state, { transfer: true });
     const switched = performance.now() - t;
     const s = performance.now();
     await transformer.setLowRankScales([0.5]);

@@ -1,9 +1,10 @@
 /**
  * Combines LoRAs and their strengths into a model's per-linear low-rank inputs. LoRA i owns
- * slot i with strength sᵢ; for each graph linear, y += ((x·downᵀ) ⊙ s[slot])·upᵀ + s·bias with
- *   down = [A₁ ; A₂ ; …]                [Σr, in]    (rows copied as stored)
- *   up   = [(α₁/r₁)B₁ | (α₂/r₂)B₂ | …]   [out, Σr]   (B rows restricted to the linear's part)
- *   bias = [b_B₁ ; b_B₂ ; …]            [slots, out]
+ * slot i with strength sᵢ; for each graph linear, y += ((x·downᵀ) ⊙ s[slot] ⊙ factor)·upᵀ + s·bias with
+ *   down   = [A₁ ; A₂ ; …]         [Σr, in]    (rows copied as stored)
+ *   up     = [B₁ | B₂ | …]         [out, Σr]   (B rows restricted to the linear's part)
+ *   factor = [α₁/r₁ … ; α₂/r₂ …]   [Σr]
+ *   bias   = [b_B₁ ; b_B₂ ; …]     [slots, out]
  * which equals merging W' = W + Σ sᵢ(αᵢ/rᵢ)BᵢAᵢ, b' = b + Σ sᵢ b_Bᵢ (flux-math.md §5.1, §5.4) without
  * touching the base weights or the session; a strength change only rebinds s.
  */
@@ -46,43 +47,48 @@ function checkShapes(lora: ParsedLora, layer: LoraLayer, inFeatures: number, par
   return covered;
 }
 
-/** Builds the low-rank update of one linear from its contributions: row copies, no transposes. */
+/** Builds the low-rank update of one linear from its contributions: block copies only, no arithmetic. */
 function stack(inFeatures: number, outFeatures: number, slotCount: number, contributions: Contribution[]): LowRankUpdate {
   const rank = contributions.reduce((r, c) => r + c.layer.rank, 0);
   const down = new Float32Array(rank * inFeatures);
   const up = new Float32Array(outFeatures * rank);
   const slots = new Int32Array(rank);
+  const factors = new Float32Array(rank);
   let bias: Float32Array | undefined;
   let offset = 0;
   for (const { layer, part, slot } of contributions) {
     const r = layer.rank;
     down.set(layer.down, offset * inFeatures);
     slots.fill(slot, offset, offset + r);
-    for (let o = 0; o < outFeatures; o++) {
-      const from = (part.rowStart + o) * r;
-      const to = o * rank + offset;
-      for (let k = 0; k < r; k++) up[to + k] = layer.factor * (layer.up[from + k] as number);
-    }
+    factors.fill(layer.factor, offset, offset + r);
+    const rows = layer.up.subarray(part.rowStart * r, (part.rowStart + outFeatures) * r);
+    if (r === rank) up.set(rows);
+    else for (let o = 0; o < outFeatures; o++) up.set(rows.subarray(o * r, (o + 1) * r), o * rank + offset);
     if (layer.bias !== undefined) {
       bias ??= new Float32Array(slotCount * outFeatures);
       for (let o = 0; o < outFeatures; o++) bias[slot * outFeatures + o] = (bias[slot * outFeatures + o] as number) + (layer.bias[part.rowStart + o] as number);
     }
     offset += r;
   }
-  return bias === undefined ? { rank, down, up, slots } : { rank, down, up, slots, bias };
+  return bias === undefined ? { rank, down, up, slots, factors } : { rank, down, up, slots, factors, bias };
+}
+
+/** Which LoRA layers feed which graph linears, checked, with a report per LoRA; nothing stacked yet. */
+export interface ResolvedLoras {
+  targets: LoraTargets;
+  slotCount: number;
+  scales: number[];
+  contributions: Map<string, Contribution[]>;
+  reports: LoraLoadReport[];
 }
 
 /**
- * The per-linear updates for a set of LoRAs with strengths, and a report per LoRA.
+ * Matches every LoRA layer to the graph linears it updates (cheap: no weights copied).
  * Unless `requireMatch` is false (a model only some LoRAs touch, like the text encoder),
  * a LoRA none of whose tensors applies is an error, never a silent no-op.
  */
-export function combineLoras(
-  targets: LoraTargets,
-  loras: readonly ScaledLora[],
-  options: { requireMatch?: boolean } = {},
-): { state: LowRankState; reports: LoraLoadReport[] } {
-  const byLinear = new Map<string, Contribution[]>();
+export function resolveLoras(targets: LoraTargets, loras: readonly ScaledLora[], options: { requireMatch?: boolean } = {}): ResolvedLoras {
+  const contributions = new Map<string, Contribution[]>();
   const reports: LoraLoadReport[] = [];
   for (const [slot, { lora, scale }] of loras.entries()) {
     if (!Number.isFinite(scale)) throw new LoraError(lora.label, `scale must be a finite number, got ${scale}`);
@@ -95,9 +101,9 @@ export function combineLoras(
         continue;
       }
       for (const part of checkShapes(lora, layer, target.inFeatures, target.parts)) {
-        const list = byLinear.get(part.linear) ?? [];
+        const list = contributions.get(part.linear) ?? [];
         list.push({ layer, part, slot });
-        byLinear.set(part.linear, list);
+        contributions.set(part.linear, list);
       }
       matchedTensors += layer.tensors.length;
     }
@@ -107,10 +113,21 @@ export function combineLoras(
     }
     reports.push({ label: lora.label, format: lora.format, matchedTensors, unmatched });
   }
+  return { targets, slotCount: loras.length, scales: loras.map((l) => l.scale), contributions, reports };
+}
+
+/** The low-rank inputs of resolved LoRAs: fresh buffers each call (they may be moved to the worker). */
+export function stackLoras(resolved: ResolvedLoras): LowRankState {
   const updates = new Map<string, LowRankUpdate>();
-  for (const spec of targets.linears()) {
-    const contributions = byLinear.get(spec.name);
-    if (contributions !== undefined) updates.set(spec.name, stack(spec.inFeatures, spec.outFeatures, loras.length, contributions));
+  for (const spec of resolved.targets.linears()) {
+    const contributions = resolved.contributions.get(spec.name);
+    if (contributions !== undefined) updates.set(spec.name, stack(spec.inFeatures, spec.outFeatures, resolved.slotCount, contributions));
   }
-  return { state: { updates, scales: loras.map((l) => l.scale) }, reports };
+  return { updates, scales: resolved.scales };
+}
+
+/** resolveLoras, then stackLoras. */
+export function combineLoras(targets: LoraTargets, loras: readonly ScaledLora[], options: { requireMatch?: boolean } = {}): { state: LowRankState; reports: LoraLoadReport[] } {
+  const resolved = resolveLoras(targets, loras, options);
+  return { state: stackLoras(resolved), reports: resolved.reports };
 }

@@ -118,11 +118,12 @@ export class FluxTransformer {
 
   /**
    * Sets the low-rank updates (LoRAs, one slot each) fed with every run; linears without one
-   * get rank 0. Never rebuilds the session.
+   * get rank 0. Never rebuilds the session. `transfer` moves the state's buffers to the worker
+   * (they are empty afterwards) instead of copying them.
    */
-  async setLowRank(state: LowRankState): Promise<void> {
+  async setLowRank(state: LowRankState, options: { transfer?: boolean } = {}): Promise<void> {
     if (!this.lowRankInputs) throw new FluxTransformerError('this transformer was loaded without low-rank inputs');
-    await this.session.bind(lowRankFeeds(linearSpecs(this.config), state));
+    await this.session.bind(lowRankFeeds(linearSpecs(this.config), state), options);
   }
 
   /** Changes only the LoRA strengths (one per slot of the current state): a few bytes to the worker. */

@@ -1,9 +1,10 @@
 /**
  * Low-rank (LoRA) inputs shared by the models: every linear y = x·Wᵀ + b gets run-time
  * inputs `lora.<linear>.down` [r, in], `.up` [out, r] (the LoRA A and B orientations, so
- * LoRA files need no transposing), `.slot` [r] (int64, symbolic rank) and `.bias` [slots, out],
- * and the graph has one `lora_scales` [slots] input, so
- *   y = x·Wᵀ + (b + lora_scales·bias) + ((x·downᵀ) ⊙ lora_scales[slot])·upᵀ.
+ * LoRA files need no transposing), `.slot` [r] (int64, symbolic rank), `.factor` [r] (each
+ * rank's fixed factor, α/r) and `.bias` [slots, out], and the graph has one `lora_scales`
+ * [slots] input, so
+ *   y = x·Wᵀ + (b + lora_scales·bias) + ((x·downᵀ) ⊙ lora_scales[slot] ⊙ factor)·upᵀ.
  * Each LoRA owns a slot: changing a strength rebinds only `lora_scales` (a few bytes);
  * changing LoRAs rebinds the per-linear inputs; neither rebuilds a session. Rank 0 is the identity.
  */
@@ -18,14 +19,15 @@ export interface LowRankLinear {
 }
 
 /**
- * One linear's update: down [r, in], up [out, r] (any fixed factor such as α/r folded in),
- * the LoRA slot of each rank (default 0), and per-slot bias rows [slots, out].
+ * One linear's update: down [r, in], up [out, r], the LoRA slot of each rank (default 0), each
+ * rank's fixed factor such as α/r (default 1), and per-slot bias rows [slots, out].
  */
 export interface LowRankUpdate {
   down: Float32Array;
   up: Float32Array;
   rank: number;
   slots?: ArrayLike<number>;
+  factors?: Float32Array;
   bias?: Float32Array;
 }
 
@@ -45,7 +47,13 @@ export class LowRankError extends Error {
 }
 
 export const LORA_SCALES_INPUT = 'lora_scales';
-export const loraInputNames = (linear: string) => ({ down: `lora.${linear}.down`, up: `lora.${linear}.up`, slot: `lora.${linear}.slot`, bias: `lora.${linear}.bias` });
+export const loraInputNames = (linear: string) => ({
+  down: `lora.${linear}.down`,
+  up: `lora.${linear}.up`,
+  slot: `lora.${linear}.slot`,
+  factor: `lora.${linear}.factor`,
+  bias: `lora.${linear}.bias`,
+});
 
 const scalesInputs = new WeakMap<GraphBuilder, { scales: Value; row: Value }>();
 
@@ -68,8 +76,9 @@ export function lowRankInputs(g: GraphBuilder, spec: LowRankLinear): { bias: Val
   const down = g.input(names.down, 'float32', [rank, spec.inFeatures]);
   const up = g.input(names.up, 'float32', [spec.outFeatures, rank]);
   const slot = g.input(names.slot, 'int64', [rank]);
+  const factor = g.input(names.factor, 'float32', [rank]);
   const biasRows = g.input(names.bias, 'float32', ['lora_slots', spec.outFeatures]);
-  const columnScales = op.gather(g, scales, slot, 0, 'lora_column_scales');
+  const columnScales = op.mul(g, op.gather(g, scales, slot, 0, 'lora_slot_scales'), factor, 'lora_column_scales');
   return {
     bias: op.reshape(g, op.matmul(g, row, biasRows, 'lora_bias'), [spec.outFeatures], 'lora_bias_vector'),
     apply: (x, y) =>
@@ -101,6 +110,7 @@ export function lowRankFeeds(linears: readonly LowRankLinear[], state: LowRankSt
     if (slots.length !== update.rank || Array.from(slots).some((s) => !Number.isInteger(s) || s < 0 || s >= slotCount)) {
       throw new LowRankError(`${where}: needs a slot in 0..${slotCount - 1} for each of its ${update.rank} rank columns`);
     }
+    if (update.factors !== undefined && update.factors.length !== update.rank) throw new LowRankError(`${where}: factors must be [${update.rank}]`);
     if (update.bias !== undefined && update.bias.length !== slotCount * spec.outFeatures) {
       throw new LowRankError(`${where}: bias must be [${slotCount}, ${spec.outFeatures}]`);
     }
@@ -108,6 +118,7 @@ export function lowRankFeeds(linears: readonly LowRankLinear[], state: LowRankSt
     feeds[names.down] = float32Tensor([update.rank, spec.inFeatures], update.down);
     feeds[names.up] = float32Tensor([spec.outFeatures, update.rank], update.up);
     feeds[names.slot] = int64Tensor([update.rank], Array.from(slots));
+    feeds[names.factor] = float32Tensor([update.rank], update.factors ?? new Float32Array(update.rank).fill(1));
     feeds[names.bias] = float32Tensor([slotCount, spec.outFeatures], update.bias ?? new Float32Array(slotCount * spec.outFeatures));
   }
   return feeds;

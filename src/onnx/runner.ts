@@ -58,6 +58,11 @@ export interface RunOptions {
   transfer?: boolean;
 }
 
+/** The distinct buffers behind the feeds. */
+function transferList(feeds: TensorMap): ArrayBuffer[] {
+  return [...new Set(Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer))];
+}
+
 export class RemoteSession {
   /** @internal */
   constructor(
@@ -70,13 +75,15 @@ export class RemoteSession {
 
   run(feeds: TensorMap, options: RunOptions = {}): Promise<TensorMap> {
     const body: RequestBody = { type: 'run', session: this.id, feeds, ...(options.outputs ? { outputs: options.outputs } : {}) };
-    const transfer = options.transfer ? [...new Set(Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer))] : undefined;
-    return this.worker.request(body, this.name, options.signal, transfer) as Promise<TensorMap>;
+    return this.worker.request(body, this.name, options.signal, options.transfer ? transferList(feeds) : undefined) as Promise<TensorMap>;
   }
 
-  /** Inputs kept in the worker and supplied to every later run (e.g. LoRA weights); a run's own feeds win. */
-  bind(feeds: TensorMap): Promise<void> {
-    return this.worker.request({ type: 'bind', session: this.id, feeds }, this.name) as Promise<void>;
+  /**
+   * Inputs kept in the worker and supplied to every later run (e.g. LoRA weights); a run's own
+   * feeds win. `transfer` moves the buffers instead of copying them, as for run().
+   */
+  bind(feeds: TensorMap, options: { transfer?: boolean } = {}): Promise<void> {
+    return this.worker.request({ type: 'bind', session: this.id, feeds }, this.name, undefined, options.transfer ? transferList(feeds) : undefined) as Promise<void>;
   }
 
   release(): Promise<void> {

@@ -4,7 +4,7 @@
  * transformer and for the CLIP text encoder. A LoRA none of whose tensors applies to either is
  * an error naming its input; tensors that apply to neither are logged by name.
  */
-import { combineLoras, type LoraLoadReport, type ScaledLora } from '../lora/apply.js';
+import { combineLoras, resolveLoras, stackLoras, type LoraLoadReport, type ResolvedLoras, type ScaledLora } from '../lora/apply.js';
 import { ClipLoraTargets, FluxLoraTargets } from '../lora/flux-targets.js';
 import { LoraError, parseLora, type ParsedLora } from '../lora/formats.js';
 import type { ClipTextConfig } from '../models/clip-text.js';
@@ -36,21 +36,22 @@ export interface PreparedLora {
 
 /** Low-rank states of a request: the LoRA files (`key`) and their strengths. */
 export interface LoraPlan {
-  /** Identifies the LoRA files in order; equal keys share their stacked weights. */
+  /** Identifies the LoRA files in order; under one key, only the strengths can differ. */
   key: string;
   scales: number[];
-  transformer: LowRankState;
+  /** Stacks the transformer's inputs: fresh buffers each call, to be moved to the worker. */
+  transformer(): LowRankState;
   clip: LowRankState;
   /** Identifies the CLIP state and strengths (empty when no LoRA touches CLIP). */
   clipKey: string;
 }
 
-export const NO_LORAS: LoraPlan = { key: '', scales: [], transformer: NO_LOW_RANK, clip: NO_LOW_RANK, clipKey: '' };
+export const NO_LORAS: LoraPlan = { key: '', scales: [], transformer: () => NO_LOW_RANK, clip: NO_LOW_RANK, clipKey: '' };
 
 export class LoraPlanner {
   private readonly parsed = new LruCache<string, Promise<ParsedLora>>(8);
-  /** The last stacked states, reused while the same LoRA files are requested (a strength change costs nothing). */
-  private last: { key: string; transformer: LowRankState; clip: LowRankState; reports: [LoraLoadReport, LoraLoadReport][] } | null = null;
+  /** The last LoRA files resolved (and CLIP's small stacked state), reused while they are requested again. */
+  private last: { key: string; transformer: ResolvedLoras; clip: LowRankState; reports: [LoraLoadReport, LoraLoadReport][] } | null = null;
 
   constructor(private readonly fetcher: LoraFetcher) {}
 
@@ -76,20 +77,21 @@ export class LoraPlanner {
   }
 
   /**
-   * The transformer and CLIP states for prepared LoRAs, with the load report lines. Stacking
-   * is redone only when the LoRA files change; strengths travel separately.
+   * The transformer and CLIP states for prepared LoRAs, with the load report lines. Matching is
+   * redone only when the LoRA files change, and the transformer's inputs are stacked only when
+   * they are bound; strengths travel separately.
    */
   plan(loras: readonly PreparedLora[], flux: FluxConfig, clip: ClipTextConfig, log: (line: string) => void): LoraPlan {
     if (loras.length === 0) return NO_LORAS;
     const key = JSON.stringify([loras.map((l) => l.path), flux, clip]);
     const scales = loras.map((l) => l.scale);
     if (this.last?.key !== key) {
-      // Stacking does not depend on the strengths (slots carry them), so any strengths will do here.
+      // Matching and stacking do not depend on the strengths (slots carry them).
       const scaled: ScaledLora[] = loras.map((l) => ({ lora: l.lora, scale: l.scale }));
-      const fluxResult = wrap(() => combineLoras(new FluxLoraTargets(flux), scaled, { requireMatch: false }));
+      const fluxResolved = wrap(() => resolveLoras(new FluxLoraTargets(flux), scaled, { requireMatch: false }));
       const clipResult = wrap(() => combineLoras(new ClipLoraTargets(clip), scaled, { requireMatch: false }));
-      const reports = loras.map((_, i): [LoraLoadReport, LoraLoadReport] => [fluxResult.reports[i] as LoraLoadReport, clipResult.reports[i] as LoraLoadReport]);
-      this.last = { key, transformer: fluxResult.state, clip: clipResult.state, reports };
+      const reports = loras.map((_, i): [LoraLoadReport, LoraLoadReport] => [fluxResolved.reports[i] as LoraLoadReport, clipResult.reports[i] as LoraLoadReport]);
+      this.last = { key, transformer: fluxResolved, clip: clipResult.state, reports };
     }
     const last = this.last;
     loras.forEach((l, i) => report(l, ...(last.reports[i] as [LoraLoadReport, LoraLoadReport]), log));
@@ -98,7 +100,7 @@ export class LoraPlanner {
     return {
       key,
       scales,
-      transformer: withScales(last.transformer),
+      transformer: () => withScales(stackLoras(last.transformer)),
       clip: clipTouched ? withScales(last.clip) : NO_LOW_RANK,
       clipKey: clipTouched ? JSON.stringify([key, scales]) : '',
     };

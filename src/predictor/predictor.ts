@@ -209,7 +209,7 @@ export class Predictor {
     if (bound?.key === plan.key && bound.scales === scales) return;
     this.boundLoras.delete(transformer);
     if (bound?.key === plan.key) await transformer.setLowRankScales(plan.scales);
-    else await transformer.setLowRank(plan.transformer);
+    else await transformer.setLowRank(plan.transformer(), { transfer: true });
     this.boundLoras.set(transformer, { key: plan.key, scales });
   }
 
