@@ -67,7 +67,8 @@ export function checkpointProblems(source: TensorSource, expected: ReadonlyMap<s
   if (misShaped.length > 0) {
     problems.push(`wrong shape for ${misShaped.length} tensor(s): ${listed(misShaped.map(([k, s]) => `"${prefix + k}" is [${source.info(prefix + k).shape}], expected [${s}]`))}`);
   }
-  const badType = present.filter(([k]) => !FLOAT_DTYPES.has(source.info(prefix + k).dtype));
+  // Integer buffers saved beside the weights (transformers' `position_ids`) are not parameters.
+  const badType = present.filter(([k]) => !FLOAT_DTYPES.has(source.info(prefix + k).dtype) && !k.endsWith('position_ids'));
   if (badType.length > 0) problems.push(`non-float tensor(s): ${listed(badType.map(([k]) => `"${prefix + k}" (${source.info(prefix + k).dtype})`))}`);
   return problems;
 }
