@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { keptArrays } from '../src/lora/apply.js';
 import { LoraCache } from '../src/lora/cache.js';
 import { FluxTransformer } from '../src/models/flux-transformer.js';
 import type { FluxConfig } from '../src/models/flux/config.js';
@@ -19,7 +20,7 @@ import { CLIP_KIND } from '../src/models/clip-text.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
 import { float32Tensor } from '../src/onnx/tensor-data.js';
 import { imageIds } from '../src/pipeline/latents.js';
-import { LoraPlanner } from '../src/predictor/loras.js';
+import { LoraPlanner, type PreparedLora } from '../src/predictor/loras.js';
 import { randomFloats } from './random.js';
 import { writeRandomCheckpoint } from './random-checkpoint.js';
 
@@ -54,7 +55,7 @@ try {
   const planner = new LoraPlanner(new LoraCache({ dir: join(dir, 'lora-cache'), localRoot: loraDir }));
   const clip = CLIP_KIND.fromConfig('bench', { vocab_size: 49408, hidden_size: 768, num_attention_heads: 12, intermediate_size: 3072, num_hidden_layers: 12, max_position_embeddings: 77 });
   const quiet = () => undefined;
-  const prepared = [];
+  const prepared: PreparedLora[] = [];
   for (const rank of [16, 64]) {
     const params = await writeLora(join(loraDir, `r${rank}.safetensors`), transformer.config, rank);
     const t = performance.now();
@@ -85,21 +86,34 @@ try {
   };
   const base = await stepTime();
   console.log(`step without LoRA (rank 0): ${(base / 1000).toFixed(2)} s (best of ${steps})`);
+  const bindSingle = async (lora: (typeof prepared)[number]) => {
+    const plan = planner.plan([lora], c, clip, quiet);
+    await transformer.setLowRank(plan.transformer(lora.path), { transfer: true });
+  };
   for (const lora of prepared) {
     const other = prepared.find((p) => p !== lora) ?? lora;
     await transformer.setLowRank(planner.plan([other], c, clip, quiet).transformer(), { transfer: true });
-    // What the predictor does on a switch: match, stack, move the buffers to the worker.
+    // Stacked and moved to the worker (several LoRAs at once, or a single one not kept yet).
     const t = performance.now();
     const state = planner.plan([lora], c, clip, quiet).transformer();
     const planned = performance.now() - t;
     await transformer.setLowRank(state, { transfer: true });
     const switched = performance.now() - t;
+    // A single LoRA as the predictor binds it: matrices kept in the worker once, then bound by reference.
+    const k = performance.now();
+    await worker.keep(lora.path, keptArrays(lora.lora));
+    const keptMs = performance.now() - k;
+    await worker.keep(other.path, keptArrays(other.lora));
+    await bindSingle(other);
+    const r = performance.now();
+    await bindSingle(lora);
+    const byReference = performance.now() - r;
     const s = performance.now();
     await transformer.setLowRankScales([0.5]);
     const scaled = performance.now() - s;
     const step = await stepTime();
     console.log(
-      `${lora.input}: switch ${switched.toFixed(0)} ms (stacking ${planned.toFixed(0)} ms, binding ${(switched - planned).toFixed(0)} ms) | strength change ${scaled.toFixed(2)} ms | step ${(step / 1000).toFixed(2)} s = ${(((step - base) / base) * 100).toFixed(1)}% over rank 0`,
+      `${lora.input}: switch stacked ${switched.toFixed(0)} ms (stacking ${planned.toFixed(0)} ms, moving ${(switched - planned).toFixed(0)} ms) | kept once ${keptMs.toFixed(0)} ms, then switch by reference ${byReference.toFixed(1)} ms | strength change ${scaled.toFixed(2)} ms | step ${(step / 1000).toFixed(2)} s = ${(((step - base) / base) * 100).toFixed(1)}% over rank 0`,
     );
   }
   await transformer.setLowRank(NO_LOW_RANK);

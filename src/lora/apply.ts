@@ -76,6 +76,7 @@ function stack(inFeatures: number, outFeatures: number, slotCount: number, contr
 /** Which LoRA layers feed which graph linears, checked, with a report per LoRA; nothing stacked yet. */
 export interface ResolvedLoras {
   targets: LoraTargets;
+  loras: readonly ParsedLora[];
   slotCount: number;
   scales: number[];
   contributions: Map<string, Contribution[]>;
@@ -113,15 +114,51 @@ export function resolveLoras(targets: LoraTargets, loras: readonly ScaledLora[],
     }
     reports.push({ label: lora.label, format: lora.format, matchedTensors, unmatched });
   }
-  return { targets, slotCount: loras.length, scales: loras.map((l) => l.scale), contributions, reports };
+  return { targets, loras: loras.map((l) => l.lora), slotCount: loras.length, scales: loras.map((l) => l.scale), contributions, reports };
 }
 
-/** The low-rank inputs of resolved LoRAs: fresh buffers each call (they may be moved to the worker). */
-export function stackLoras(resolved: ResolvedLoras): LowRankState {
+/** A LoRA's matrices in the order `kept` updates index them: layer i's down at 2i, its up at 2i + 1. */
+export function keptArrays(lora: ParsedLora): Float32Array[] {
+  return lora.layers.flatMap((layer) => [layer.down, layer.up]);
+}
+
+/**
+ * A linear updated by one layer of a single LoRA whose matrices the worker keeps (keptArrays
+ * under `key`): nothing but the small per-rank vectors is built or sent.
+ */
+function keptUpdate(key: string, layerIndex: number, outFeatures: number, { layer, part }: Contribution): LowRankUpdate {
+  const r = layer.rank;
+  const update: LowRankUpdate = {
+    rank: r,
+    down: new Float32Array(0),
+    up: new Float32Array(0),
+    slots: new Int32Array(r),
+    factors: new Float32Array(r).fill(layer.factor),
+    kept: { key, down: 2 * layerIndex, up: 2 * layerIndex + 1, upOffset: part.rowStart * r },
+  };
+  if (layer.bias !== undefined) update.bias = layer.bias.slice(part.rowStart, part.rowStart + outFeatures);
+  return update;
+}
+
+/**
+ * The low-rank inputs of resolved LoRAs: fresh buffers each call (they may be moved to the
+ * worker). With `keptKey`, a single LoRA's matrices are bound from the worker's kept copy.
+ */
+export function stackLoras(resolved: ResolvedLoras, keptKey?: string): LowRankState {
+  const single = keptKey !== undefined && resolved.slotCount === 1 ? resolved.loras[0] : undefined;
+  const layerIndex = new Map(single?.layers.map((layer, i) => [layer, i]));
   const updates = new Map<string, LowRankUpdate>();
   for (const spec of resolved.targets.linears()) {
     const contributions = resolved.contributions.get(spec.name);
-    if (contributions !== undefined) updates.set(spec.name, stack(spec.inFeatures, spec.outFeatures, resolved.slotCount, contributions));
+    if (contributions === undefined) continue;
+    const only = contributions.length === 1 ? contributions[0] : undefined;
+    const index = only === undefined ? undefined : layerIndex.get(only.layer);
+    updates.set(
+      spec.name,
+      keptKey !== undefined && only !== undefined && index !== undefined
+        ? keptUpdate(keptKey, index, spec.outFeatures, only)
+        : stack(spec.inFeatures, spec.outFeatures, resolved.slotCount, contributions),
+    );
   }
   return { updates, scales: resolved.scales };
 }

@@ -4,7 +4,7 @@
  * file the caller names, and every other entry is skipped. Archives with entry paths that escape
  * their folder (absolute, or with `..`) are refused as a whole.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { posix } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { Parser, type ReadEntry } from 'tar';
@@ -52,6 +52,7 @@ export function isUnsafeEntryPath(path: string): boolean {
 export async function extractSingleSafetensors(source: Uint8Array | { file: string }, destPath: string, options: ExtractOptions): Promise<ExtractedEntry> {
   const parser = new Parser({ strict: true });
   let found: ExtractedEntry | undefined;
+  let out: WriteStream | undefined;
   let written: Promise<void> | undefined;
   let failure: Error | undefined;
   const fail = (error: Error): void => {
@@ -80,7 +81,7 @@ export async function extractSingleSafetensors(source: Uint8Array | { file: stri
       return fail(new ArchiveError('too-large', `${options.label} entry "${entry.path}" is ${entry.size} bytes, over the ${options.maxBytes}-byte limit`));
     }
     found = { entry: entry.path, bytes: entry.size };
-    const out = createWriteStream(destPath, { flags: 'wx' });
+    out = createWriteStream(destPath, { flags: 'wx' });
     entry.pipe(out);
     written = finished(out).catch((error: Error) => fail(new ArchiveError('invalid', `cannot write the extracted file: ${error.message}`)));
   });
@@ -104,5 +105,9 @@ export async function extractSingleSafetensors(source: Uint8Array | { file: stri
     return found;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
+    // On failure, the file being written is closed before the caller removes it (else an open
+    // that completes after the removal would leave it behind).
+    if (failure !== undefined) out?.destroy();
+    await written;
   }
 }

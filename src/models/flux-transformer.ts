@@ -13,7 +13,7 @@ import type { FluxConfig } from './flux/config.js';
 import { embeddingArgument, ropeTables, timestepEmbedding } from './flux/conditioning.js';
 import { exactParameters } from './flux/exact-parameters.js';
 import { buildFluxGraph, FLUX_INPUTS, FLUX_OUTPUT } from './flux/graph.js';
-import { lowRankFeeds, lowRankScaleFeeds, NO_LOW_RANK, type LowRankState } from './low-rank.js';
+import { lowRankFeeds, lowRankScaleFeeds, lowRankViews, NO_LOW_RANK, type LowRankState } from './low-rank.js';
 import { linearSpecs } from './flux/layout.js';
 import { fluxQuantizedCache, quantizedParameters } from './flux/quantized-parameters.js';
 import { QUANTIZED_4BIT, QUANTIZED_8BIT } from '../weights/quantized-cache.js';
@@ -119,11 +119,13 @@ export class FluxTransformer {
   /**
    * Sets the low-rank updates (LoRAs, one slot each) fed with every run; linears without one
    * get rank 0. Never rebuilds the session. `transfer` moves the state's buffers to the worker
-   * (they are empty afterwards) instead of copying them.
+   * (they are empty afterwards) instead of copying them; updates marked `kept` bind arrays the
+   * worker already holds.
    */
   async setLowRank(state: LowRankState, options: { transfer?: boolean } = {}): Promise<void> {
     if (!this.lowRankInputs) throw new FluxTransformerError('this transformer was loaded without low-rank inputs');
-    await this.session.bind(lowRankFeeds(linearSpecs(this.config), state), options);
+    const linears = linearSpecs(this.config);
+    await this.session.bind(lowRankFeeds(linears, state), { ...options, views: lowRankViews(linears, state) });
   }
 
   /** Changes only the LoRA strengths (one per slot of the current state): a few bytes to the worker. */

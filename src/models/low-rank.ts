@@ -11,6 +11,7 @@
 import type { GraphBuilder, Value } from '../onnx/graph.js';
 import * as op from '../onnx/ops/index.js';
 import { float32Tensor, int64Tensor, type TensorMap } from '../onnx/tensor-data.js';
+import type { KeptView } from '../onnx/worker-protocol.js';
 
 export interface LowRankLinear {
   name: string;
@@ -29,6 +30,11 @@ export interface LowRankUpdate {
   slots?: ArrayLike<number>;
   factors?: Float32Array;
   bias?: Float32Array;
+  /**
+   * down and up from arrays kept in the inference worker instead (`down` and `up` are then
+   * empty): arrays `down` and `up` of `key`, up's rows starting at float `upOffset`.
+   */
+  kept?: { key: string; down: number; up: number; upOffset: number };
 }
 
 /** Every linear's update and the strength of each slot (one per LoRA). */
@@ -103,7 +109,8 @@ export function lowRankFeeds(linears: readonly LowRankLinear[], state: LowRankSt
   for (const spec of linears) {
     const update = state.updates.get(spec.name) ?? { down: new Float32Array(0), up: new Float32Array(0), rank: 0 };
     const where = `low-rank update for "${spec.name}"`;
-    if (update.down.length !== spec.inFeatures * update.rank || update.up.length !== update.rank * spec.outFeatures) {
+    const sent = update.kept === undefined;
+    if (sent && (update.down.length !== spec.inFeatures * update.rank || update.up.length !== update.rank * spec.outFeatures)) {
       throw new LowRankError(`${where}: down must be [${update.rank}, ${spec.inFeatures}] and up [${spec.outFeatures}, ${update.rank}]`);
     }
     const slots = update.slots ?? new Array<number>(update.rank).fill(0);
@@ -115,11 +122,27 @@ export function lowRankFeeds(linears: readonly LowRankLinear[], state: LowRankSt
       throw new LowRankError(`${where}: bias must be [${slotCount}, ${spec.outFeatures}]`);
     }
     const names = loraInputNames(spec.name);
-    feeds[names.down] = float32Tensor([update.rank, spec.inFeatures], update.down);
-    feeds[names.up] = float32Tensor([spec.outFeatures, update.rank], update.up);
+    if (sent) {
+      feeds[names.down] = float32Tensor([update.rank, spec.inFeatures], update.down);
+      feeds[names.up] = float32Tensor([spec.outFeatures, update.rank], update.up);
+    }
     feeds[names.slot] = int64Tensor([update.rank], Array.from(slots));
     feeds[names.factor] = float32Tensor([update.rank], update.factors ?? new Float32Array(update.rank).fill(1));
     feeds[names.bias] = float32Tensor([slotCount, spec.outFeatures], update.bias ?? new Float32Array(slotCount * spec.outFeatures));
   }
   return feeds;
+}
+
+/** Inputs fed from arrays kept in the worker: down and up of every update that has `kept`. */
+export function lowRankViews(linears: readonly LowRankLinear[], state: LowRankState): Record<string, KeptView> {
+  const views: Record<string, KeptView> = {};
+  for (const spec of linears) {
+    const update = state.updates.get(spec.name);
+    if (update?.kept === undefined) continue;
+    const { key, down, up, upOffset } = update.kept;
+    const names = loraInputNames(spec.name);
+    views[names.down] = { key, array: down, offset: 0, length: update.rank * spec.inFeatures, dims: [update.rank, spec.inFeatures] };
+    views[names.up] = { key, array: up, offset: upOffset, length: spec.outFeatures * update.rank, dims: [spec.outFeatures, update.rank] };
+  }
+  return views;
 }

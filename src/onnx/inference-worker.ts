@@ -7,7 +7,7 @@ import ort from 'onnxruntime-node';
 import { OnnxRuntimeError, parseOrtMessage } from './errors.js';
 import { sessionOptions } from './session-options.js';
 import { tensorProblem, type TensorData, type TensorMap } from './tensor-data.js';
-import type { LoadResult, SerializedError, WorkerRequest, WorkerResponse } from './worker-protocol.js';
+import type { KeptView, LoadResult, SerializedError, WorkerRequest, WorkerResponse } from './worker-protocol.js';
 
 interface HostedSession {
   name: string;
@@ -16,6 +16,8 @@ interface HostedSession {
 }
 
 const sessions = new Map<number, HostedSession>();
+/** Arrays kept for later binds by reference (LoRA weights), by key. */
+const kept = new Map<string, Float32Array[]>();
 let nextSessionId = 1;
 
 function toOrtTensors(model: string, session: ort.InferenceSession, feeds: TensorMap): Record<string, ort.Tensor> {
@@ -27,6 +29,21 @@ function toOrtTensors(model: string, session: ort.InferenceSession, feeds: Tenso
     const problem = tensorProblem(tensor);
     if (problem !== null) throw new OnnxRuntimeError(model, 'run', `input "${name}": ${problem}`);
     tensors[name] = new ort.Tensor(tensor.type, tensor.data, tensor.dims);
+  }
+  return tensors;
+}
+
+/** Tensors that view kept arrays, checked against the session's inputs and the arrays' bounds. */
+function keptTensors(model: string, session: ort.InferenceSession, views: Record<string, KeptView>): Record<string, ort.Tensor> {
+  const tensors: Record<string, ort.Tensor> = {};
+  for (const [name, view] of Object.entries(views)) {
+    if (!session.inputNames.includes(name)) throw new OnnxRuntimeError(model, 'run', `unknown input "${name}"`);
+    const array = kept.get(view.key)?.[view.array];
+    const size = view.dims.reduce((p, d) => p * d, 1);
+    if (array === undefined || view.offset < 0 || view.offset + view.length > array.length || size !== view.length) {
+      throw new OnnxRuntimeError(model, 'run', `input "${name}": no kept array ${view.array} of "${view.key}" holds [${view.dims.join(', ')}] at ${view.offset}`);
+    }
+    tensors[name] = new ort.Tensor('float32', array.subarray(view.offset, view.offset + view.length), view.dims);
   }
   return tensors;
 }
@@ -62,9 +79,15 @@ async function handle(request: WorkerRequest): Promise<LoadResult | TensorMap | 
     }
     case 'bind': {
       const entry = hosted(request.session);
-      Object.assign(entry.bound, toOrtTensors(entry.name, entry.session, request.feeds));
+      Object.assign(entry.bound, toOrtTensors(entry.name, entry.session, request.feeds), keptTensors(entry.name, entry.session, request.views ?? {}));
       return null;
     }
+    case 'keep':
+      kept.set(request.key, request.arrays);
+      return null;
+    case 'forget':
+      kept.delete(request.key);
+      return null;
     case 'run': {
       const entry = hosted(request.session);
       const feeds = { ...entry.bound, ...toOrtTensors(entry.name, entry.session, request.feeds) };
@@ -95,6 +118,7 @@ async function handle(request: WorkerRequest): Promise<LoadResult | TensorMap | 
     case 'shutdown': {
       const all = [...sessions.values()];
       sessions.clear();
+      kept.clear();
       await Promise.all(all.map((entry) => entry.session.release()));
       return null;
     }

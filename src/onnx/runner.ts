@@ -9,7 +9,7 @@ import type { BuiltModel } from './graph.js';
 import { InferenceWorkerError, OnnxRuntimeError, RunCancelledError } from './errors.js';
 import type { SessionSettings } from './session-options.js';
 import type { TensorMap } from './tensor-data.js';
-import type { LoadResult, SerializedError, WorkerRequest, WorkerResponse } from './worker-protocol.js';
+import type { KeptView, LoadResult, SerializedError, WorkerRequest, WorkerResponse } from './worker-protocol.js';
 
 type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
 
@@ -80,10 +80,12 @@ export class RemoteSession {
 
   /**
    * Inputs kept in the worker and supplied to every later run (e.g. LoRA weights); a run's own
-   * feeds win. `transfer` moves the buffers instead of copying them, as for run().
+   * feeds win. `transfer` moves the buffers instead of copying them, as for run(); `views` feed
+   * inputs from arrays kept in the worker (InferenceWorker.keep) without sending anything.
    */
-  bind(feeds: TensorMap, options: { transfer?: boolean } = {}): Promise<void> {
-    return this.worker.request({ type: 'bind', session: this.id, feeds }, this.name, undefined, options.transfer ? transferList(feeds) : undefined) as Promise<void>;
+  bind(feeds: TensorMap, options: { transfer?: boolean; views?: Record<string, KeptView> } = {}): Promise<void> {
+    const body: RequestBody = { type: 'bind', session: this.id, feeds, ...(options.views === undefined ? {} : { views: options.views }) };
+    return this.worker.request(body, this.name, undefined, options.transfer ? transferList(feeds) : undefined) as Promise<void>;
   }
 
   release(): Promise<void> {
@@ -125,6 +127,19 @@ export class InferenceWorker {
       model.name,
     )) as LoadResult;
     return new RemoteSession(this, model.name, result.session, result.inputNames, result.outputNames);
+  }
+
+  /**
+   * Keeps a copy of `arrays` in the worker under `key`, for binds by reference (`views`): data
+   * bound many times (a LoRA) then crosses the thread boundary once.
+   */
+  async keep(key: string, arrays: Float32Array[]): Promise<void> {
+    await this.request({ type: 'keep', key, arrays }, 'kept arrays');
+  }
+
+  /** Drops kept arrays (inputs already bound to them stay valid). */
+  async forget(key: string): Promise<void> {
+    await this.request({ type: 'forget', key }, 'kept arrays');
   }
 
   /** @internal */

@@ -4,7 +4,7 @@
  * transformer and for the CLIP text encoder. A LoRA none of whose tensors applies to either is
  * an error naming its input; tensors that apply to neither are logged by name.
  */
-import { combineLoras, resolveLoras, stackLoras, type LoraLoadReport, type ResolvedLoras, type ScaledLora } from '../lora/apply.js';
+import { combineLoras, keptArrays, resolveLoras, stackLoras, type LoraLoadReport, type ResolvedLoras, type ScaledLora } from '../lora/apply.js';
 import { ClipLoraTargets, FluxLoraTargets } from '../lora/flux-targets.js';
 import { LoraError, parseLora, type ParsedLora } from '../lora/formats.js';
 import type { ClipTextConfig } from '../models/clip-text.js';
@@ -39,8 +39,13 @@ export interface LoraPlan {
   /** Identifies the LoRA files in order; under one key, only the strengths can differ. */
   key: string;
   scales: number[];
-  /** Stacks the transformer's inputs: fresh buffers each call, to be moved to the worker. */
-  transformer(): LowRankState;
+  /**
+   * Stacks the transformer's inputs: fresh buffers each call, to be moved to the worker. With
+   * `keptKey`, a single LoRA's matrices come from the worker's kept copy (see `single`).
+   */
+  transformer(keptKey?: string): LowRankState;
+  /** The one LoRA of a single-LoRA plan: its file and the arrays to keep in the worker. */
+  single?: { path: string; arrays(): Float32Array[] };
   clip: LowRankState;
   /** Identifies the CLIP state and strengths (empty when no LoRA touches CLIP). */
   clipKey: string;
@@ -100,7 +105,8 @@ export class LoraPlanner {
     return {
       key,
       scales,
-      transformer: () => withScales(stackLoras(last.transformer)),
+      transformer: (keptKey) => withScales(stackLoras(last.transformer, keptKey)),
+      ...(loras.length === 1 ? { single: { path: (loras[0] as PreparedLora).path, arrays: () => keptArrays((loras[0] as PreparedLora).lora) } } : {}),
       clip: clipTouched ? withScales(last.clip) : NO_LOW_RANK,
       clipKey: clipTouched ? JSON.stringify([key, scales]) : '',
     };

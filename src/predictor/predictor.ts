@@ -95,6 +95,8 @@ export interface PredictionResult {
 }
 
 const T5_LENGTH: Record<Variant, number> = { dev: 512, schnell: 256 };
+/** LoRA files whose matrices stay in the inference worker for switching by reference. */
+const KEPT_LORAS = 4;
 /** go_fast multiplies every LoRA strength by 1.5, as the schema text says (DECISIONS.md). */
 const GO_FAST_LORA_MULTIPLIER = 1.5;
 
@@ -109,6 +111,8 @@ export class Predictor {
   private readonly loras: LoraPlanner;
   /** The LoRA files and strengths bound to each loaded transformer. */
   private readonly boundLoras = new WeakMap<FluxTransformer, { key: string; scales: string }>();
+  /** LoRA files whose matrices the worker keeps, oldest first. */
+  private readonly keptLoras = new Map<string, Promise<void>>();
   private queue: Promise<unknown> = Promise.resolve();
 
   private checker: Promise<SafetyChecker> | null = null;
@@ -202,6 +206,25 @@ export class Predictor {
     return this.loras.plan(prepared, flux, clip, log);
   }
 
+  /**
+   * Keeps a LoRA's matrices in the inference worker (once per file, the last few files), so
+   * switching to it binds by reference. Returns the key they are kept under.
+   */
+  private async keepLora(single: NonNullable<LoraPlan['single']>): Promise<string> {
+    let kept = this.keptLoras.get(single.path);
+    if (kept === undefined) {
+      kept = this.worker.keep(single.path, single.arrays());
+      kept.catch(() => this.keptLoras.delete(single.path));
+      this.keptLoras.set(single.path, kept);
+      for (const old of [...this.keptLoras.keys()].slice(0, -KEPT_LORAS)) {
+        this.keptLoras.delete(old);
+        await this.worker.forget(old);
+      }
+    }
+    await kept;
+    return single.path;
+  }
+
   /** Binds the plan's LoRAs to a loaded transformer: everything when the files changed, only strengths otherwise. */
   private async bindLoras(transformer: FluxTransformer, plan: LoraPlan): Promise<void> {
     const bound = this.boundLoras.get(transformer);
@@ -209,6 +232,7 @@ export class Predictor {
     if (bound?.key === plan.key && bound.scales === scales) return;
     this.boundLoras.delete(transformer);
     if (bound?.key === plan.key) await transformer.setLowRankScales(plan.scales);
+    else if (plan.single !== undefined) await transformer.setLowRank(plan.transformer(await this.keepLora(plan.single)), { transfer: true });
     else await transformer.setLowRank(plan.transformer(), { transfer: true });
     this.boundLoras.set(transformer, { key: plan.key, scales });
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { combineLoras } from '../../src/lora/apply.js';
+import { combineLoras, keptArrays, resolveLoras, stackLoras } from '../../src/lora/apply.js';
 import { NO_LOW_RANK } from '../../src/models/low-rank.js';
 import { FluxLoraTargets } from '../../src/lora/flux-targets.js';
 import { LoraError, parseLora } from '../../src/lora/formats.js';
@@ -80,6 +80,30 @@ describe('LoRA formats against the golden LoRA cases', () => {
   it('works the same way on go_fast 8-bit base weights (within its quantization error)', async () => {
     // Measured up to 0.10 (|expected| ≈ 3.7): the base weights' 8-bit error, not the LoRA path, which stays float32.
     expect(await runCases('bfl', 'int8', 0.15, 0)).toBeLessThan(0.15);
+  });
+
+  it('binds a single LoRA from matrices kept in the worker (switching sends only per-rank vectors), equal to sending them', async () => {
+    const model = await FluxTransformer.load(worker(), goldenPath('transformer_A_bfl.safetensors'));
+    const targets = new FluxLoraTargets(model.config);
+    const { inputs, expected } = await caseData();
+    try {
+      for (const name of ['kohya', 'bfl', 'xlabs']) {
+        const c = CASES.find((x) => x.name === name) as (typeof CASES)[number];
+        const [file, scale] = c.files[0] as [string, number];
+        const parsed = await lora(file);
+        const resolved = resolveLoras(targets, [{ lora: parsed, scale }]);
+        await worker().keep(file, keptArrays(parsed));
+        const state = stackLoras(resolved, file);
+        expect([...state.updates.values()].every((u) => u.kept?.key === file && u.down.length === 0)).toBe(true);
+        await model.setLowRank(state, { transfer: true });
+        expectAllClose((await model.forward(inputs)).data as Float32Array, await expected(name), 1e-5, 1e-5, `${name} from kept matrices`);
+      }
+      const missing = stackLoras(resolveLoras(targets, [{ lora: await lora('lora_peft_r4.safetensors'), scale: 1 }]), 'never-kept');
+      await expect(model.setLowRank(missing)).rejects.toThrow(/no kept array \d+ of "never-kept" holds \[\d+, \d+\]/);
+      await worker().forget('lora_kohya_r8.safetensors');
+    } finally {
+      await model.release();
+    }
   });
 
   it('reads each format as documented', async () => {
