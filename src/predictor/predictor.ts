@@ -119,7 +119,6 @@ export class Predictor {
 
   private constructor(
     readonly assets: ModelAssets,
-    readonly builtin: boolean,
     /** The safety pair, or 'disabled' when the operator turned the checker off for the whole server. */
     readonly safety: SafetyPaths | 'disabled',
     private readonly options: PredictorOptions,
@@ -137,7 +136,6 @@ export class Predictor {
    */
   static async create(options: PredictorOptions = {}): Promise<Predictor> {
     const cacheDir = options.cacheDir ?? defaultCacheDir();
-    const builtin = options.modelDir === undefined;
     const root = options.modelDir ?? (await ensureBuiltinModel(cacheDir));
     const assets = resolveModelAssets(root);
     const safety = options.safety ?? assets.safety;
@@ -148,7 +146,7 @@ export class Predictor {
       );
     }
     options.log?.(safety === 'disabled' ? 'Safety checker: disabled for this server by its operator' : `Safety checker: ${safety.checker} + ${safety.classifier}`);
-    return new Predictor(assets, builtin, safety, options, cacheDir);
+    return new Predictor(assets, safety, options, cacheDir);
   }
 
   /** The models this predictor serves. */
