@@ -1,8 +1,8 @@
-/** Access to ../shared/golden and the tolerance rule of its README (§7). */
+/** Access to the golden reference data (test/golden/data) and the tolerance rule of its README (§7). */
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 
-export const GOLDEN_DIR = fileURLToPath(new URL('../../../shared/golden/', import.meta.url));
+export const GOLDEN_DIR = fileURLToPath(new URL('../golden/data/', import.meta.url));
 
 export const goldenPath = (name: string): string => `${GOLDEN_DIR}${name}`;
 

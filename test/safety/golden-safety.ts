@@ -1,4 +1,4 @@
-/** The golden safety files (../shared/golden/safety) and the model folders they make. */
+/** The golden safety files (test/golden/data/safety) and the model folders they make. */
 import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RgbImage } from '../../src/images/decode.js';
