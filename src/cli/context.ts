@@ -1,8 +1,10 @@
+import type { Environment } from '../config.js';
+
 /** What a CLI command may use of its process: output streams, environment, folder and Ctrl-C. */
 export interface CliContext {
   out(text: string): void;
   err(text: string): void;
-  env: Readonly<Record<string, string | undefined>>;
+  env: Environment;
   cwd: string;
   /** Whether stderr is a terminal (progress bars redraw in place there). */
   errIsTTY: boolean;

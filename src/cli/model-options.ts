@@ -2,6 +2,7 @@
  * The options `predict` and `serve` share to configure the predictor: weights, memory budget,
  * the safety pair and where local LoRA files may come from. Flags win over environment variables.
  */
+import { readEnvironment, type Environment } from '../config.js';
 import type { PredictorOptions } from '../predictor/predictor.js';
 import { GIB } from '../predictor/residency.js';
 import { UsageError } from './usage-error.js';
@@ -38,7 +39,7 @@ export interface ModelOptionValues {
 export function modelSettings(
   command: string,
   values: ModelOptionValues,
-  env: Readonly<Record<string, string | undefined>>,
+  env: Environment,
   localLoras: string | null,
 ): Pick<PredictorOptions, 'modelDir' | 'cacheDir' | 'memoryBudgetBytes' | 'safety' | 'loraCache'> {
   let memoryBudgetBytes: number | undefined;
@@ -47,9 +48,9 @@ export function modelSettings(
     if (!(gib > 0)) throw new UsageError(`${command}: --memory-budget must be a positive number of GiB, got "${values['memory-budget']}"`);
     memoryBudgetBytes = gib * GIB;
   }
-  // Empty environment variables count as unset.
-  const checker = values['safety-checker'] ?? (env.FLUX_SAFETY_CHECKER || undefined);
-  const classifier = values['safety-classifier'] ?? (env.FLUX_SAFETY_CLASSIFIER || undefined);
+  const settings = readEnvironment(env);
+  const checker = values['safety-checker'] ?? settings.safetyChecker;
+  const classifier = values['safety-classifier'] ?? settings.safetyClassifier;
   if ((checker === undefined) !== (classifier === undefined)) {
     throw new UsageError(`${command}: the safety checker needs both --safety-checker and --safety-classifier (or FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER)`);
   }
@@ -58,10 +59,10 @@ export function modelSettings(
   }
   const safety = values['disable-safety-checker'] === true ? 'disabled' : checker === undefined || classifier === undefined ? undefined : { checker, classifier };
   return {
-    modelDir: values['model-dir'] ?? (env.FLUX_MODEL_DIR || undefined),
-    cacheDir: env.FLUX_LORA_CACHE_DIR || undefined,
+    modelDir: values['model-dir'] ?? settings.modelDir,
+    cacheDir: settings.cacheDir,
     memoryBudgetBytes,
     safety,
-    loraCache: { localRoot: values['lora-dir'] ?? (env.FLUX_LORA_DIR || localLoras) },
+    loraCache: { localRoot: values['lora-dir'] ?? settings.loraDir ?? localLoras, tokens: settings.loraTokens },
   };
 }

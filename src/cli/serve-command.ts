@@ -4,6 +4,7 @@
  * --shutdown-timeout) before the process exits.
  */
 import { parseArgs } from 'node:util';
+import { readEnvironment } from '../config.js';
 import { checkAuthPolicy } from '../server/auth.js';
 import { DEFAULT_SERVER_OPTIONS, startServer } from '../server/app.js';
 import type { CliContext } from './context.js';
@@ -94,7 +95,8 @@ export async function serveCommand(args: string[], context: CliContext, version:
     return 0;
   }
   const host = values.host ?? D.host;
-  const auth = { token: values.token ?? (context.env.FLUX_LORA_API_TOKEN || undefined), disabled: values['no-auth'] === true };
+  const environment = readEnvironment(context.env);
+  const auth = { token: values.token ?? environment.apiToken, disabled: values['no-auth'] === true };
   try {
     checkAuthPolicy(host, auth);
   } catch (error) {
@@ -107,7 +109,7 @@ export async function serveCommand(args: string[], context: CliContext, version:
   const settings = modelSettings('serve', values, context.env, null);
   const server = await startServer({
     host,
-    port: numberOption('port', values.port ?? (context.env.PORT || undefined), D.port, { integer: true, min: 0 }),
+    port: numberOption('port', values.port ?? environment.port, D.port, { integer: true, min: 0 }),
     version,
     ...settings,
     modelName,
@@ -121,7 +123,7 @@ export async function serveCommand(args: string[], context: CliContext, version:
     maxRetained: numberOption('max-retained', values['max-retained'], D.maxRetained, { integer: true }),
     shutdownTimeoutMs: numberOption('shutdown-timeout', values['shutdown-timeout'], D.shutdownTimeoutMs / 1000) * 1000,
     allowPrivateNetworks: values['allow-private-networks'] === true,
-    webhooks: { token: context.env.WEBHOOK_AUTH_TOKEN || undefined },
+    webhooks: { token: environment.webhookToken },
     logger: { level, stream: { write: (line) => context.out(line) } },
   });
   const stop = () => void server.shutdown();

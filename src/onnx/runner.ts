@@ -5,6 +5,7 @@
  * result is dropped.
  */
 import { Worker } from 'node:worker_threads';
+import { engineEnvironment } from '../config.js';
 import type { BuiltModel } from './graph.js';
 import { InferenceWorkerError, OnnxRuntimeError, RunCancelledError } from './errors.js';
 import type { SessionSettings } from './session-options.js';
@@ -32,9 +33,9 @@ function spawnWorker(): Worker {
     const entry = new URL('./inference-worker.ts', here).href;
     const tsx = import.meta.resolve('tsx/esm/api');
     const code = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
-    return new Worker(code, { eval: true });
+    return new Worker(code, { eval: true, env: engineEnvironment() });
   }
-  return new Worker(new URL('./inference-worker.js', here));
+  return new Worker(new URL('./inference-worker.js', here), { env: engineEnvironment() });
 }
 
 function deserializeError(error: SerializedError): Error {

@@ -5,12 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, realpathSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { GraphBuilder, Value } from '../onnx/graph.js';
 import { matMulNBits } from '../onnx/ops/contrib.js';
 import { externalRef } from '../onnx/weights.js';
 import { quantizeBlockwise } from './quantize.js';
+import { defaultCacheDir } from '../config.js';
 import { SafetensorsFile } from './safetensors.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-writer.js';
 
@@ -25,10 +25,6 @@ export const QUANTIZED_8BIT: QuantizationSettings = { bits: 8, blockSize: 128, a
 export const QUANTIZED_4BIT: QuantizationSettings = { bits: 4, blockSize: 64, accuracyLevel: 4 };
 
 const CACHE_FORMAT = 'flux-lora quantized linears v1';
-
-export function defaultCacheDir(): string {
-  return process.env.FLUX_LORA_CACHE_DIR ?? join(homedir(), '.cache', 'flux-lora');
-}
 
 /** A Linear weight [n, k] (out × in) to quantize; `read` is called once, in list order. */
 export interface QuantizableLinear {

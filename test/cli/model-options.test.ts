@@ -4,13 +4,13 @@ import { UsageError } from '../../src/cli/usage-error.js';
 
 describe('shared model options of predict and serve', () => {
   it('take flags over the environment, and treat empty variables as unset', () => {
-    const env = { FLUX_MODEL_DIR: '/env/models', FLUX_SAFETY_CHECKER: '/env/sc', FLUX_SAFETY_CLASSIFIER: '/env/cls', FLUX_LORA_DIR: '', FLUX_LORA_CACHE_DIR: '/cache' };
+    const env = { FLUX_MODEL_DIR: '/env/models', FLUX_SAFETY_CHECKER: '/env/sc', FLUX_SAFETY_CLASSIFIER: '/env/cls', FLUX_LORA_DIR: '', FLUX_LORA_CACHE_DIR: '/cache', HF_TOKEN: '', HUGGING_FACE_HUB_TOKEN: 'hf' };
     expect(modelSettings('predict', {}, env, '/')).toEqual({
       modelDir: '/env/models',
       cacheDir: '/cache',
       memoryBudgetBytes: undefined,
       safety: { checker: '/env/sc', classifier: '/env/cls' },
-      loraCache: { localRoot: '/' },
+      loraCache: { localRoot: '/', tokens: { replicate: undefined, huggingface: 'hf', civitai: undefined } },
     });
     expect(modelSettings('serve', { 'model-dir': '/m', 'safety-checker': '/sc', 'memory-budget': '1.5', 'lora-dir': '/loras' }, env, null)).toMatchObject({
       modelDir: '/m',

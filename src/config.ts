@@ -1,0 +1,65 @@
+/**
+ * Every environment variable flux-lora reads, read here and nowhere else, with one rule: an
+ * empty value counts as unset. Also the default cache folder and the environment of the
+ * processes and threads flux-lora starts (onnxruntime's telemetry always off).
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export interface EnvironmentSettings {
+  /** FLUX_MODEL_DIR: FLUX.1 weights (absent: the built-in model). */
+  modelDir?: string;
+  /** FLUX_LORA_CACHE_DIR: quantized weights, LoRA downloads and the built-in model (default ~/.cache/flux-lora). */
+  cacheDir: string;
+  /** FLUX_LORA_DIR: the folder local LoRA paths may point into. */
+  loraDir?: string;
+  /** FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER: the safety pair's folders. */
+  safetyChecker?: string;
+  safetyClassifier?: string;
+  /** FLUX_LORA_API_TOKEN: the bearer token the server requires. */
+  apiToken?: string;
+  /** PORT: the server's port. */
+  port?: string;
+  /** WEBHOOK_AUTH_TOKEN: sent with webhook deliveries. */
+  webhookToken?: string;
+  /** Tokens for LoRA hosts: REPLICATE_API_TOKEN, HF_TOKEN (or HUGGING_FACE_HUB_TOKEN), CIVITAI_TOKEN. */
+  loraTokens: { replicate?: string; huggingface?: string; civitai?: string };
+}
+
+/** The first of the named variables that is set and not empty. */
+function variable(env: Environment, ...names: string[]): string | undefined {
+  for (const name of names) {
+    const value = env[name];
+    if (value !== undefined && value !== '') return value;
+  }
+  return undefined;
+}
+
+export function defaultCacheDir(env: Environment = process.env): string {
+  return variable(env, 'FLUX_LORA_CACHE_DIR') ?? join(homedir(), '.cache', 'flux-lora');
+}
+
+export function readEnvironment(env: Environment = process.env): EnvironmentSettings {
+  return {
+    modelDir: variable(env, 'FLUX_MODEL_DIR'),
+    cacheDir: defaultCacheDir(env),
+    loraDir: variable(env, 'FLUX_LORA_DIR'),
+    safetyChecker: variable(env, 'FLUX_SAFETY_CHECKER'),
+    safetyClassifier: variable(env, 'FLUX_SAFETY_CLASSIFIER'),
+    apiToken: variable(env, 'FLUX_LORA_API_TOKEN'),
+    port: variable(env, 'PORT'),
+    webhookToken: variable(env, 'WEBHOOK_AUTH_TOKEN'),
+    loraTokens: {
+      replicate: variable(env, 'REPLICATE_API_TOKEN'),
+      huggingface: variable(env, 'HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN'),
+      civitai: variable(env, 'CIVITAI_TOKEN'),
+    },
+  };
+}
+
+/** The environment of a thread or process that loads onnxruntime: ours, with its telemetry off. */
+export function engineEnvironment(env: Environment = process.env): Record<string, string | undefined> {
+  return { ...env, ORT_DISABLE_TELEMETRY: '1' };
+}
