@@ -1,5 +1,5 @@
-/** Checks shared by the model loaders: folder resolution, layout detection by marker keys, whole-checkpoint validation. */
-import { existsSync, statSync } from 'node:fs';
+/** Checks shared by the model loaders: folder resolution, layout detection by marker keys, config reading, whole-checkpoint validation. */
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TensorSource } from '../weights/safetensors.js';
 
@@ -39,14 +39,53 @@ export function detectByMarker<L extends string>(source: TensorSource, markers: 
   return null;
 }
 
-export function parseJsonObject(path: string, text: string, error: (path: string, detail: string) => Error): Record<string, unknown> {
+/** Where a config came from: the folder's config.json or the safetensors file's `config` metadata. */
+export type ConfigOrigin = 'config.json' | 'metadata';
+
+export interface CheckpointConfigSources<C> {
+  /** The file or folder the checkpoint was opened from; names a config from metadata or shapes in messages. */
+  path: string;
+  /** The folder whose config.json counts, or null when none does. */
+  folder: string | null;
+  /** The opened file's metadata; its `config` entry, when present, is a JSON config. */
+  metadata: Readonly<Record<string, string>>;
+  /** The model's config from parsed JSON; `source` names where it came from in messages. */
+  parse(source: string, raw: Record<string, unknown>, origin: ConfigOrigin): C;
+  /** The config inferred from the tensor shapes, used when there is no JSON config. */
+  infer(): C;
+  /** The loader's error class, for a config that cannot be read or is not a JSON object. */
+  error: new (source: string, detail: string) => Error;
+}
+
+function jsonObject(source: string, what: string, text: string, error: CheckpointConfigSources<unknown>['error']): Record<string, unknown> {
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(text);
-    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
-  } catch {
-    // reported below
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new error(source, `${what} is not valid JSON: ${(cause as Error).message}`);
   }
-  throw error(path, 'config is not a JSON object');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new error(source, `${what} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+/**
+ * A checkpoint's config, first found wins: `folder`/config.json, the file's `config` metadata,
+ * the tensor shapes. Returns it with the config.json it came from (null for metadata or shapes).
+ */
+export function readCheckpointConfig<C>(sources: CheckpointConfigSources<C>): { config: C; configFile: string | null } {
+  const { path, folder, metadata, parse, infer, error } = sources;
+  const configFile = folder === null ? null : join(folder, 'config.json');
+  if (configFile !== null && existsSync(configFile)) {
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (cause) {
+      throw new error(configFile, `cannot read config: ${(cause as Error).message}`);
+    }
+    return { config: parse(configFile, jsonObject(configFile, 'config', text, error), 'config.json'), configFile };
+  }
+  if (metadata.config !== undefined) return { config: parse(path, jsonObject(path, 'the "config" metadata', metadata.config, error), 'metadata'), configFile: null };
+  return { config: infer(), configFile: null };
 }
 
 /**

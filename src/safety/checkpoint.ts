@@ -5,10 +5,10 @@
  * beside the file), the file's `config` metadata, or the tensor shapes. Every tensor is checked;
  * legacy buffers the model does not use (`position_ids`) are tolerated and ignored.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { openTensorSource, type TensorInfo, type TensorSource } from '../weights/safetensors.js';
-import { CheckpointError, checkpointProblems, modelFolder, parseJsonObject } from '../models/checkpoint-check.js';
+import { CheckpointError, checkpointProblems, modelFolder, readCheckpointConfig } from '../models/checkpoint-check.js';
 
 export class SafetyCheckpointError extends CheckpointError {}
 
@@ -60,15 +60,14 @@ export async function openSafetyCheckpoint<C>(path: string, kind: SafetyModelKin
   const source = withoutIgnored(await openTensorSource(weights), kind.ignored);
   if (!source.has(kind.marker)) throw new SafetyCheckpointError(path, `not a ${kind.label} checkpoint: "${kind.marker}" is missing`);
   const folder = modelDir ?? dirname(path);
-  const candidate = join(folder, 'config.json');
-  const error = (p: string, detail: string) => new SafetyCheckpointError(p, detail);
-  const configFile = existsSync(candidate) && (modelDir !== null || source.metadata.config === undefined) ? candidate : null;
-  const config =
-    configFile !== null
-      ? kind.fromConfig(configFile, parseJsonObject(configFile, readFileSync(configFile, 'utf8'), error))
-      : source.metadata.config !== undefined
-        ? kind.fromConfig(path, parseJsonObject(path, source.metadata.config, error))
-        : kind.infer(path, source);
+  const { config, configFile } = readCheckpointConfig({
+    path,
+    folder,
+    metadata: source.metadata,
+    parse: (from, raw) => kind.fromConfig(from, raw),
+    infer: () => kind.infer(path, source),
+    error: SafetyCheckpointError,
+  });
   const expected = kind.expected(config);
   const problems = checkpointProblems(source, expected, '');
   if (problems.length > 0) throw new SafetyCheckpointError(path, `not a valid ${kind.label} for its config: ${problems.join('; ')}`);

@@ -5,11 +5,10 @@
  * `model.diffusion_model.` or `diffusion_model.`). Detects the layout, reads or infers the
  * config and validates every tensor before anything is built.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
-import { configFromBfl, configFromDiffusers, FluxConfigError, type FluxConfig } from './config.js';
-import { CheckpointError, checkpointProblems, detectByMarker, modelFolder, parseJsonObject } from '../checkpoint-check.js';
+import { configFromBfl, configFromDiffusers, type FluxConfig } from './config.js';
+import { CheckpointError, checkpointProblems, detectByMarker, modelFolder, readCheckpointConfig } from '../checkpoint-check.js';
 import { canonicalTensors, expectedStoredShapes, storedSlice, type FluxLayout } from './layout.js';
 
 export class FluxCheckpointError extends CheckpointError {}
@@ -40,29 +39,6 @@ function detectLayout(path: string, source: TensorSource): { layout: FluxLayout;
     path,
     `not a FLUX.1 transformer checkpoint: found neither "${MARKERS.bfl}" (BFL layout) nor "${MARKERS.diffusers}" (diffusers layout)`,
   );
-}
-
-function parseJson(path: string, text: string): Record<string, unknown> {
-  return parseJsonObject(path, text, (p, detail) => new FluxCheckpointError(p, detail));
-}
-
-/** Reads the config from config.json, the file's `config` metadata, or infers it from the shapes. */
-function readConfig(path: string, folder: string | null, source: TensorSource, layout: FluxLayout, prefix: string): FluxConfig {
-  const configFile = folder === null ? null : join(folder, 'config.json');
-  try {
-    if (configFile !== null && existsSync(configFile)) {
-      return configFromDiffusers(configFile, parseJson(configFile, readFileSync(configFile, 'utf8')));
-    }
-    const meta = source.metadata.config;
-    if (meta !== undefined) {
-      const raw = parseJson(path, meta);
-      return layout === 'bfl' ? configFromBfl(path, raw) : configFromDiffusers(path, raw);
-    }
-  } catch (error) {
-    if (error instanceof FluxConfigError || error instanceof FluxCheckpointError) throw error;
-    throw new FluxCheckpointError(path, `cannot read config: ${(error as Error).message}`);
-  }
-  return inferConfig(path, source, layout, prefix);
 }
 
 /** Infers the config of a single file from tensor shapes (§3.2 detection rules). */
@@ -126,7 +102,15 @@ export async function openFluxCheckpoint(path: string): Promise<FluxCheckpoint> 
   const folder = modelFolder(path, 'transformer');
   const source = await openTensorSource(folder ?? path);
   const { layout, prefix } = detectLayout(path, source);
-  const config = readConfig(path, folder, source, layout, prefix);
+  const { config } = readCheckpointConfig({
+    path,
+    folder,
+    metadata: source.metadata,
+    // config.json is diffusers'; metadata follows the layout of the weights (BFL keeps FluxParams there).
+    parse: (from, raw, origin) => (origin === 'metadata' && layout === 'bfl' ? configFromBfl : configFromDiffusers)(from, raw),
+    infer: () => inferConfig(path, source, layout, prefix),
+    error: FluxCheckpointError,
+  });
   validate(path, source, config, layout, prefix);
   const tensors = new Map(canonicalTensors(config).map((t) => [t.name, t]));
   const weightDtypes = [...tensors.keys()].map((name) => source.info(prefix + storedSlice(config, layout, name, 0).key).dtype);

@@ -4,11 +4,10 @@
  * single file (ComfyUI `clip_l.safetensors`, `t5xxl_fp16.safetensors`, …). The config comes
  * from config.json, the file's `config` metadata or the tensor shapes; every tensor is checked.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
 import type { TensorData } from '../../onnx/tensor-data.js';
-import { CheckpointError, checkpointProblems, modelFolder, parseJsonObject } from '../checkpoint-check.js';
+import { CheckpointError, checkpointProblems, modelFolder, readCheckpointConfig } from '../checkpoint-check.js';
 
 export class TextEncoderCheckpointError extends CheckpointError {}
 
@@ -40,14 +39,14 @@ export async function openTextEncoderCheckpoint<C>(path: string, kind: TextEncod
   const source = await openTensorSource(folder ?? path);
   const prefix = kind.prefixes.find((p) => source.has(p + kind.marker));
   if (prefix === undefined) throw new TextEncoderCheckpointError(path, `not a ${kind.label} checkpoint: "${kind.marker}" is missing`);
-  const configFile = folder === null ? null : join(folder, 'config.json');
-  const error = (p: string, detail: string) => new TextEncoderCheckpointError(p, detail);
-  const config =
-    configFile !== null && existsSync(configFile)
-      ? kind.fromConfig(configFile, parseJsonObject(configFile, readFileSync(configFile, 'utf8'), error))
-      : source.metadata.config !== undefined
-        ? kind.fromConfig(path, parseJsonObject(path, source.metadata.config, error))
-        : kind.infer(path, source, prefix);
+  const { config } = readCheckpointConfig({
+    path,
+    folder,
+    metadata: source.metadata,
+    parse: (from, raw) => kind.fromConfig(from, raw),
+    infer: () => kind.infer(path, source, prefix),
+    error: TextEncoderCheckpointError,
+  });
   const { required, optional } = kind.expected(config);
   const allowed = new Map([...required, ...optional].filter(([k]) => required.has(k) || source.has(prefix + k)));
   const problems = checkpointProblems(source, allowed, prefix);

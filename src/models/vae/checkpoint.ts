@@ -3,10 +3,9 @@
  * diffusion_pytorch_model.safetensors; a pipeline root works too) or BFL `ae.safetensors`
  * (optionally under `first_stage_model.` / `vae.`), validating every tensor.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
-import { CheckpointError, checkpointProblems, detectByMarker, modelFolder, parseJsonObject } from '../checkpoint-check.js';
+import { CheckpointError, checkpointProblems, detectByMarker, modelFolder, readCheckpointConfig } from '../checkpoint-check.js';
 import { FLUX_VAE_CONFIG, vaeConfigFromBfl, vaeConfigFromDiffusers, type VaeConfig } from './config.js';
 import { storedTensor, vaeTensors, type VaeLayout } from './layout.js';
 
@@ -53,18 +52,6 @@ function inferConfig(path: string, source: TensorSource, layout: VaeLayout, pref
   };
 }
 
-function readConfig(path: string, folder: string | null, source: TensorSource, layout: VaeLayout, prefix: string): VaeConfig {
-  const error = (p: string, detail: string) => new VaeCheckpointError(p, detail);
-  const configFile = folder === null ? null : join(folder, 'config.json');
-  if (configFile !== null && existsSync(configFile)) return vaeConfigFromDiffusers(configFile, parseJsonObject(configFile, readFileSync(configFile, 'utf8'), error));
-  const meta = source.metadata.config;
-  if (meta !== undefined) {
-    const raw = parseJsonObject(path, meta, error);
-    return layout === 'bfl' ? vaeConfigFromBfl(path, raw) : vaeConfigFromDiffusers(path, raw);
-  }
-  return inferConfig(path, source, layout, prefix);
-}
-
 export async function openVaeCheckpoint(path: string): Promise<VaeCheckpoint> {
   if (!existsSync(path)) throw new VaeCheckpointError(path, 'no such file or folder');
   const folder = modelFolder(path, 'vae');
@@ -74,7 +61,14 @@ export async function openVaeCheckpoint(path: string): Promise<VaeCheckpoint> {
     throw new VaeCheckpointError(path, `not a FLUX autoencoder: found neither "${MARKERS.bfl}" (BFL ae layout) nor "${MARKERS.diffusers}" (diffusers layout)`);
   }
   const { layout, prefix } = found;
-  const config = readConfig(path, folder, source, layout, prefix);
+  const { config } = readCheckpointConfig({
+    path,
+    folder,
+    metadata: source.metadata,
+    parse: (from, raw, origin) => (origin === 'metadata' && layout === 'bfl' ? vaeConfigFromBfl : vaeConfigFromDiffusers)(from, raw),
+    infer: () => inferConfig(path, source, layout, prefix),
+    error: VaeCheckpointError,
+  });
   const stored = new Map(vaeTensors(config).map((t) => [t.name, storedTensor(config, layout, t)]));
   const problems = checkpointProblems(source, new Map([...stored.values()].map((t) => [t.name, t.shape])), prefix);
   if (problems.length > 0) {
