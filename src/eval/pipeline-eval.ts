@@ -11,10 +11,8 @@ import { FluxTransformer } from '../models/flux-transformer.js';
 import { Vae } from '../models/vae.js';
 import { InferenceWorker } from '../onnx/runner.js';
 import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
-import { noisedLatents } from '../pipeline/denoise.js';
-import { generateLatents, type ImageStart } from '../pipeline/generate.js';
-import { pack, packedMask, posteriorLatent, unpack } from '../pipeline/latents.js';
-import { img2imgStart, sigmas } from '../pipeline/schedule.js';
+import { runFluxPipeline } from '../pipeline/flux-pipeline.js';
+import { unpack } from '../pipeline/latents.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 import { writeSafetensors } from '../weights/safetensors-writer.js';
 import type { Evaluator } from './registry.js';
@@ -25,7 +23,10 @@ function metaString(file: SafetensorsFile, key: string): string {
   return value;
 }
 
-/** Runs one golden pipeline case file with the models in `modelFolder`; returns its outputs by golden name. */
+/**
+ * Runs one golden pipeline case file through the product's pipeline, with the case's stored
+ * embeddings and draws and the models in `modelFolder`; returns its outputs by golden name.
+ */
 export async function evaluatePipelineCase(worker: InferenceWorker, casePath: string, modelFolder: string): Promise<Record<string, TensorData>> {
   const file = await SafetensorsFile.open(casePath);
   const read = async (name: string) => float32Tensor(file.info(name).shape, await file.readFloat32(name));
@@ -34,50 +35,43 @@ export async function evaluatePipelineCase(worker: InferenceWorker, casePath: st
   const vae = await Vae.load(worker, join(modelFolder, metaString(file, 'vae_file')));
   try {
     const [h, w] = JSON.parse(metaString(file, 'latent_hw')) as [number, number];
-    const channels = vae.config.latentChannels;
-    const steps = Number(metaString(file, 'num_inference_steps'));
-    const schedule = sigmas(steps, (h / 2) * (w / 2), transformer.config.guidanceEmbed ? 'dev' : 'schnell');
-    const noise = pack((await read('noise')).data as Float32Array, 1, channels, h, w);
-    const outputs: Record<string, TensorData> = {};
-    let image: ImageStart | undefined;
+    const noise = (await read('noise')).data as Float32Array;
+    const posterior = file.has('posterior_noise') ? ((await read('posterior_noise')).data as Float32Array) : undefined;
+    let image: { pixels: TensorData; strength: number; mask?: Uint8Array } | undefined;
     if (mode !== 'txt2img') {
-      const startIndex = img2imgStart(steps, Number(metaString(file, 'strength')));
-      const { mean, logvar } = await vae.encode(await read('vae_input_image'));
-      const epsilon = (await read('posterior_noise')).data as Float32Array;
-      const latent = posteriorLatent(mean.data as Float32Array, logvar.data as Float32Array, epsilon, vae.config.shiftFactor, vae.config.scalingFactor);
-      const imageLatents = pack(latent, 1, channels, h, w);
-      image = { imageLatents, startIndex };
-      const packedShape = [1, noise.length / (channels * 4), channels * 4];
-      outputs.image_latents_packed = float32Tensor(packedShape, imageLatents);
-      outputs.initial_latents_packed = float32Tensor(packedShape, noisedLatents(imageLatents, noise, schedule[startIndex] as number));
-      if (mode === 'inpaint') {
-        const maskImage = await read('mask_image_01');
-        const [, , H, W] = maskImage.dims as [number, number, number, number];
-        const pixels = Uint8Array.from(maskImage.data as Float32Array, (v) => (v >= 0.5 ? 1 : 0));
-        image.mask = packedMask(pixels, W, H, vae.scaleFactor, channels);
-        outputs.mask_packed = float32Tensor(packedShape, image.mask);
-      }
+      image = { pixels: await read('vae_input_image'), strength: Number(metaString(file, 'strength')) };
+      if (mode === 'inpaint') image.mask = Uint8Array.from((await read('mask_image_01')).data as Float32Array, (v) => (v >= 0.5 ? 1 : 0));
     }
+    const text = { t5: await read('prompt_embeds'), pooled: await read('pooled_prompt_embeds') };
     const after: Float32Array[] = [];
-    const final = await generateLatents({
-      transformer,
-      text: { t5: await read('prompt_embeds'), pooled: await read('pooled_prompt_embeds') },
-      latentHeight: h,
-      latentWidth: w,
-      sigmas: schedule,
-      guidance: Number(metaString(file, 'guidance_scale')),
-      noise,
-      image,
-      onStep: (info) => after.push(Float32Array.from(info.latents)),
-    });
-    const tokens = final.length / (channels * 4);
-    const stacked = new Float32Array(after.length * final.length);
-    after.forEach((x, i) => stacked.set(x, i * final.length));
-    outputs['steps.latents_after'] = float32Tensor([after.length, tokens, channels * 4], stacked);
-    outputs.expected_final_latents_packed = float32Tensor([1, tokens, channels * 4], final);
-    const unpacked = float32Tensor([1, channels, h, w], unpack(final, 1, channels, h, w));
-    outputs.expected_final_latents_unpacked = unpacked;
-    outputs.expected_image = await vae.decode(unpacked);
+    const result = await runFluxPipeline(
+      { vaeConfig: vae.config, vae: async () => vae, transformer: async () => transformer, encodePrompt: async () => text },
+      {
+        width: w * vae.scaleFactor,
+        height: h * vae.scaleFactor,
+        numOutputs: 1,
+        steps: Number(metaString(file, 'num_inference_steps')),
+        guidance: Number(metaString(file, 'guidance_scale')),
+        image,
+        noise: () => ({ noise, posterior }),
+        onStep: (_, info) => after.push(Float32Array.from(info.latents)),
+      },
+    );
+    const output = result.outputs[0] as (typeof result.outputs)[number];
+    const channels = vae.config.latentChannels;
+    const packedShape = [1, output.latents.length / (channels * 4), channels * 4];
+    const outputs: Record<string, TensorData> = {};
+    const stacked = new Float32Array(after.length * output.latents.length);
+    after.forEach((x, i) => stacked.set(x, i * output.latents.length));
+    outputs['steps.latents_after'] = float32Tensor([after.length, ...packedShape.slice(1)], stacked);
+    outputs.expected_final_latents_packed = float32Tensor(packedShape, output.latents);
+    outputs.expected_final_latents_unpacked = float32Tensor([1, channels, h, w], unpack(output.latents, 1, channels, h, w));
+    outputs.expected_image = output.image;
+    if (output.imageLatents !== undefined) {
+      outputs.image_latents_packed = float32Tensor(packedShape, output.imageLatents);
+      outputs.initial_latents_packed = float32Tensor(packedShape, output.initial);
+    }
+    if (result.mask !== undefined) outputs.mask_packed = float32Tensor(packedShape, result.mask);
     return outputs;
   } finally {
     await transformer.release();

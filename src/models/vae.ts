@@ -7,7 +7,7 @@ import type { InferenceWorker, RemoteSession } from '../onnx/runner.js';
 import type { SessionSettings } from '../onnx/session-options.js';
 import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
 import { openVaeCheckpoint, type VaeCheckpoint } from './vae/checkpoint.js';
-import type { VaeConfig } from './vae/config.js';
+import { vaeScaleFactor, type VaeConfig } from './vae/config.js';
 import { buildVaeDecoder, buildVaeEncoder } from './vae/graph.js';
 import { planTiles, TileBlender } from './vae/tiling.js';
 
@@ -63,9 +63,9 @@ export class Vae {
     return this.checkpoint.config;
   }
 
-  /** Pixel size of one latent cell: 2^(levels − 1). */
+  /** Pixel size of one latent cell. */
   get scaleFactor(): number {
-    return 2 ** (this.config.blockOutChannels.length - 1);
+    return vaeScaleFactor(this.config);
   }
 
   /**

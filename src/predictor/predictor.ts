@@ -6,6 +6,7 @@
  * Predictions run one at a time, in arrival order.
  */
 import { randomBytes } from 'node:crypto';
+import { defaultCacheDir } from '../config.js';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ensureBuiltinModel } from '../builtin/tiny-model.js';
@@ -25,16 +26,12 @@ import { LoraCache, type LoraCacheOptions } from '../lora/cache.js';
 import type { VaeConfig } from '../models/vae/config.js';
 import { RunCancelledError } from '../onnx/errors.js';
 import { InferenceWorker } from '../onnx/runner.js';
-import { float32Tensor } from '../onnx/tensor-data.js';
-import { generateLatents, type TextConditioning } from '../pipeline/generate.js';
-import { pack, packedMask, posteriorLatent, unpack } from '../pipeline/latents.js';
+import { runFluxPipeline, seededNoise, type TextConditioning } from '../pipeline/flux-pipeline.js';
 import { randn } from '../pipeline/noise.js';
-import { img2imgStart, sigmas } from '../pipeline/schedule.js';
 import { TextConditioner } from '../text/conditioner.js';
 import { ModelAssetsError, resolveModelAssets, type ModelAssets, type PipelineAssets, type Variant } from './assets.js';
 import { prepareImageInputs, type PreparedImage } from './image-inputs.js';
 import { InputValidationError, resolveInput, type InputProblem, type ResolvedInput } from './inputs.js';
-import { defaultCacheDir } from '../weights/quantized-cache.js';
 import { LoraPlanner, NO_LORAS, type LoraFetcher, type LoraPlan, type PreparedLora } from './loras.js';
 import { defaultMemoryBudget, estimateResidentBytes, ResidencyPool } from './residency.js';
 
@@ -165,7 +162,11 @@ export class Predictor {
     return run;
   }
 
-  private validate(request: unknown): ResolvedInput {
+  /**
+   * The request's inputs, resolved, or an InputValidationError naming every bad one (including
+   * what this server cannot serve: a model it lacks, images it cannot check). Loads nothing.
+   */
+  validate(request: unknown): ResolvedInput {
     const input = resolveInput(request);
     const problems: InputProblem[] = [];
     if (!input.disableSafetyChecker && this.safety === 'disabled') {
@@ -323,64 +324,31 @@ export class Predictor {
     const size = prepared ?? (input.size as { width: number; height: number });
     checkCancelled('the prediction (before text encoding)');
 
-    // Image modes: the posterior moments of the input image, computed once for every output.
-    let posterior: { mean: Float32Array; logvar: Float32Array } | undefined;
-    if (prepared !== undefined) {
-      const vae = await timed('load', () => this.vae(pipeline, log));
-      const moments = await timed('decode', () => vae.encode(prepared.tensor, { signal }));
-      posterior = { mean: moments.mean.data as Float32Array, logvar: moments.logvar.data as Float32Array };
-    }
-    const text = await timed('text', () => this.encodeText(pipeline, input.prompt, precision, plan, log, signal));
-    checkCancelled('the prediction (before denoising)');
-    const transformer = await timed('load', () => this.transformer(pipeline, precision, log));
-    await timed('lora', () => this.bindLoras(transformer, plan));
-    const vaeConfig = await this.vaeConfig(pipeline);
-    const factor = 2 ** (vaeConfig.blockOutChannels.length - 1);
-    const [h, w] = [size.height / factor, size.width / factor];
-    const channels = vaeConfig.latentChannels;
-    const schedule = sigmas(input.steps, (h / 2) * (w / 2), input.model);
-    const startIndex = prepared === undefined ? 0 : img2imgStart(input.steps, input.promptStrength);
-    const mask = prepared?.mask === undefined ? undefined : packedMask(prepared.mask, size.width, size.height, factor, channels);
-
-    const finals: Float32Array[] = [];
-    for (let i = 0; i < input.numOutputs; i++) {
-      const seed = (input.seed + i) % 2 ** 32;
-      const count = channels * h * w;
-      // Image modes draw the posterior sample first, then the noise, from one generator (as diffusers does).
-      const draws = randn(seed, posterior === undefined ? count : 2 * count);
-      const noise = pack(draws.subarray(draws.length - count), 1, channels, h, w);
-      const image =
-        posterior === undefined
-          ? undefined
-          : {
-              imageLatents: pack(posteriorLatent(posterior.mean, posterior.logvar, draws.subarray(0, count), vaeConfig.shiftFactor, vaeConfig.scalingFactor), 1, channels, h, w),
-              startIndex,
-              ...(mask === undefined ? {} : { mask }),
-            };
-      const final = await timed('denoise', () =>
-        generateLatents({
-          transformer,
-          text,
-          latentHeight: h,
-          latentWidth: w,
-          sigmas: schedule,
-          guidance: input.guidance,
-          noise,
-          image,
-          signal,
-          onStep: (step) => options.onProgress?.({ output: i, outputs: input.numOutputs, step: step.step, total: step.total, elapsedMs: step.elapsedMs }),
-        }),
-      );
-      finals.push(final);
-    }
-
-    const vae = await timed('load', () => this.vae(pipeline, log));
-    const images: RgbImage[] = [];
-    for (const final of finals) {
-      checkCancelled('the prediction (before decoding)');
-      const decoded = await timed('decode', () => vae.decode(float32Tensor([1, channels, h, w], unpack(final, 1, channels, h, w)), { signal }));
-      images.push(tensorToImage(decoded, 0));
-    }
+    const result = await runFluxPipeline(
+      {
+        vaeConfig: await this.vaeConfig(pipeline),
+        vae: () => timed('load', () => this.vae(pipeline, log)),
+        encodePrompt: () => timed('text', () => this.encodeText(pipeline, input.prompt, precision, plan, log, signal)),
+        transformer: async () => {
+          const transformer = await timed('load', () => this.transformer(pipeline, precision, log));
+          await timed('lora', () => this.bindLoras(transformer, plan));
+          return transformer;
+        },
+      },
+      {
+        width: size.width,
+        height: size.height,
+        numOutputs: input.numOutputs,
+        steps: input.steps,
+        guidance: input.guidance,
+        image: prepared === undefined ? undefined : { pixels: prepared.tensor, strength: input.promptStrength, ...(prepared.mask === undefined ? {} : { mask: prepared.mask }) },
+        noise: seededNoise(input.seed, randn),
+        onStep: (output, step) => options.onProgress?.({ output, outputs: input.numOutputs, step: step.step, total: step.total, elapsedMs: step.elapsedMs }),
+        stage: timed,
+        signal,
+      },
+    );
+    const images = result.outputs.map((output) => tensorToImage(output.image, 0));
     const kept = input.disableSafetyChecker ? images.map((_, i) => i) : await timed('safety', () => this.safeIndices(images, log, signal));
     const encoded: { name: string; bytes: Buffer }[] = [];
     for (const i of kept) {

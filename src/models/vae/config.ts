@@ -24,6 +24,11 @@ export const FLUX_VAE_CONFIG: VaeConfig = {
   shiftFactor: 0.1159,
 };
 
+/** Pixel size of one latent cell: 2^(levels − 1) (8 for FLUX). */
+export function vaeScaleFactor(config: VaeConfig): number {
+  return 2 ** (config.blockOutChannels.length - 1);
+}
+
 export class VaeConfigError extends Error {
   constructor(source: string, detail: string) {
     super(`${source}: invalid VAE config: ${detail}`);
