@@ -156,7 +156,11 @@ export class Predictor {
    * queues the prediction behind any running one.
    */
   async predict(request: unknown, options: PredictOptions): Promise<PredictionResult> {
-    const input = this.validate(request);
+    return this.enqueue(this.validate(request), options);
+  }
+
+  /** Queues a prediction of inputs that `validate` returned, behind any running one. */
+  enqueue(input: ResolvedInput, options: PredictOptions): Promise<PredictionResult> {
     const run = this.queue.then(() => this.run(input, options));
     this.queue = run.catch(() => undefined);
     return run;

@@ -1,6 +1,6 @@
 /**
  * What the server checks before it accepts a prediction: the predictor's own input rules
- * (schema and DECISIONS.md rules, every problem named), then what can be checked without the
+ * (schema, our rules and what this server can serve, every problem named), then what can be checked without the
  * network: images given inline as data URIs (decoded as the predictor decodes them; any
  * scheme but data: and http(s) refused) and the syntax of each LoRA source. Such problems are
  * the caller's, so they are answered 422 even for async requests; URLs are only fetched when
@@ -10,7 +10,7 @@ import { decodeImage } from '../images/decode.js';
 import { ImageInputError } from '../images/errors.js';
 import { readImageSource, type ImageSourceOptions } from '../images/source.js';
 import { LoraSourceError, parseLoraSource } from '../lora/sources.js';
-import { InputValidationError, resolveInput, type InputProblem, type ResolvedInput } from '../predictor/inputs.js';
+import { InputValidationError, type InputProblem, type ResolvedInput } from '../predictor/inputs.js';
 
 /** The problem an input's own error describes (its message without the `input "<name>": ` prefix). */
 function problemOf(input: string, error: unknown): InputProblem {
@@ -44,9 +44,17 @@ function loraProblems(resolved: ResolvedInput): InputProblem[] {
   return problems;
 }
 
-/** Throws InputValidationError listing every problem of `input` (the schema's first, then the rest). */
-export async function checkInput(input: unknown, source: ImageSourceOptions & { maxPixels: number }): Promise<void> {
-  const resolved = resolveInput(input);
+/**
+ * The inputs as `validate` (the predictor's) resolves them, or an InputValidationError listing
+ * every problem (the predictor's first, then those of the LoRA sources and inline images).
+ */
+export async function checkInput(
+  input: unknown,
+  validate: (input: unknown) => ResolvedInput,
+  source: ImageSourceOptions & { maxPixels: number },
+): Promise<ResolvedInput> {
+  const resolved = validate(input);
   const problems = [...loraProblems(resolved), ...(await imageProblems(resolved, source))];
   if (problems.length > 0) throw new InputValidationError(problems);
+  return resolved;
 }

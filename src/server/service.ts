@@ -11,7 +11,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { RunCancelledError } from '../onnx/errors.js';
-import { InputValidationError } from '../predictor/inputs.js';
+import type { ResolvedInput } from '../predictor/inputs.js';
 import { Predictor, type PredictionResult, type PredictorOptions } from '../predictor/predictor.js';
 import { checkInput } from './input-check.js';
 import { deliverOutputs, type OutputTarget } from './outputs.js';
@@ -79,7 +79,7 @@ export class PredictionService {
   private predictor: Predictor | undefined;
   private readonly ready: Promise<void>;
   /** Predictions handed to the predictor and not settled there, in its order. */
-  private readonly pending = new Map<Prediction, { validated: boolean }>();
+  private readonly pending = new Set<Prediction>();
   /** Completions under way (the predictor's answer, then output delivery). */
   private readonly completions = new Set<Promise<void>>();
   private stopping: Promise<void> | undefined;
@@ -138,7 +138,8 @@ export class PredictionService {
    */
   async create(request: CreateRequest, admission: Admission): Promise<Prediction> {
     this.admit(admission);
-    await checkInput(request.input, this.options.predictor.imageSource);
+    const predictor = this.predictor as Predictor;
+    const input = await checkInput(request.input, (raw) => predictor.validate(raw), this.options.predictor.imageSource);
     this.admit(admission);
     const id = request.id ?? newId();
     if (this.store.get(id) !== undefined) throw new ServiceError('duplicate', `a prediction with id "${id}" already exists`);
@@ -149,52 +150,31 @@ export class PredictionService {
       if (event.type === 'completed') this.store.retain(prediction);
     });
     this.webhooks.attach(prediction, () => this.options.render(prediction));
-    try {
-      await this.submit(prediction);
-    } catch (error) {
-      await this.store.remove(prediction);
-      throw error;
-    }
+    this.submit(predictor, prediction, input);
     this.options.log.info({ predictionId: id, api: request.api, status: prediction.status }, 'prediction created');
     return prediction;
   }
 
-  private async submit(prediction: Prediction): Promise<void> {
-    const entry = { validated: false };
-    this.pending.set(prediction, entry);
-    const run = (this.predictor as Predictor).predict(prediction.spec.input, {
-      outputDir: prediction.spec.dir,
-      signal: prediction.abort.signal,
-      // The predictor only reports on the prediction it runs: a report means it has started.
-      log: (line) => {
-        prediction.start();
-        prediction.log(line);
-      },
-      onProgress: (progress) => {
-        prediction.start();
-        prediction.reportProgress(progress);
-      },
-    });
-    let rejectedEarly: unknown;
-    let settled = false;
-    const outcome = run.then(
-      (result) => {
-        settled = true;
-        return { result };
-      },
-      (error: unknown) => {
-        settled = true;
-        rejectedEarly = error;
-        return { error };
-      },
-    );
-    await new Promise((resolve) => setImmediate(resolve));
-    if (settled && rejectedEarly instanceof InputValidationError) {
-      this.pending.delete(prediction);
-      this.advance();
-      throw rejectedEarly;
-    }
-    entry.validated = true;
+  private submit(predictor: Predictor, prediction: Prediction, input: ResolvedInput): void {
+    this.pending.add(prediction);
+    const outcome = predictor
+      .enqueue(input, {
+        outputDir: prediction.spec.dir,
+        signal: prediction.abort.signal,
+        // The predictor only reports on the prediction it runs: a report means it has started.
+        log: (line) => {
+          prediction.start();
+          prediction.log(line);
+        },
+        onProgress: (progress) => {
+          prediction.start();
+          prediction.reportProgress(progress);
+        },
+      })
+      .then(
+        (result) => ({ result }),
+        (error: unknown) => ({ error }),
+      );
     this.advance();
     const completion = outcome.then((o) => this.complete(prediction, o));
     this.completions.add(completion);
@@ -203,8 +183,7 @@ export class PredictionService {
 
   /** The first prediction in the predictor's queue is the one running. */
   private advance(): void {
-    const head = this.pending.entries().next().value;
-    if (head !== undefined && head[1].validated) head[0].start();
+    this.pending.values().next().value?.start();
   }
 
   private async complete(prediction: Prediction, outcome: { result: PredictionResult } | { error: unknown }): Promise<void> {
