@@ -1,0 +1,102 @@
+/**
+ * What the LoRA cache may do, read once from its options: the hosts it talks to, the tokens it
+ * sends, the network limits of every request, and the rule for local paths.
+ */
+import { realpath } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { readEnvironment } from '../config.js';
+import type { SafeDownloadOptions } from '../net/safe-fetch.js';
+import { SafetensorsFile } from '../weights/safetensors.js';
+import type { LoraCacheOptions } from './cache.js';
+import { errorDetail } from './source-errors.js';
+import { DEFAULT_LORA_HOSTS, describeSource, LoraSourceError, type LoraHosts } from './sources.js';
+
+/** The cache's options with every default filled in. */
+export interface CacheSettings {
+  dir: string;
+  maxBytes: number;
+  hosts: LoraHosts;
+  tokens: NonNullable<LoraCacheOptions['tokens']>;
+  allowPrivateNetworks: boolean;
+  localRoot: string | null;
+  maxDownloadBytes: number;
+  timeoutMs: number;
+  log: (line: string) => void;
+}
+
+const GiB = 2 ** 30;
+
+export function cacheSettings(options: LoraCacheOptions): CacheSettings {
+  const fromEnvironment = readEnvironment().loraTokens;
+  return {
+    dir: resolve(options.dir),
+    maxBytes: options.maxBytes ?? 20 * GiB,
+    hosts: { ...DEFAULT_LORA_HOSTS, ...options.hosts },
+    tokens: {
+      replicate: options.tokens?.replicate ?? fromEnvironment.replicate,
+      huggingface: options.tokens?.huggingface ?? fromEnvironment.huggingface,
+      civitai: options.tokens?.civitai ?? fromEnvironment.civitai,
+    },
+    allowPrivateNetworks: options.allowPrivateNetworks ?? false,
+    localRoot: options.localRoot ?? null,
+    maxDownloadBytes: options.maxDownloadBytes ?? 8 * GiB,
+    timeoutMs: options.timeoutMs ?? 10 * 60_000,
+    log: options.log ?? (() => undefined),
+  };
+}
+
+/** The request headers that send `token`, if any. */
+export function bearer(token: string | undefined): Record<string, string> {
+  return token === undefined || token === '' ? {} : { authorization: `Bearer ${token}` };
+}
+
+/** The URL without a `token` query parameter (cache keys never hold secrets). */
+export function withoutToken(url: string): string {
+  const u = new URL(url);
+  u.searchParams.delete('token');
+  return u.href;
+}
+
+/** The options of one request under the cache's network rules. */
+export function fetchOptions(
+  settings: CacheSettings,
+  maxBytes: number,
+  headers: Record<string, string>,
+  signal: AbortSignal | undefined,
+  timeoutMs = settings.timeoutMs,
+): SafeDownloadOptions {
+  return { allowPrivateNetworks: settings.allowPrivateNetworks, maxBytes, timeoutMs, headers, ...(signal === undefined ? {} : { signal }) };
+}
+
+/**
+ * The real path of the local file `path` given as `value` for input `input`, if the operator's
+ * LoRA folder allows it: it must lie inside that folder (links included) and be valid safetensors.
+ */
+export async function allowedLocalFile(localRoot: string | null, input: string, value: string, path: string): Promise<string> {
+  const fail = (detail: string): never => {
+    throw new LoraSourceError(input, `${describeSource(value)}: ${detail}`);
+  };
+  if (localRoot === null) return fail('local paths are not allowed on this server (the operator has not set a LoRA folder)');
+  const root = resolve(localRoot);
+  const inside = (base: string, target: string): boolean => {
+    const rel = relative(base, target);
+    return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+  };
+  const candidate = resolve(root, path);
+  if (!inside(root, candidate)) return fail('local paths must lie inside the server\'s LoRA folder');
+  let real: string;
+  let realRoot: string;
+  try {
+    realRoot = await realpath(root);
+    real = await realpath(candidate);
+  } catch {
+    return fail('no such file in the server\'s LoRA folder');
+  }
+  if (!inside(realRoot, real)) return fail('local paths must lie inside the server\'s LoRA folder (this one links outside it)');
+  try {
+    await SafetensorsFile.open(real);
+  } catch (error) {
+    return fail(`is not a valid .safetensors file: ${errorDetail(error)}`);
+  }
+  return real;
+}
