@@ -24,9 +24,9 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CLIP_VISION_KIND } from '../models/clip-vision.js';
-import { VIT_CLASSIFIER_KIND } from '../models/vit-classifier.js';
-import type { SafetyPaths } from '../safety/checker.js';
+import { CLIP_VISION_KIND } from '../models/safety/clip-vision.js';
+import { VIT_CLASSIFIER_KIND } from '../models/safety/vit-classifier.js';
+import type { SafetyPaths } from '../pipeline/safety-checker.js';
 import { f32ToF16 } from '../weights/dtypes.js';
 import { writeSafetensors, type TensorToWrite } from '../weights/safetensors-writer.js';
 

@@ -1,5 +1,5 @@
 import { pipelineEvaluator } from './pipeline-eval.js';
-import type { Evaluator } from './registry.js';
+import type { Evaluator } from './types.js';
 import { safetyClipEvaluator, safetyVitEvaluator } from './safety-eval.js';
 import { clipEvaluator, t5Evaluator } from './text-eval.js';
 import { transformerEvaluator } from './transformer-eval.js';

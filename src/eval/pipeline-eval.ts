@@ -7,15 +7,15 @@
  * for image modes `image_latents_packed`, `initial_latents_packed` (and `mask_packed`).
  */
 import { join } from 'node:path';
-import { FluxTransformer } from '../models/flux-transformer.js';
-import { Vae } from '../models/vae.js';
+import { FluxTransformer } from '../models/flux/transformer.js';
+import { Vae } from '../models/vae/autoencoder.js';
 import { InferenceWorker } from '../onnx/runner.js';
 import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
 import { runFluxPipeline } from '../pipeline/flux-pipeline.js';
 import { unpack } from '../pipeline/latents.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 import { writeSafetensors } from '../weights/safetensors-writer.js';
-import type { Evaluator } from './registry.js';
+import type { Evaluator } from './types.js';
 
 function metaString(file: SafetensorsFile, key: string): string {
   const value = file.metadata[key];

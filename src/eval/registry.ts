@@ -3,24 +3,7 @@
  * its evaluator to EVALUATORS in ./components.ts.
  */
 import { EVALUATORS } from './components.js';
-
-export interface EvalRequest {
-  /** Checkpoint file or folder of the component. */
-  model: string;
-  /** Golden case file (.safetensors) with inputs named `case<k>.<name>`. */
-  casePath: string;
-  /** Where to write the outputs, under the names the golden README uses. */
-  outPath: string;
-  /** LoRA files with their strengths (components that take LoRAs only). */
-  loras: { path: string; scale: number }[];
-}
-
-export interface Evaluator {
-  component: string;
-  summary: string;
-  acceptsLoras: boolean;
-  evaluate(request: EvalRequest): Promise<void>;
-}
+import type { Evaluator } from './types.js';
 
 export function findEvaluator(component: string): Evaluator | undefined {
   return EVALUATORS.find((e) => e.component === component);

@@ -7,13 +7,13 @@
  * uint8 (flags) and int64 (labels) because the writer has no float64.
  */
 import { readFile } from 'node:fs/promises';
-import { ClipVisionModel } from '../models/clip-vision.js';
-import { ViTClassifier } from '../models/vit-classifier.js';
+import { ClipVisionModel } from '../models/safety/clip-vision.js';
+import { ViTClassifier } from '../models/safety/vit-classifier.js';
 import { InferenceWorker } from '../onnx/runner.js';
 import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
-import { conceptDecisions, type ConceptDecision, type ConceptSet } from '../safety/concepts.js';
+import { conceptDecisions, type ConceptDecision, type ConceptSet } from '../models/safety/concepts.js';
 import { writeSafetensors, type TensorToWrite } from '../weights/safetensors-writer.js';
-import type { EvalRequest, Evaluator } from './registry.js';
+import type { EvalRequest, Evaluator } from './types.js';
 
 export class CaseFileError extends Error {
   constructor(file: string, detail: string) {

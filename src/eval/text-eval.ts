@@ -3,13 +3,13 @@
  * case file and writes `case<k>.expected_last_hidden_state` (and, for CLIP,
  * `case<k>.expected_pooler_output`) — the golden names.
  */
-import { ClipTextEncoder } from '../models/clip-text.js';
-import { T5Encoder } from '../models/t5-encoder.js';
+import { ClipTextEncoder } from '../models/text/clip-text.js';
+import { T5Encoder } from '../models/text/t5-encoder.js';
 import { InferenceWorker } from '../onnx/runner.js';
 import { int64Tensor, type TensorData } from '../onnx/tensor-data.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 import { writeSafetensors } from '../weights/safetensors-writer.js';
-import type { EvalRequest, Evaluator } from './registry.js';
+import type { EvalRequest, Evaluator } from './types.js';
 import { casePrefixes } from './transformer-eval.js';
 
 type Encode = (ids: TensorData) => Promise<Record<string, TensorData>>;

@@ -4,7 +4,7 @@
  * cases) and writes `<case>.expected` — the golden name of the output — so the result
  * compares name by name with the reference file.
  */
-import { FluxTransformer, type FluxPrecision } from '../models/flux-transformer.js';
+import { FluxTransformer, type FluxPrecision } from '../models/flux/transformer.js';
 import { InferenceWorker } from '../onnx/runner.js';
 import { float32Tensor } from '../onnx/tensor-data.js';
 import { combineLoras } from '../lora/apply.js';
@@ -12,7 +12,7 @@ import { FluxLoraTargets } from '../lora/flux-targets.js';
 import { parseLora } from '../lora/formats.js';
 import { openTensorSource, SafetensorsFile } from '../weights/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../weights/safetensors-writer.js';
-import type { Evaluator } from './registry.js';
+import type { Evaluator } from './types.js';
 
 /** Case prefixes of a golden file: every `<prefix>.<inputName>` (`case0`, `case1`, … or `input`). */
 export function casePrefixes(file: SafetensorsFile, inputName: string): string[] {

@@ -5,12 +5,12 @@
  *  - vae-decode: `decode.latent_normalized` → `decode.expected_image`.
  * Outputs carry the golden names so the result compares name by name with the reference.
  */
-import { Vae } from '../models/vae.js';
+import { Vae } from '../models/vae/autoencoder.js';
 import { InferenceWorker } from '../onnx/runner.js';
 import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 import { writeSafetensors } from '../weights/safetensors-writer.js';
-import type { EvalRequest, Evaluator } from './registry.js';
+import type { EvalRequest, Evaluator } from './types.js';
 
 async function withVae(request: EvalRequest, run: (vae: Vae, cases: SafetensorsFile) => Promise<Record<string, TensorData>>): Promise<void> {
   const cases = await SafetensorsFile.open(request.casePath);

@@ -2,7 +2,8 @@
 import sharp from 'sharp';
 import type { RgbImage } from './decode.js';
 
-export type OutputFormat = 'webp' | 'jpg' | 'png';
+export const OUTPUT_FORMATS = ['webp', 'jpg', 'png'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 export async function encodeImage(image: RgbImage, format: OutputFormat, quality: number): Promise<Buffer> {
   if (!Number.isInteger(quality) || quality < 0 || quality > 100) throw new RangeError(`output_quality must be an integer in 0..100, got ${quality}`);

@@ -8,7 +8,7 @@
  * which equals merging W' = W + Σ sᵢ(αᵢ/rᵢ)BᵢAᵢ, b' = b + Σ sᵢ b_Bᵢ (flux-math.md §5.1, §5.4) without
  * touching the base weights or the session; a strength change only rebinds s.
  */
-import type { LowRankState, LowRankUpdate } from '../models/low-rank.js';
+import type { LowRankState, LowRankUpdate } from '../models/common/low-rank.js';
 import { LoraError, type LoraLayer, type ParsedLora } from './formats.js';
 import type { LoraTargets, TargetPart } from './flux-targets.js';
 

@@ -2,11 +2,11 @@
  * The cache folder's index: which entries it holds and when each was last used, saved atomically
  * so that the LRU order survives restarts, with least recently used entries evicted past the size cap.
  */
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CacheSettings } from './cache-policy.js';
 import { isPartialFile, partialPath } from './download.js';
+import { sha256 } from './source-plan.js';
 
 interface IndexEntry {
   key: string;
@@ -22,10 +22,6 @@ interface IndexFile {
 
 const INDEX_FILE = 'index.json';
 const ENTRY_FILE = /^[0-9a-f]{32}\.safetensors$/;
-
-export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
 
 /** The file an entry is stored in: named for its key, never for anything secret. */
 function entryFile(key: string): string {

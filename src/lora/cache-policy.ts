@@ -7,11 +7,31 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { readEnvironment } from '../config.js';
 import type { SafeDownloadOptions } from '../net/safe-fetch.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
-import type { LoraCacheOptions } from './cache.js';
 import { errorDetail } from './source-errors.js';
 import { DEFAULT_LORA_HOSTS, describeSource, LoraSourceError, type LoraHosts } from './sources.js';
 
 /** The cache's options with every default filled in. */
+export interface LoraCacheOptions {
+  /** Cache folder (created if missing). */
+  dir: string;
+  /** Total size cap in bytes, default 20 GiB; least recently used entries are evicted past it. */
+  maxBytes?: number;
+  /** Base URLs of the LoRA hosts (tests point these at local fake hosts). */
+  hosts?: Partial<LoraHosts>;
+  /** API tokens; each defaults to its environment variable (see src/config.ts). */
+  tokens?: { replicate?: string; huggingface?: string; civitai?: string };
+  /** Allow loopback/private/link-local addresses (tests), default false. */
+  allowPrivateNetworks?: boolean;
+  /** The folder local paths must lie in; null/undefined refuses local paths. */
+  localRoot?: string | null;
+  /** Largest download accepted, default 8 GiB. */
+  maxDownloadBytes?: number;
+  /** Time cap per download, default 10 minutes. */
+  timeoutMs?: number;
+  /** Progress lines; never given token values. */
+  log?: (line: string) => void;
+}
+
 export interface CacheSettings {
   dir: string;
   maxBytes: number;

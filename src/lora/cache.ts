@@ -14,34 +14,13 @@
  */
 import { RunCancelledError } from '../onnx/errors.js';
 import { CacheIndex } from './cache-index.js';
-import { allowedLocalFile, cacheSettings, type CacheSettings } from './cache-policy.js';
+import { allowedLocalFile, cacheSettings, type CacheSettings, type LoraCacheOptions } from './cache-policy.js';
 import { downloadVerified, SharedDownloads } from './download.js';
 import { sourceFailure, sourceTraits } from './source-errors.js';
 import { SourcePlanner, type Plan } from './source-plan.js';
-import { parseLoraSource, type LoraHosts } from './sources.js';
+import { parseLoraSource } from './sources.js';
 
 export { LoraSourceError, type LoraHosts } from './sources.js';
-
-export interface LoraCacheOptions {
-  /** Cache folder (created if missing). */
-  dir: string;
-  /** Total size cap in bytes, default 20 GiB; least recently used entries are evicted past it. */
-  maxBytes?: number;
-  /** Base URLs of the LoRA hosts (tests point these at local fake hosts). */
-  hosts?: Partial<LoraHosts>;
-  /** API tokens; each defaults to its environment variable (see src/config.ts). */
-  tokens?: { replicate?: string; huggingface?: string; civitai?: string };
-  /** Allow loopback/private/link-local addresses (tests), default false. */
-  allowPrivateNetworks?: boolean;
-  /** The folder local paths must lie in; null/undefined refuses local paths. */
-  localRoot?: string | null;
-  /** Largest download accepted, default 8 GiB. */
-  maxDownloadBytes?: number;
-  /** Time cap per download, default 10 minutes. */
-  timeoutMs?: number;
-  /** Progress lines; never given token values. */
-  log?: (line: string) => void;
-}
 
 export class LoraCache {
   private readonly settings: CacheSettings;

@@ -5,9 +5,9 @@
  * underscore forms, XLabs — resolves to the graph's split linears (flux-math.md §5.4, §5.6).
  */
 import type { FluxConfig } from '../models/flux/config.js';
-import { clipLinears, type ClipTextConfig } from '../models/clip-text.js';
+import { clipLinears, type ClipTextConfig } from '../models/text/clip-text.js';
 import { linearSpecs, storedSlice, type FluxLayout } from '../models/flux/layout.js';
-import type { LowRankLinear } from '../models/low-rank.js';
+import type { LowRankLinear } from '../models/common/low-rank.js';
 import type { ModuleNamespace } from './formats.js';
 
 export interface TargetPart {

@@ -2,11 +2,15 @@
  * What to fetch for a remote LoRA source: its cache key, download URL and headers, after any
  * HuggingFace or CivitAI API look-up (each made once per process).
  */
+import { createHash } from 'node:crypto';
 import { redact, safeDownloadBytes } from '../net/safe-fetch.js';
-import { sha256 } from './cache-index.js';
 import { bearer, fetchOptions, withoutToken, type CacheSettings } from './cache-policy.js';
 import type { RemoteSource, SourceTraits } from './source-errors.js';
 import { civitaiDownloadUrl, civitaiModelUrl, huggingFaceFileUrl, huggingFaceListUrl, replicateWeightsUrl } from './sources.js';
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
 
 /** What to fetch for one source, once any API look-up is done. */
 export interface Plan extends SourceTraits {

@@ -1,5 +1,3 @@
-import type { SafetensorsDType } from '../weights/dtypes.js';
-
 /** Element types a graph value or initializer can have. */
 export type DType =
   | 'float32'
@@ -42,24 +40,6 @@ export const DTYPE_BYTE_SIZE: Record<DType, number> = {
   uint8: 1,
   bool: 1,
 };
-
-const FROM_SAFETENSORS: Record<SafetensorsDType, DType> = {
-  F32: 'float32',
-  F16: 'float16',
-  BF16: 'bfloat16',
-  F8_E4M3: 'float8e4m3fn',
-  F8_E5M2: 'float8e5m2',
-  U8: 'uint8',
-  I8: 'int8',
-  I16: 'int16',
-  I32: 'int32',
-  I64: 'int64',
-  BOOL: 'bool',
-};
-
-export function dtypeFromSafetensors(dtype: SafetensorsDType): DType {
-  return FROM_SAFETENSORS[dtype] as DType;
-}
 
 export function isFloatType(dtype: DType): boolean {
   return dtype.startsWith('float') || dtype === 'bfloat16';

@@ -8,8 +8,8 @@
  * output is a batch of 1 whose starting noise comes from its own draw, so output i depends only
  * on its own seed (docs/decisions.md).
  */
-import type { FluxTransformer } from '../models/flux-transformer.js';
-import type { Vae } from '../models/vae.js';
+import type { FluxTransformer } from '../models/flux/transformer.js';
+import type { Vae } from '../models/vae/autoencoder.js';
 import { vaeScaleFactor, type VaeConfig } from '../models/vae/config.js';
 import { RunCancelledError } from '../onnx/errors.js';
 import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';

@@ -13,7 +13,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { SafetyPaths } from '../safety/checker.js';
+import type { SafetyPaths } from '../pipeline/safety-checker.js';
 
 export type Variant = 'dev' | 'schnell';
 export const VARIANTS: readonly Variant[] = ['dev', 'schnell'];

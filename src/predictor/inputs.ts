@@ -5,6 +5,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
+import type { OutputFormat } from '../images/encode.js';
 import { INPUT_SCHEMA, MAX_LORAS, type AspectRatio } from './schema.js';
 import { txt2imgSize } from './sizing.js';
 
@@ -34,7 +35,7 @@ export interface RawInput {
   num_inference_steps?: number;
   guidance_scale: number;
   seed?: number;
-  output_format: 'webp' | 'jpg' | 'png';
+  output_format: OutputFormat;
   output_quality: number;
   disable_safety_checker: boolean;
   go_fast: boolean;
@@ -62,7 +63,7 @@ export interface ResolvedInput {
   seed: number;
   /** Whether the seed was drawn at random (absent or negative). */
   seedRandom: boolean;
-  outputFormat: 'webp' | 'jpg' | 'png';
+  outputFormat: OutputFormat;
   outputQuality: number;
   disableSafetyChecker: boolean;
   goFast: boolean;

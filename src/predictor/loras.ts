@@ -7,10 +7,10 @@
 import { combineLoras, keptArrays, resolveLoras, stackLoras, type LoraLoadReport, type ResolvedLoras, type ScaledLora } from '../lora/apply.js';
 import { ClipLoraTargets, FluxLoraTargets } from '../lora/flux-targets.js';
 import { LoraError, parseLora, type ParsedLora } from '../lora/formats.js';
-import type { ClipTextConfig } from '../models/clip-text.js';
+import type { ClipTextConfig } from '../models/text/clip-text.js';
 import type { FluxConfig } from '../models/flux/config.js';
-import { NO_LOW_RANK, type LowRankState } from '../models/low-rank.js';
-import { LruCache } from '../text/lru.js';
+import { NO_LOW_RANK, type LowRankState } from '../models/common/low-rank.js';
+import { LruCache } from '../util/lru-cache.js';
 import { openTensorSource } from '../weights/safetensors.js';
 import { InputValidationError } from './inputs.js';
 

@@ -1,8 +1,9 @@
 /**
- * The prediction input schema (model-page.txt), as JSON Schema: the one definition the
+ * The prediction input schema (docs/inputs.md), as JSON Schema: the one definition the
  * predictor validates with and the HTTP server publishes (titles, descriptions, defaults,
  * enums, bounds, x-order).
  */
+import { OUTPUT_FORMATS } from '../images/encode.js';
 
 export const ASPECT_RATIOS = ['1:1', '16:9', '21:9', '3:2', '2:3', '4:5', '5:4', '3:4', '4:3', '9:16', '9:21', 'custom'] as const;
 export type AspectRatio = (typeof ASPECT_RATIOS)[number];
@@ -27,7 +28,7 @@ const properties: Record<string, Property> = {
   num_inference_steps: { type: 'integer', minimum: 1, maximum: 50, default: 28, title: 'Num Inference Steps', description: 'Number of denoising steps. More steps can give more detailed images, but take longer.' },
   guidance_scale: { type: 'number', minimum: 0, maximum: 10, default: 3, title: 'Guidance Scale', description: 'Guidance scale for the diffusion process. Lower values can give more realistic images. Good values to try are 2, 2.5, 3 and 3.5' },
   seed: { type: 'integer', title: 'Seed', description: 'Random seed. Set for reproducible generation' },
-  output_format: { type: 'string', enum: ['webp', 'jpg', 'png'], default: 'webp', title: 'Output Format', description: 'Format of the output images' },
+  output_format: { type: 'string', enum: [...OUTPUT_FORMATS], default: 'webp', title: 'Output Format', description: 'Format of the output images' },
   output_quality: { type: 'integer', minimum: 0, maximum: 100, default: 80, title: 'Output Quality', description: 'Quality when saving the output images, from 0 to 100. 100 is best quality, 0 is lowest quality. Not relevant for .png outputs' },
   disable_safety_checker: { type: 'boolean', default: false, title: 'Disable Safety Checker', description: 'Disable safety checker for generated images.' },
   go_fast: { type: 'boolean', default: false, title: 'Go Fast', description: 'Run faster predictions with model optimized for speed (currently fp8 quantized); disable to run in original bf16' },

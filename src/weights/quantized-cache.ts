@@ -6,9 +6,6 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { GraphBuilder, Value } from '../onnx/graph.js';
-import { matMulNBits } from '../onnx/ops/contrib.js';
-import { externalRef } from '../onnx/weights.js';
 import { quantizeBlockwise } from './quantize.js';
 import { defaultCacheDir } from '../config.js';
 import { SafetensorsFile } from './safetensors.js';
@@ -96,22 +93,4 @@ export async function quantizedCache(request: QuantizedCacheRequest): Promise<{ 
   }
   await writeSafetensors(path, tensorsToWrite(request.linears, request.settings), { format: CACHE_FORMAT, kind: request.kind, settings: JSON.stringify(request.settings) });
   return { file: await SafetensorsFile.open(path), created: true };
-}
-
-/** x·Wᵀ (+ bias) for a cached quantized linear W [n, k]. */
-export function quantizedLinear(
-  g: GraphBuilder,
-  x: Value,
-  cache: SafetensorsFile,
-  linear: { name: string; n: number; k: number },
-  settings: QuantizationSettings,
-  bias?: Value,
-): Value {
-  const part = (suffix: string) => g.external(`${linear.name}.${suffix}`, externalRef(cache.info(`${linear.name}.${suffix}`)));
-  return matMulNBits(
-    g,
-    x,
-    { data: part('qweight'), scales: part('scales'), zeroPoints: part('zero_points'), n: linear.n, k: linear.k, bits: settings.bits, blockSize: settings.blockSize },
-    { accuracyLevel: settings.accuracyLevel, ...(bias === undefined ? {} : { bias }) },
-  );
 }

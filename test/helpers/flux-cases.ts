@@ -1,4 +1,4 @@
-import type { FluxForwardInputs } from '../../src/models/flux-transformer.js';
+import type { FluxForwardInputs } from '../../src/models/flux/transformer.js';
 import { float32Tensor } from '../../src/onnx/tensor-data.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { goldenPath } from './golden.js';

@@ -9,7 +9,8 @@ import { mkdir, mkdtemp, readdir, readFile, symlink, utimes, writeFile } from 'n
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoraCache, LoraSourceError, type LoraCacheOptions } from '../../src/lora/cache.js';
+import { LoraCache, LoraSourceError } from '../../src/lora/cache.js';
+import type { LoraCacheOptions } from '../../src/lora/cache-policy.js';
 import { RunCancelledError } from '../../src/onnx/errors.js';
 import { FakeLoraHosts, makeSafetensors, makeTar } from '../helpers/fake-lora-hosts.js';
 import { useTempDir } from '../helpers/temp-dir.js';

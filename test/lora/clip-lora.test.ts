@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { combineLoras } from '../../src/lora/apply.js';
-import { NO_LOW_RANK } from '../../src/models/low-rank.js';
+import { NO_LOW_RANK } from '../../src/models/common/low-rank.js';
 import { ClipLoraTargets } from '../../src/lora/flux-targets.js';
 import { parseLora } from '../../src/lora/formats.js';
-import { ClipTextEncoder } from '../../src/models/clip-text.js';
+import { ClipTextEncoder } from '../../src/models/text/clip-text.js';
 import { int64Tensor } from '../../src/onnx/tensor-data.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/weights/safetensors-writer.js';

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { combineLoras, keptArrays, resolveLoras, stackLoras } from '../../src/lora/apply.js';
-import { NO_LOW_RANK } from '../../src/models/low-rank.js';
+import { NO_LOW_RANK } from '../../src/models/common/low-rank.js';
 import { FluxLoraTargets } from '../../src/lora/flux-targets.js';
 import { LoraError, parseLora } from '../../src/lora/formats.js';
-import { FluxTransformer, type FluxForwardInputs, type FluxPrecision } from '../../src/models/flux-transformer.js';
+import { FluxTransformer, type FluxForwardInputs, type FluxPrecision } from '../../src/models/flux/transformer.js';
 import { float32Tensor } from '../../src/onnx/tensor-data.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { expectAllClose, goldenPath } from '../helpers/golden.js';

@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CheckpointError, readCheckpointConfig, type CheckpointConfigSources, type ConfigOrigin } from '../../src/models/checkpoint-check.js';
-import { openSafetyCheckpoint, SafetyCheckpointError, type SafetyModelKind } from '../../src/safety/checkpoint.js';
+import { CheckpointError, readCheckpointConfig, type CheckpointConfigSources, type ConfigOrigin } from '../../src/models/common/checkpoint.js';
+import { openSafetyCheckpoint, SafetyCheckpointError, type SafetyModelKind } from '../../src/models/safety/checkpoint.js';
 import { writeSafetensors } from '../../src/weights/safetensors-writer.js';
 import { useTempDir } from '../helpers/temp-dir.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClipTextEncoder, poolIndices } from '../../src/models/clip-text.js';
+import { ClipTextEncoder, poolIndices } from '../../src/models/text/clip-text.js';
 import { TextEncoderInputError } from '../../src/models/text/checkpoint.js';
 import { int64Tensor } from '../../src/onnx/tensor-data.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';

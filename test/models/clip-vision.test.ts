@@ -1,11 +1,11 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLIP_VISION_OUTPUTS, ClipVisionModel } from '../../src/models/clip-vision.js';
+import { CLIP_VISION_OUTPUTS, ClipVisionModel } from '../../src/models/safety/clip-vision.js';
 import { float32Tensor, type TensorData } from '../../src/onnx/tensor-data.js';
-import { SafetyCheckpointError } from '../../src/safety/checkpoint.js';
-import { conceptDecisions } from '../../src/safety/concepts.js';
-import { SafetyInputError } from '../../src/safety/processor.js';
+import { SafetyCheckpointError } from '../../src/models/safety/checkpoint.js';
+import { conceptDecisions } from '../../src/models/safety/concepts.js';
+import { SafetyInputError } from '../../src/models/safety/processor.js';
 import { writeSafetensors } from '../../src/weights/safetensors-writer.js';
 import { expectAllClose } from '../helpers/golden.js';
 import { useWorker } from '../helpers/run-graph.js';

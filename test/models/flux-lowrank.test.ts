@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FluxTransformer, type LowRankState, type LowRankUpdate } from '../../src/models/flux-transformer.js';
-import { NO_LOW_RANK } from '../../src/models/low-rank.js';
+import { FluxTransformer, type LowRankState, type LowRankUpdate } from '../../src/models/flux/transformer.js';
+import { NO_LOW_RANK } from '../../src/models/common/low-rank.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/weights/safetensors-writer.js';
 import { expectAllClose, goldenPath } from '../helpers/golden.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FluxTransformer, type FluxPrecision } from '../../src/models/flux-transformer.js';
+import { FluxTransformer, type FluxPrecision } from '../../src/models/flux/transformer.js';
 import { goldenCase } from '../helpers/flux-cases.js';
 import { expectAllClose, goldenPath } from '../helpers/golden.js';
 import { useWorker } from '../helpers/run-graph.js';

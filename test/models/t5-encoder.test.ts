@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { positionBuckets, relativePositionBucket, T5Encoder } from '../../src/models/t5-encoder.js';
+import { positionBuckets, relativePositionBucket, T5Encoder } from '../../src/models/text/t5-encoder.js';
 import { TextEncoderInputError } from '../../src/models/text/checkpoint.js';
 import { int64Tensor } from '../../src/onnx/tensor-data.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';

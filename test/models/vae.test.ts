@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Vae, VaeInputError } from '../../src/models/vae.js';
+import { Vae, VaeInputError } from '../../src/models/vae/autoencoder.js';
 import { float32Tensor } from '../../src/onnx/tensor-data.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { expectAllClose, goldenPath } from '../helpers/golden.js';

@@ -1,7 +1,7 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { VIT_OUTPUTS, ViTClassifier } from '../../src/models/vit-classifier.js';
+import { VIT_OUTPUTS, ViTClassifier } from '../../src/models/safety/vit-classifier.js';
 import { float32Tensor, type TensorData } from '../../src/onnx/tensor-data.js';
 import { expectAllClose } from '../helpers/golden.js';
 import { useWorker } from '../helpers/run-graph.js';

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../src/onnx/graph.js';
 import * as op from '../../src/onnx/ops/index.js';
 import { float32Tensor } from '../../src/onnx/tensor-data.js';
-import { externalRef, floatWeight } from '../../src/onnx/weights.js';
+import { externalRef, floatWeight } from '../../src/models/common/stored-weights.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, f8e4m3fnToF32, f8e5m2ToF32 } from '../../src/weights/dtypes.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { writeSafetensors } from '../../src/weights/safetensors-writer.js';

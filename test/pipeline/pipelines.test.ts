@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FluxTransformer } from '../../src/models/flux-transformer.js';
+import { FluxTransformer } from '../../src/models/flux/transformer.js';
 import { evaluatePipelineCase } from '../../src/eval/pipeline-eval.js';
 import { float32Tensor, type TensorData } from '../../src/onnx/tensor-data.js';
 import { denoise } from '../../src/pipeline/denoise.js';

@@ -8,7 +8,7 @@ import { RunCancelledError } from '../../src/onnx/errors.js';
 import { InputValidationError } from '../../src/predictor/inputs.js';
 import { AllImagesUnsafeError, Predictor, type PredictOptions, type Progress } from '../../src/predictor/predictor.js';
 import { writeTinySafetyPair } from '../../src/builtin/tiny-safety.js';
-import type { SafetyPaths } from '../../src/safety/checker.js';
+import type { SafetyPaths } from '../../src/pipeline/safety-checker.js';
 import { f32ToF16 } from '../../src/weights/dtypes.js';
 import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/weights/safetensors-writer.js';

@@ -3,7 +3,7 @@ import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RgbImage } from '../../src/images/decode.js';
 import { readCaseFile, type CaseTensor } from '../../src/eval/safety-eval.js';
-import type { SafetyPaths } from '../../src/safety/checker.js';
+import type { SafetyPaths } from '../../src/pipeline/safety-checker.js';
 import { goldenPath } from '../helpers/golden.js';
 
 export const safetyGolden = (name: string): string => goldenPath(`safety/${name}`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CLIP_PROCESSOR_DEFAULTS, fixedOutputSize, ImageProcessor, parseProcessorConfig, ProcessorConfigError, resizeAndCrop, SafetyInputError, VIT_PROCESSOR_DEFAULTS } from '../../src/safety/processor.js';
-import { resizeRgb } from '../../src/safety/resample.js';
+import { CLIP_PROCESSOR_DEFAULTS, fixedOutputSize, ImageProcessor, parseProcessorConfig, ProcessorConfigError, resizeAndCrop, SafetyInputError, VIT_PROCESSOR_DEFAULTS } from '../../src/models/safety/processor.js';
+import { resizeRgb } from '../../src/models/safety/resample.js';
 import { goldenCases, rgbImage, safetyGolden, tensor } from './golden-safety.js';
 
 const clip = () => ImageProcessor.load(safetyGolden('clip_preprocessor_config.json'), CLIP_PROCESSOR_DEFAULTS, 32, 'tiny');

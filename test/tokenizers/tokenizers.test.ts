@@ -1,9 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ClipTokenizer } from '../../src/tokenizers/clip-tokenizer.js';
-import { TokenizerError } from '../../src/tokenizers/errors.js';
-import { T5Tokenizer } from '../../src/tokenizers/t5-tokenizer.js';
+import { ClipTokenizer } from '../../src/models/text/clip-tokenizer.js';
+import { TokenizerError } from '../../src/models/text/tokenizer-errors.js';
+import { T5Tokenizer } from '../../src/models/text/t5-tokenizer.js';
 import { useTempDir } from '../helpers/temp-dir.js';
 import { writeClipTokenizer, writeT5Tokenizer } from '../helpers/tokenizer-files.js';
 

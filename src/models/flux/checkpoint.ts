@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
 import { configFromBfl, configFromDiffusers, type FluxConfig } from './config.js';
-import { CheckpointError, checkpointProblems, detectByMarker, modelFolder, readCheckpointConfig } from '../checkpoint-check.js';
+import { CheckpointError, checkpointProblems, detectByMarker, modelFolder, readCheckpointConfig } from '../common/checkpoint.js';
 import { canonicalTensors, expectedStoredShapes, storedSlice, type FluxLayout } from './layout.js';
 
 export class FluxCheckpointError extends CheckpointError {}

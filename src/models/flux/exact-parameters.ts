@@ -4,7 +4,7 @@
  */
 import type { GraphBuilder, Value } from '../../onnx/graph.js';
 import * as op from '../../onnx/ops/index.js';
-import { externalRef, floatWeight } from '../../onnx/weights.js';
+import { externalRef, floatWeight } from '../common/stored-weights.js';
 import type { FluxCheckpoint } from './checkpoint.js';
 import type { FluxParameters } from './graph.js';
 import type { LinearSpec } from './layout.js';

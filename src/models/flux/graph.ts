@@ -7,7 +7,7 @@ import { GraphBuilder, type Value } from '../../onnx/graph.js';
 import { attr } from '../../onnx/onnx-proto.js';
 import * as op from '../../onnx/ops/index.js';
 import type { FluxConfig } from './config.js';
-import { lowRankInputs } from '../low-rank.js';
+import { lowRankInputs } from '../common/low-rank.js';
 import { linearSpecs, type LinearSpec } from './layout.js';
 
 export interface FluxParameters {

@@ -5,7 +5,8 @@
  * checkpoint.
  */
 import type { GraphBuilder, Value } from '../../onnx/graph.js';
-import { quantizedCache, quantizedLinear, type QuantizationSettings } from '../../weights/quantized-cache.js';
+import { quantizedCache, type QuantizationSettings } from '../../weights/quantized-cache.js';
+import { quantizedLinear } from '../common/quantized-linear.js';
 import type { SafetensorsFile } from '../../weights/safetensors.js';
 import type { FluxCheckpoint } from './checkpoint.js';
 import { linearBias, storedFloat } from './exact-parameters.js';

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
 import type { TensorData } from '../../onnx/tensor-data.js';
-import { CheckpointError, checkpointProblems, modelFolder, readCheckpointConfig } from '../checkpoint-check.js';
+import { CheckpointError, checkpointProblems, modelFolder, readCheckpointConfig } from '../common/checkpoint.js';
 
 export class TextEncoderCheckpointError extends CheckpointError {}
 
@@ -61,12 +61,6 @@ export async function openTextEncoderCheckpoint<C>(path: string, kind: TextEncod
       return source.info(prefix + name);
     },
   };
-}
-
-export function positiveInt(error: (detail: string) => Error, raw: Record<string, unknown>, key: string, fallback?: number): number {
-  const v = raw[key] ?? fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw error(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
 }
 
 export class TextEncoderInputError extends Error {

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
-import { CheckpointError, checkpointProblems, detectByMarker, modelFolder, readCheckpointConfig } from '../checkpoint-check.js';
+import { CheckpointError, checkpointProblems, detectByMarker, modelFolder, readCheckpointConfig } from '../common/checkpoint.js';
 import { FLUX_VAE_CONFIG, vaeConfigFromBfl, vaeConfigFromDiffusers, type VaeConfig } from './config.js';
 import { storedTensor, vaeTensors, type VaeLayout } from './layout.js';
 

@@ -4,7 +4,7 @@
  */
 import { GraphBuilder, type BuiltModel, type Value } from '../../onnx/graph.js';
 import * as op from '../../onnx/ops/index.js';
-import { externalRef, floatWeight } from '../../onnx/weights.js';
+import { externalRef, floatWeight } from '../common/stored-weights.js';
 import type { VaeCheckpoint } from './checkpoint.js';
 import { vaeTensors } from './layout.js';
 

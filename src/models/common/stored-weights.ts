@@ -1,9 +1,28 @@
 /** Bridges safetensors tensors into graphs as external initializers (bytes stay in the file). */
-import type { TensorInfo } from '../weights/safetensors.js';
-import { DTYPE_BYTE_SIZE, dtypeFromSafetensors, isLowPrecisionFloat } from './dtype.js';
-import type { ExternalTensorRef, GraphBuilder, Value } from './graph.js';
-import { add, mul } from './ops/elementwise.js';
-import { cast, gather, reshape, shapeOf } from './ops/shape-ops.js';
+import { DTYPE_BYTE_SIZE, isLowPrecisionFloat, type DType } from '../../onnx/dtype.js';
+import type { ExternalTensorRef, GraphBuilder, Value } from '../../onnx/graph.js';
+import { add, mul } from '../../onnx/ops/elementwise.js';
+import { cast, gather, reshape, shapeOf } from '../../onnx/ops/shape-ops.js';
+import type { SafetensorsDType } from '../../weights/dtypes.js';
+import type { TensorInfo } from '../../weights/safetensors.js';
+
+const FROM_SAFETENSORS: Record<SafetensorsDType, DType> = {
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  F8_E4M3: 'float8e4m3fn',
+  F8_E5M2: 'float8e5m2',
+  U8: 'uint8',
+  I8: 'int8',
+  I16: 'int16',
+  I32: 'int32',
+  I64: 'int64',
+  BOOL: 'bool',
+};
+
+export function dtypeFromSafetensors(dtype: SafetensorsDType): DType {
+  return FROM_SAFETENSORS[dtype] as DType;
+}
 
 /**
  * A reference to a stored tensor, or to `rows` rows of it starting at `rowStart` (a

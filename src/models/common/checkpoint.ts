@@ -1,7 +1,7 @@
 /** Checks shared by the model loaders: folder resolution, layout detection by marker keys, config reading, whole-checkpoint validation. */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TensorSource } from '../weights/safetensors.js';
+import type { TensorSource } from '../../weights/safetensors.js';
 
 /** A checkpoint that cannot be used, with the file or folder it came from; subclasses name the model. */
 export class CheckpointError extends Error {
@@ -110,4 +110,10 @@ export function checkpointProblems(source: TensorSource, expected: ReadonlyMap<s
   const badType = present.filter(([k]) => !FLOAT_DTYPES.has(source.info(prefix + k).dtype) && !k.endsWith('position_ids'));
   if (badType.length > 0) problems.push(`non-float tensor(s): ${listed(badType.map(([k]) => `"${prefix + k}" (${source.info(prefix + k).dtype})`))}`);
   return problems;
+}
+
+export function positiveInt(error: (detail: string) => Error, raw: Record<string, unknown>, key: string, fallback?: number): number {
+  const v = raw[key] ?? fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw error(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+  return v;
 }

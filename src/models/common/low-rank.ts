@@ -8,10 +8,10 @@
  * Each LoRA owns a slot: changing a strength rebinds only `lora_scales` (a few bytes);
  * changing LoRAs rebinds the per-linear inputs; neither rebuilds a session. Rank 0 is the identity.
  */
-import type { GraphBuilder, Value } from '../onnx/graph.js';
-import * as op from '../onnx/ops/index.js';
-import { float32Tensor, int64Tensor, type TensorMap } from '../onnx/tensor-data.js';
-import type { KeptView } from '../onnx/worker-protocol.js';
+import type { GraphBuilder, Value } from '../../onnx/graph.js';
+import * as op from '../../onnx/ops/index.js';
+import { float32Tensor, int64Tensor, type TensorMap } from '../../onnx/tensor-data.js';
+import type { KeptView } from '../../onnx/worker-protocol.js';
 
 export interface LowRankLinear {
   name: string;

@@ -5,12 +5,12 @@
  * LayerNorm eps and activation).
  */
 import { existsSync } from 'node:fs';
-import type { RgbImage } from '../images/decode.js';
-import type { BuiltModel } from '../onnx/graph.js';
-import type { InferenceWorker, RemoteSession } from '../onnx/runner.js';
-import type { SessionSettings } from '../onnx/session-options.js';
-import type { TensorData, TensorMap } from '../onnx/tensor-data.js';
-import { positiveInt } from '../models/text/checkpoint.js';
+import type { RgbImage } from '../../images/decode.js';
+import type { BuiltModel } from '../../onnx/graph.js';
+import type { InferenceWorker, RemoteSession } from '../../onnx/runner.js';
+import type { SessionSettings } from '../../onnx/session-options.js';
+import type { TensorData, TensorMap } from '../../onnx/tensor-data.js';
+import { positiveInt } from '../common/checkpoint.js';
 import { configError, openSafetyCheckpoint, type SafetyCheckpoint, type SafetyModelKind } from './checkpoint.js';
 import { ImageProcessor, type ProcessorConfig } from './processor.js';
 import type { TowerConfig } from './vision-graph.js';

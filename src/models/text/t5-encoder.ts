@@ -4,15 +4,17 @@
  * attended, as both references do), gated tanh-GELU feed-forward, RMS norms. Computes in
  * float32 from the stored weights; bf16/f16/f8 weights are cast just in time, one at a time.
  */
-import { GraphBuilder, type BuiltModel, type Value } from '../onnx/graph.js';
-import * as op from '../onnx/ops/index.js';
-import type { InferenceWorker, RemoteSession } from '../onnx/runner.js';
-import type { SessionSettings } from '../onnx/session-options.js';
-import { int64Tensor, type TensorData } from '../onnx/tensor-data.js';
-import { externalRef, floatWeight } from '../onnx/weights.js';
-import { QUANTIZED_8BIT, quantizedCache, quantizedLinear } from '../weights/quantized-cache.js';
-import type { SafetensorsFile } from '../weights/safetensors.js';
-import { checkTokenIds, openTextEncoderCheckpoint, positiveInt, TextEncoderCheckpointError, type TextEncoderCheckpoint, type TextEncoderKind } from './text/checkpoint.js';
+import { GraphBuilder, type BuiltModel, type Value } from '../../onnx/graph.js';
+import * as op from '../../onnx/ops/index.js';
+import type { InferenceWorker, RemoteSession } from '../../onnx/runner.js';
+import type { SessionSettings } from '../../onnx/session-options.js';
+import { int64Tensor, type TensorData } from '../../onnx/tensor-data.js';
+import { externalRef, floatWeight } from '../common/stored-weights.js';
+import { QUANTIZED_8BIT, quantizedCache } from '../../weights/quantized-cache.js';
+import { quantizedLinear } from '../common/quantized-linear.js';
+import type { SafetensorsFile } from '../../weights/safetensors.js';
+import { positiveInt } from '../common/checkpoint.js';
+import { checkTokenIds, openTextEncoderCheckpoint, TextEncoderCheckpointError, type TextEncoderCheckpoint, type TextEncoderKind } from './checkpoint.js';
 
 export interface T5Config {
   vocabSize: number;

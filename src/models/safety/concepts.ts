@@ -5,7 +5,7 @@
  * adjustment switched on by the first special concept that fires (and carried to the special
  * concepts after it), and has_nsfw when any concept's rounded score is > 0.
  */
-import type { TensorData } from '../onnx/tensor-data.js';
+import type { TensorData } from '../../onnx/tensor-data.js';
 
 export interface ConceptSet {
   /** [K, D] row-major. */

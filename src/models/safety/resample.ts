@@ -4,7 +4,7 @@
  * the width changes), its output clamped to uint8 before the vertical pass; the filter
  * support widens by the scale when downscaling (antialias); weights in 22-bit fixed point.
  */
-import type { RgbImage } from '../images/decode.js';
+import type { RgbImage } from '../../images/decode.js';
 
 export type Resample = 'bicubic' | 'bilinear';
 

@@ -8,8 +8,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tokenizer } from '@huggingface/tokenizers';
-import { TokenizerError } from './errors.js';
-import { buildTokenizer, readTokenizerJson } from './load.js';
+import { TokenizerError } from './tokenizer-errors.js';
+import { buildTokenizer, readTokenizerJson } from './tokenizer-files.js';
 
 export const CLIP_LENGTH = 77;
 const BOS = '<|startoftext|>';

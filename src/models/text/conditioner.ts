@@ -1,18 +1,18 @@
 /**
  * Prompt → FLUX text conditioning: T5 hidden states [1, M, d] (M = 512 for dev, 256 for
  * schnell) and the CLIP pooled vector [1, 768]. Results are kept in a bounded LRU keyed by
- * (prompt, sequence length, encoder state), so repeated prompts skip both encoders. With
- * memory 'release', the encoders are loaded for each encoding and released right after
- * (T5-XXL is 9.5 GB in bf16); 'resident' keeps them loaded.
+ * (prompt, sequence length, encoder state), so repeated prompts skip both encoders. The
+ * encoders load on the first encoding and stay loaded until `release` (the predictor's
+ * residency pool calls it when it needs the memory: T5-XXL is 9.5 GB in bf16).
  */
-import { ClipTextEncoder } from '../models/clip-text.js';
-import { NO_LOW_RANK, type LowRankState } from '../models/low-rank.js';
-import { T5Encoder, type T5Precision } from '../models/t5-encoder.js';
-import type { InferenceWorker } from '../onnx/runner.js';
-import { int64Tensor, type TensorData } from '../onnx/tensor-data.js';
-import { ClipTokenizer } from '../tokenizers/clip-tokenizer.js';
-import { T5Tokenizer } from '../tokenizers/t5-tokenizer.js';
-import { LruCache } from './lru.js';
+import { ClipTextEncoder } from './clip-text.js';
+import { NO_LOW_RANK, type LowRankState } from '../common/low-rank.js';
+import { T5Encoder, type T5Precision } from './t5-encoder.js';
+import type { InferenceWorker } from '../../onnx/runner.js';
+import { int64Tensor, type TensorData } from '../../onnx/tensor-data.js';
+import { ClipTokenizer } from './clip-tokenizer.js';
+import { T5Tokenizer } from './t5-tokenizer.js';
+import { LruCache } from '../../util/lru-cache.js';
 
 export interface TextConditionerOptions {
   t5: string;
@@ -20,7 +20,6 @@ export interface TextConditionerOptions {
   t5Tokenizer: string;
   clipTokenizer: string;
   t5Precision?: T5Precision;
-  memory?: 'resident' | 'release';
   /** Prompt embeddings kept (default 32). */
   cacheEntries?: number;
   cacheDir?: string;
@@ -105,14 +104,10 @@ export class TextConditioner {
     const t5Ids = this.t5Tokenizer.encode(prompt, t5Length);
     const clipIds = this.clipTokenizer.encode(prompt);
     const encoders = await this.load();
-    try {
-      const t5 = await encoders.t5.encode(int64Tensor([1, t5Length], t5Ids.ids), options);
-      const { pooled } = await encoders.clip.encode(int64Tensor([1, clipIds.ids.length], clipIds.ids), options);
-      const result = { t5, pooled, truncated: { t5: t5Ids.truncated, clip: clipIds.truncated } };
-      this.cache.set(key, result);
-      return result;
-    } finally {
-      if (this.options.memory === 'release') await this.release();
-    }
+    const t5 = await encoders.t5.encode(int64Tensor([1, t5Length], t5Ids.ids), options);
+    const { pooled } = await encoders.clip.encode(int64Tensor([1, clipIds.ids.length], clipIds.ids), options);
+    const result = { t5, pooled, truncated: { t5: t5Ids.truncated, clip: clipIds.truncated } };
+    this.cache.set(key, result);
+    return result;
   }
 }

@@ -4,10 +4,10 @@
  * layers x += out(MHA(LN₁(x))); x += fc2(act(fc1(LN₂(x)))). The models differ only in key
  * names, stored shapes, LayerNorm eps, the activation and what surrounds the encoder.
  */
-import type { GraphBuilder, Value } from '../onnx/graph.js';
-import * as op from '../onnx/ops/index.js';
-import { externalRef, floatWeight } from '../onnx/weights.js';
-import type { TensorInfo } from '../weights/safetensors.js';
+import type { GraphBuilder, Value } from '../../onnx/graph.js';
+import * as op from '../../onnx/ops/index.js';
+import { externalRef, floatWeight } from '../common/stored-weights.js';
+import type { TensorInfo } from '../../weights/safetensors.js';
 
 /** A tower's configuration (transformers CLIPVisionConfig / ViTConfig). */
 export interface TowerConfig {

@@ -6,12 +6,12 @@
  * caller logs it as `Error running safety checker: <error>`. Both models load once and stay.
  */
 import type { RgbImage } from '../images/decode.js';
-import { ClipVisionModel } from '../models/clip-vision.js';
-import { SAFE_LABEL, ViTClassifier } from '../models/vit-classifier.js';
+import { ClipVisionModel } from '../models/safety/clip-vision.js';
+import { SAFE_LABEL, ViTClassifier } from '../models/safety/vit-classifier.js';
 import { RunCancelledError } from '../onnx/errors.js';
 import type { InferenceWorker } from '../onnx/runner.js';
 import type { TensorData } from '../onnx/tensor-data.js';
-import { conceptDecisions } from './concepts.js';
+import { conceptDecisions } from '../models/safety/concepts.js';
 
 export interface SafetyPaths {
   /** The diffusers `safety_checker/` folder (config.json + model.safetensors), a pipeline root holding it, or the weights file. */

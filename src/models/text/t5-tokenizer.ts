@@ -7,8 +7,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tokenizer } from '@huggingface/tokenizers';
-import { TokenizerError } from './errors.js';
-import { buildTokenizer, readTokenizerJson } from './load.js';
+import { TokenizerError } from './tokenizer-errors.js';
+import { buildTokenizer, readTokenizerJson } from './tokenizer-files.js';
 
 export class T5Tokenizer {
   private constructor(

@@ -1,7 +1,7 @@
 /** Reading tokenizer files and building @huggingface/tokenizers instances, with errors naming the source. */
 import { readFileSync } from 'node:fs';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { TokenizerError } from './errors.js';
+import { TokenizerError } from './tokenizer-errors.js';
 
 export function readTokenizerJson(path: string): unknown {
   try {

@@ -4,19 +4,19 @@
  * inference worker, and turns a forward call's inputs (σ, guidance, ids) into the graph's
  * conditioning inputs.
  */
-import { InferenceWorker, type RemoteSession } from '../onnx/runner.js';
-import { float32Tensor, int64Tensor, type TensorData, type TensorMap } from '../onnx/tensor-data.js';
-export type { LowRankState, LowRankUpdate } from './low-rank.js';
-import type { SessionSettings } from '../onnx/session-options.js';
-import { openFluxCheckpoint, type FluxCheckpoint } from './flux/checkpoint.js';
-import type { FluxConfig } from './flux/config.js';
-import { embeddingArgument, ropeTables, timestepEmbedding } from './flux/conditioning.js';
-import { exactParameters } from './flux/exact-parameters.js';
-import { buildFluxGraph, FLUX_INPUTS, FLUX_OUTPUT } from './flux/graph.js';
-import { lowRankFeeds, lowRankScaleFeeds, lowRankViews, NO_LOW_RANK, type LowRankState } from './low-rank.js';
-import { linearSpecs } from './flux/layout.js';
-import { fluxQuantizedCache, quantizedParameters } from './flux/quantized-parameters.js';
-import { QUANTIZED_4BIT, QUANTIZED_8BIT } from '../weights/quantized-cache.js';
+import { InferenceWorker, type RemoteSession } from '../../onnx/runner.js';
+import { float32Tensor, int64Tensor, type TensorData, type TensorMap } from '../../onnx/tensor-data.js';
+export type { LowRankState, LowRankUpdate } from '../common/low-rank.js';
+import type { SessionSettings } from '../../onnx/session-options.js';
+import { openFluxCheckpoint, type FluxCheckpoint } from './checkpoint.js';
+import type { FluxConfig } from './config.js';
+import { embeddingArgument, ropeTables, timestepEmbedding } from './conditioning.js';
+import { exactParameters } from './exact-parameters.js';
+import { buildFluxGraph, FLUX_INPUTS, FLUX_OUTPUT } from './graph.js';
+import { lowRankFeeds, lowRankScaleFeeds, lowRankViews, NO_LOW_RANK, type LowRankState } from '../common/low-rank.js';
+import { linearSpecs } from './layout.js';
+import { fluxQuantizedCache, quantizedParameters } from './quantized-parameters.js';
+import { QUANTIZED_4BIT, QUANTIZED_8BIT } from '../../weights/quantized-cache.js';
 
 export type FluxPrecision = 'exact' | 'int8' | 'int4';
 

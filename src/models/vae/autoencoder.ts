@@ -3,13 +3,13 @@
  * decoder (latent → image) sessions in the inference worker, and the latent scaling
  * z = scale·(ẑ − shift) / ẑ = z/scale + shift (flux-math.md §2.11).
  */
-import type { InferenceWorker, RemoteSession } from '../onnx/runner.js';
-import type { SessionSettings } from '../onnx/session-options.js';
-import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
-import { openVaeCheckpoint, type VaeCheckpoint } from './vae/checkpoint.js';
-import { vaeScaleFactor, type VaeConfig } from './vae/config.js';
-import { buildVaeDecoder, buildVaeEncoder } from './vae/graph.js';
-import { planTiles, TileBlender } from './vae/tiling.js';
+import type { InferenceWorker, RemoteSession } from '../../onnx/runner.js';
+import type { SessionSettings } from '../../onnx/session-options.js';
+import { float32Tensor, type TensorData } from '../../onnx/tensor-data.js';
+import { openVaeCheckpoint, type VaeCheckpoint } from './checkpoint.js';
+import { vaeScaleFactor, type VaeConfig } from './config.js';
+import { buildVaeDecoder, buildVaeEncoder } from './graph.js';
+import { planTiles, TileBlender } from './tiling.js';
 
 export class VaeInputError extends Error {
   constructor(message: string) {

@@ -6,14 +6,14 @@
  * settings come with it.
  */
 import { join } from 'node:path';
-import { GraphBuilder, type BuiltModel } from '../onnx/graph.js';
-import type { InferenceWorker } from '../onnx/runner.js';
-import type { SessionSettings } from '../onnx/session-options.js';
-import type { TensorData } from '../onnx/tensor-data.js';
-import { configError, SafetyCheckpointError, type SafetyCheckpoint, type SafetyModelKind } from '../safety/checkpoint.js';
-import { VIT_PROCESSOR_DEFAULTS } from '../safety/processor.js';
-import { addLinearShapes, classToken, layerNorm, linear, storedWeights, tower, towerShapes, type TowerConfig, type TowerNames } from '../safety/vision-graph.js';
-import { loadVisionParts, towerConfig, VisionModel, type VisionModelSpec } from '../safety/vision-model.js';
+import { GraphBuilder, type BuiltModel } from '../../onnx/graph.js';
+import type { InferenceWorker } from '../../onnx/runner.js';
+import type { SessionSettings } from '../../onnx/session-options.js';
+import type { TensorData } from '../../onnx/tensor-data.js';
+import { configError, SafetyCheckpointError, type SafetyCheckpoint, type SafetyModelKind } from './checkpoint.js';
+import { VIT_PROCESSOR_DEFAULTS } from './processor.js';
+import { addLinearShapes, classToken, layerNorm, linear, storedWeights, tower, towerShapes, type TowerConfig, type TowerNames } from './vision-graph.js';
+import { loadVisionParts, towerConfig, VisionModel, type VisionModelSpec } from './vision-model.js';
 
 export interface ViTClassifierConfig extends TowerConfig {
   /** Classifier outputs: as many as id2label has entries (transformers' num_labels). */

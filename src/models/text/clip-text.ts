@@ -4,14 +4,15 @@
  * FLUX uses the pooled output: the hidden state at the first position of the highest
  * token id (the first EOS).
  */
-import { GraphBuilder, type BuiltModel, type Value } from '../onnx/graph.js';
-import * as op from '../onnx/ops/index.js';
-import type { InferenceWorker, RemoteSession } from '../onnx/runner.js';
-import type { SessionSettings } from '../onnx/session-options.js';
-import { float32Tensor, int64Tensor, type TensorData } from '../onnx/tensor-data.js';
-import { externalRef, floatWeight } from '../onnx/weights.js';
-import { lowRankFeeds, lowRankInputs, NO_LOW_RANK, type LowRankLinear, type LowRankState } from './low-rank.js';
-import { checkTokenIds, openTextEncoderCheckpoint, positiveInt, TextEncoderCheckpointError, TextEncoderInputError, type TextEncoderCheckpoint, type TextEncoderKind } from './text/checkpoint.js';
+import { GraphBuilder, type BuiltModel, type Value } from '../../onnx/graph.js';
+import * as op from '../../onnx/ops/index.js';
+import type { InferenceWorker, RemoteSession } from '../../onnx/runner.js';
+import type { SessionSettings } from '../../onnx/session-options.js';
+import { float32Tensor, int64Tensor, type TensorData } from '../../onnx/tensor-data.js';
+import { externalRef, floatWeight } from '../common/stored-weights.js';
+import { lowRankFeeds, lowRankInputs, NO_LOW_RANK, type LowRankLinear, type LowRankState } from '../common/low-rank.js';
+import { positiveInt } from '../common/checkpoint.js';
+import { checkTokenIds, openTextEncoderCheckpoint, TextEncoderCheckpointError, TextEncoderInputError, type TextEncoderCheckpoint, type TextEncoderKind } from './checkpoint.js';
 
 export interface ClipTextConfig {
   vocabSize: number;

@@ -7,8 +7,8 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { openTensorSource, type TensorInfo, type TensorSource } from '../weights/safetensors.js';
-import { CheckpointError, checkpointProblems, modelFolder, readCheckpointConfig } from '../models/checkpoint-check.js';
+import { openTensorSource, type TensorInfo, type TensorSource } from '../../weights/safetensors.js';
+import { CheckpointError, checkpointProblems, modelFolder, readCheckpointConfig } from '../common/checkpoint.js';
 
 export class SafetyCheckpointError extends CheckpointError {}
 

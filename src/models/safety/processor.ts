@@ -5,8 +5,8 @@
  * `preprocessor_config.json` in the format both processors save.
  */
 import { readFileSync } from 'node:fs';
-import type { RgbImage } from '../images/decode.js';
-import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
+import type { RgbImage } from '../../images/decode.js';
+import { float32Tensor, type TensorData } from '../../onnx/tensor-data.js';
 import { resizeRgb, type Resample } from './resample.js';
 
 export interface ProcessorConfig {

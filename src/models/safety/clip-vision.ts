@@ -6,16 +6,16 @@
  * image_embeds = pooled·Wprojᵀ. Its CLIPImageProcessor settings come with it.
  */
 import { join } from 'node:path';
-import { GraphBuilder, type BuiltModel } from '../onnx/graph.js';
-import type { InferenceWorker } from '../onnx/runner.js';
-import type { SessionSettings } from '../onnx/session-options.js';
-import { configError, type SafetyCheckpoint, type SafetyModelKind } from '../safety/checkpoint.js';
-import type { SafetyConcepts } from '../safety/concepts.js';
-import { CLIP_PROCESSOR_DEFAULTS } from '../safety/processor.js';
-import { addLinearShapes, classToken, layerNorm, linear, storedWeights, tower, towerShapes, type TowerConfig, type TowerNames } from '../safety/vision-graph.js';
-import { loadVisionParts, towerConfig, VisionModel, type VisionModelSpec, type VisionParts } from '../safety/vision-model.js';
-import type { TensorSource } from '../weights/safetensors.js';
-import { positiveInt } from './text/checkpoint.js';
+import { GraphBuilder, type BuiltModel } from '../../onnx/graph.js';
+import type { InferenceWorker } from '../../onnx/runner.js';
+import type { SessionSettings } from '../../onnx/session-options.js';
+import { configError, type SafetyCheckpoint, type SafetyModelKind } from './checkpoint.js';
+import type { SafetyConcepts } from './concepts.js';
+import { CLIP_PROCESSOR_DEFAULTS } from './processor.js';
+import { addLinearShapes, classToken, layerNorm, linear, storedWeights, tower, towerShapes, type TowerConfig, type TowerNames } from './vision-graph.js';
+import { loadVisionParts, towerConfig, VisionModel, type VisionModelSpec, type VisionParts } from './vision-model.js';
+import type { TensorSource } from '../../weights/safetensors.js';
+import { positiveInt } from '../common/checkpoint.js';
 
 export interface ClipVisionConfig extends TowerConfig {
   projectionDim: number;

@@ -1,0 +1,18 @@
+/** What an evaluator of `flux-lora eval` is asked, and what it offers. */
+export interface EvalRequest {
+  /** Checkpoint file or folder of the component. */
+  model: string;
+  /** Golden case file (.safetensors) with inputs named `case<k>.<name>`. */
+  casePath: string;
+  /** Where to write the outputs, under the names the golden README uses. */
+  outPath: string;
+  /** LoRA files with their strengths (components that take LoRAs only). */
+  loras: { path: string; scale: number }[];
+}
+
+export interface Evaluator {
+  component: string;
+  summary: string;
+  acceptsLoras: boolean;
+  evaluate(request: EvalRequest): Promise<void>;
+}
