@@ -13,7 +13,7 @@ import { GraphBuilder } from '../src/onnx/graph.js';
 import { matmul } from '../src/onnx/ops/linalg.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
 import { float32Tensor } from '../src/onnx/tensor-data.js';
-import { externalRef, floatWeight } from '../src/onnx/weights.js';
+import { externalRef, floatWeight } from '../src/models/common/stored-weights.js';
 import { f32ToBf16 } from '../src/weights/dtypes.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
 import { writeSafetensors } from '../src/weights/safetensors-writer.js';

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FluxTransformer, type FluxPrecision } from '../src/models/flux-transformer.js';
+import { FluxTransformer, type FluxPrecision } from '../src/models/flux/transformer.js';
 import { FLUX_DEV_CONFIG, type FluxConfig } from '../src/models/flux/config.js';
 import { linearSpecs } from '../src/models/flux/layout.js';
 import { GraphBuilder } from '../src/onnx/graph.js';

@@ -14,7 +14,7 @@ import { encodeModel } from '../src/onnx/onnx-proto.js';
 import { matmul } from '../src/onnx/ops/linalg.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
 import { float32Tensor } from '../src/onnx/tensor-data.js';
-import { externalRef, floatWeight } from '../src/onnx/weights.js';
+import { externalRef, floatWeight } from '../src/models/common/stored-weights.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
 import { writeSafetensors } from '../src/weights/safetensors-writer.js';
 import { randomFloats } from './random.js';

@@ -12,10 +12,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLIP_VISION_KIND } from '../src/models/clip-vision.js';
-import { VIT_CLASSIFIER_KIND } from '../src/models/vit-classifier.js';
+import { CLIP_VISION_KIND } from '../src/models/safety/clip-vision.js';
+import { VIT_CLASSIFIER_KIND } from '../src/models/safety/vit-classifier.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
-import { SafetyChecker, type SafetyPaths } from '../src/safety/checker.js';
+import { SafetyChecker, type SafetyPaths } from '../src/pipeline/safety-checker.js';
 import { f32ToF16 } from '../src/weights/dtypes.js';
 import { writeSafetensors } from '../src/weights/safetensors-writer.js';
 import { randomFloats } from './random.js';

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { T5_KIND, T5Encoder, type T5Config, type T5Precision } from '../src/models/t5-encoder.js';
+import { T5_KIND, T5Encoder, type T5Config, type T5Precision } from '../src/models/text/t5-encoder.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
 import { int64Tensor } from '../src/onnx/tensor-data.js';
 import { writeRandomCheckpoint } from './random-checkpoint.js';

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Vae } from '../src/models/vae.js';
+import { Vae } from '../src/models/vae/autoencoder.js';
 import { FLUX_VAE_CONFIG } from '../src/models/vae/config.js';
 import { vaeTensors } from '../src/models/vae/layout.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
