@@ -1,6 +1,6 @@
 /**
  * `flux-lora eval safety-clip | safety-vit` on the golden safety case files
- * (golden/safety/README.md §1): `pixel_values` [N, 3, S, S] through stage 1 (the CLIP vision
+ * (test/golden/data/safety/README.md §1): `pixel_values` [N, 3, S, S] through stage 1 (the CLIP vision
  * tower, projection and the concept decisions) or stage 2 (the ViT classifier), written under
  * the golden names. The case files hold float64 decision scores, which the weights reader
  * (src/weights) refuses by design, so they are read here; outputs are written as float32,

@@ -4,7 +4,7 @@ export interface EvalRequest {
   model: string;
   /** Golden case file (.safetensors) with inputs named `case<k>.<name>`. */
   casePath: string;
-  /** Where to write the outputs, under the names the golden README uses. */
+  /** Where to write the outputs, under the names the test/golden/data/README.md uses. */
   outPath: string;
   /** LoRA files with their strengths (components that take LoRAs only). */
   loras: { path: string; scale: number }[];

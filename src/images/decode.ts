@@ -1,7 +1,7 @@
 /**
  * Decodes input images with sharp: png, jpeg, webp and gif (first frame) only; the pixel
  * count is checked from the header before any decoding (decompression bombs); EXIF
- * orientation is applied and alpha is flattened onto white (DECISIONS.md).
+ * orientation is applied and alpha is flattened onto white (docs/decisions.md).
  */
 import sharp from 'sharp';
 import { ImageInputError } from './errors.js';

@@ -1,4 +1,4 @@
-/** Output encoding (reference-behaviour.md §4.11): webp lossy, jpg optimized, png; names out-<i>.<ext>. */
+/** Output encoding (docs/reference-behaviour.md §4.11): webp lossy, jpg optimized, png; names out-<i>.<ext>. */
 import sharp from 'sharp';
 import type { RgbImage } from './decode.js';
 

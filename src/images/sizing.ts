@@ -1,4 +1,4 @@
-/** Generation sizes derived from an input image (reference-behaviour.md §4.2). */
+/** Generation sizes derived from an input image (docs/reference-behaviour.md §4.2). */
 
 const roundUp16 = (v: number) => Math.ceil(v / 16) * 16;
 

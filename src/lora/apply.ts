@@ -5,7 +5,7 @@
  *   up     = [B₁ | B₂ | …]         [out, Σr]   (B rows restricted to the linear's part)
  *   factor = [α₁/r₁ … ; α₂/r₂ …]   [Σr]
  *   bias   = [b_B₁ ; b_B₂ ; …]     [slots, out]
- * which equals merging W' = W + Σ sᵢ(αᵢ/rᵢ)BᵢAᵢ, b' = b + Σ sᵢ b_Bᵢ (flux-math.md §5.1, §5.4) without
+ * which equals merging W' = W + Σ sᵢ(αᵢ/rᵢ)BᵢAᵢ, b' = b + Σ sᵢ b_Bᵢ (docs/flux-math.md §5.1, §5.4) without
  * touching the base weights or the session; a strength change only rebinds s.
  */
 import type { LowRankState, LowRankUpdate } from '../models/common/low-rank.js';

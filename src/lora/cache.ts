@@ -1,5 +1,5 @@
 /**
- * The LoRA download cache (DECISIONS.md "LoRA download cache"): entries are keyed on the resolved
+ * The LoRA download cache (docs/decisions.md "LoRA download cache"): entries are keyed on the resolved
  * download URL (never on tokens), stored as `<sha256(key)[:32]>.safetensors`, listed in an index
  * file written atomically so that the LRU order survives restarts, and evicted least recently used
  * first when the folder grows past its size cap. A download goes to a temp file in the folder, is

@@ -2,7 +2,7 @@
  * Where a LoRA module lands in the FLUX transformer graph: the canonical linears (and row
  * ranges of the module's output) it updates. Built from the same layout tables the
  * checkpoint loader uses, so every spelling of a module — BFL, diffusers, their kohya
- * underscore forms, XLabs — resolves to the graph's split linears (flux-math.md §5.4, §5.6).
+ * underscore forms, XLabs — resolves to the graph's split linears (docs/flux-math.md §5.4, §5.6).
  */
 import type { FluxConfig } from '../models/flux/config.js';
 import { clipLinears, type ClipTextConfig } from '../models/text/clip-text.js';

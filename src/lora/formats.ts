@@ -1,5 +1,5 @@
 /**
- * Reads a LoRA file in any of the common FLUX formats (flux-math.md §5.2–5.3) into one
+ * Reads a LoRA file in any of the common FLUX formats (docs/flux-math.md §5.2–5.3) into one
  * canonical form: per module, down A [r, in], up B [out, r], the factor α/r and an
  * optional up bias, with the module named in the namespace its format uses.
  */

@@ -1,7 +1,7 @@
 /**
  * A user's LoRA string (`replicate_weights`, `extra_lora`) → where the weights come from.
  *
- * The rules follow reference-behaviour.md §4.9.1 with the DECISIONS.md fixes: scheme-less URLs are
+ * The rules follow docs/reference-behaviour.md §4.9.1 with the docs/decisions.md fixes: scheme-less URLs are
  * the URLs they spell (`replicate.com/a/b`, `example.com/x.safetensors`), CivitAI model pages name a
  * model whose newest version is looked up (a `modelVersionId` query wins), any http(s) `.tar` URL is
  * a tarball, and local paths are accepted inside an operator-chosen folder only.

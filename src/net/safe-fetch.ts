@@ -1,5 +1,5 @@
 /**
- * Fetching user-supplied URLs (input images, LoRA files) under the rules of DECISIONS.md:
+ * Fetching user-supplied URLs (input images, LoRA files) under the rules of docs/decisions.md:
  * http(s) only; never loopback, private, link-local or metadata addresses unless the
  * operator allows them; capped size, time and redirects. Every hop of a redirect is checked.
  */

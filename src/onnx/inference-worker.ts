@@ -1,6 +1,6 @@
 /**
  * Worker-thread entry that owns onnxruntime sessions. session.run() blocks the thread
- * it runs on (onnxruntime-notes pitfall 7), so it never runs on the main event loop.
+ * it runs on (docs/onnxruntime.md pitfall 7), so it never runs on the main event loop.
  */
 import { parentPort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';

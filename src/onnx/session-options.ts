@@ -1,5 +1,5 @@
 /**
- * onnxruntime session options, chosen from the measurements in onnxruntime-notes.md:
+ * onnxruntime session options, chosen from the measurements in docs/onnxruntime.md:
  * - prepacking stays on (MatMul/MatMulNBits are 1.5–4× slower without it, §3);
  * - ConstantFolding is disabled when the graph casts bf16/f16 initializers, which it would
  *   otherwise materialize as float32 copies, doubling resident weights (§4, pitfall 2);

@@ -1,5 +1,5 @@
 /**
- * The rectified-flow Euler loop (flux-math.md §4.6) with img2img start and inpainting
+ * The rectified-flow Euler loop (docs/flux-math.md §4.6) with img2img start and inpainting
  * blends (§4.8–4.9): x ← x + (σᵢ₊₁ − σᵢ)·v, one transformer evaluation per step, with
  * progress callbacks and cancellation between steps.
  */

@@ -1,4 +1,4 @@
-/** Latent packing and position ids (flux-math.md §4.4) and the posterior sample (§2.11). */
+/** Latent packing and position ids (docs/flux-math.md §4.4) and the posterior sample (§2.11). */
 
 /** [B, C, h, w] → [B, (h/2)·(w/2), 4C]: token (i, j) holds the 2×2 patch, channel c·4 + 2·di + dj. */
 export function pack(latent: Float32Array, batch: number, channels: number, h: number, w: number): Float32Array {

@@ -1,5 +1,5 @@
 /**
- * Seeded Gaussian noise that reproduces PyTorch's CPU `randn` (flux-math.md §4.3), so a seed
+ * Seeded Gaussian noise that reproduces PyTorch's CPU `randn` (docs/flux-math.md §4.3), so a seed
  * gives the same starting latents as the references: MT19937, one 32-bit draw per uniform,
  * Box–Muller over blocks of 16 (first 8 uniforms give u1, next 8 give u2). The FLUX references
  * sample in bf16, whose uniforms have 8 bits. PyTorch evaluated that bf16 path with every

@@ -1,5 +1,5 @@
 /**
- * The two-stage safety checker of cog-flux (reference-behaviour.md §4.10, golden/safety/README.md
+ * The two-stage safety checker of cog-flux (docs/reference-behaviour.md §4.10, test/golden/data/safety/README.md
  * §4): stage 1 (the Stable Diffusion safety checker) on all images in one batch; stage 2 (the
  * ViT classifier, batch of 1 on the original image) only on the images stage 1 flags, which
  * are unsafe unless it labels them "normal". A stage-2 failure counts the image unsafe; the

@@ -1,5 +1,5 @@
 /**
- * Flow-matching Euler schedule (flux-math.md §4.5), computed exactly as the reference
+ * Flow-matching Euler schedule (docs/flux-math.md §4.5), computed exactly as the reference
  * (diffusers FlowMatchEulerDiscreteScheduler via FluxPipeline) does, to the float32 bit:
  * σ⁰ = float32(linspace(1, 1/S, S)) with a final 0; dev shifts by μ = m·N + b (float64,
  * unclamped): σ = e^μ / (e^μ + (1/σ⁰ − 1)) in float32; schnell does not shift.

@@ -1,6 +1,6 @@
 /**
  * The image and mask inputs of img2img and inpainting, read and prepared at the generation
- * size (reference-behaviour.md §4.2, §4.7): the image is Lanczos-stretched to its size
+ * size (docs/reference-behaviour.md §4.2, §4.7): the image is Lanczos-stretched to its size
  * capped at 1440 and rounded up to 16; the mask is stretched to the same size (nearest) and
  * binarized (white = repaint).
  */

@@ -1,5 +1,5 @@
 /**
- * Validates a prediction request against the input schema and the rules of DECISIONS.md,
+ * Validates a prediction request against the input schema and the rules of docs/decisions.md,
  * collecting every problem with the input it concerns, then resolves defaults and derived
  * values: mode, txt2img size, model-specific steps, seed, back-end.
  */
@@ -139,7 +139,7 @@ export function resolveInput(request: unknown): ResolvedInput {
     promptStrength: raw.prompt_strength,
     model: raw.model,
     numOutputs: raw.num_outputs,
-    // schnell without explicit steps runs 4 (DECISIONS.md); an explicit value is always honoured.
+    // schnell without explicit steps runs 4 (docs/decisions.md); an explicit value is always honoured.
     steps: raw.num_inference_steps ?? (raw.model === 'schnell' ? 4 : 28),
     guidance: raw.guidance_scale,
     seed,

@@ -1,8 +1,8 @@
 /**
- * The predictor: one request object (the 21 inputs of model-page.txt) → output image files.
+ * The predictor: one request object (the 21 inputs of docs/inputs.md) → output image files.
  * Validates every input first (nothing is loaded or written for a bad request), then runs
  * text encoding → denoising per output → decoding → encoding, with the components loaded
- * through the residency pool. Output i is the image that seed+i gives alone (DECISIONS.md).
+ * through the residency pool. Output i is the image that seed+i gives alone (docs/decisions.md).
  * Predictions run one at a time, in arrival order.
  */
 import { randomBytes } from 'node:crypto';
@@ -95,7 +95,7 @@ export interface PredictionResult {
 const T5_LENGTH: Record<Variant, number> = { dev: 512, schnell: 256 };
 /** LoRA files whose matrices stay in the inference worker for switching by reference. */
 const KEPT_LORAS = 4;
-/** go_fast multiplies every LoRA strength by 1.5, as the schema text says (DECISIONS.md). */
+/** go_fast multiplies every LoRA strength by 1.5, as the schema text says (docs/decisions.md). */
 const GO_FAST_LORA_MULTIPLIER = 1.5;
 
 type Log = (line: string) => void;
@@ -380,7 +380,7 @@ export class Predictor {
   }
 
   /**
-   * The indices of the images the safety checker lets through (reference-behaviour.md §4.10),
+   * The indices of the images the safety checker lets through (docs/reference-behaviour.md §4.10),
    * logging each dropped one; every image dropped fails the prediction with the reference's message.
    */
   async safeIndices(images: readonly RgbImage[], log: Log, signal?: AbortSignal): Promise<number[]> {

@@ -1,4 +1,4 @@
-/** txt2img output sizes (reference-behaviour.md §2.4, DECISIONS.md). */
+/** txt2img output sizes (docs/reference-behaviour.md §2.4, docs/decisions.md). */
 import type { AspectRatio } from './schema.js';
 
 /** width × height for megapixels "1"; "0.25" halves each side. */

@@ -1,6 +1,6 @@
 /**
  * Block quantization of Linear weights into the layout of onnxruntime's
- * com.microsoft::MatMulNBits (onnxruntime-notes §4):
+ * com.microsoft::MatMulNBits (docs/onnxruntime.md §4):
  *   data        uint8 [N, kBlocks, blockSize·bits/8], each block along K, 4-bit values low nibble first;
  *   scales      float32 [N·kBlocks];
  *   zeroPoints  uint8, per column: 8-bit one per block [N·kBlocks], 4-bit two per byte [N·⌈kBlocks/2⌉].

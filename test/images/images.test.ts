@@ -55,7 +55,7 @@ describe('generation size from an input image (reference §7.2)', () => {
   });
 });
 
-describe('masks (reference §7.10)', () => {
+describe('masks (docs/reference-behaviour.md §7.10)', () => {
   it.each([
     [[255, 255, 255], 1], [[0, 0, 0], 0], [[128, 128, 128], 1], [[127, 127, 127], 0], [[255, 0, 0], 0], [[0, 255, 0], 1],
   ] as [number[], number][])('pixel %j → %i', (pixel, expected) => {

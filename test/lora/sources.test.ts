@@ -1,6 +1,6 @@
 /**
- * LoRA source strings → sources and download URLs: the vectors of reference-behaviour.md §7.5 with
- * the DECISIONS.md changes (scheme-less URLs are URLs, CivitAI model pages and modelVersionId, any
+ * LoRA source strings → sources and download URLs: the vectors of docs/reference-behaviour.md §7.5 with
+ * the docs/decisions.md changes (scheme-less URLs are URLs, CivitAI model pages and modelVersionId, any
  * .tar URL), and the reference's error messages.
  */
 import { describe, expect, it } from 'vitest';
@@ -40,7 +40,7 @@ function resolved(source: LoraSource): string {
 const MONA = 'https://replicate.com/fofr/flux-mona-lisa/_weights';
 const MONA_VERSION = 'https://replicate.com/fofr/flux-mona-lisa/versions/abc123/_weights';
 
-describe('§7.5 LoRA identifier → download URL (with DECISIONS.md)', () => {
+describe('§7.5 LoRA identifier → download URL (with docs/decisions.md)', () => {
   it.each([
     ['fofr/flux-mona-lisa', MONA],
     ['fofr/flux-mona-lisa/', MONA],
@@ -48,7 +48,7 @@ describe('§7.5 LoRA identifier → download URL (with DECISIONS.md)', () => {
     ['fofr/flux-mona-lisa/abc123', MONA_VERSION],
     ['fofr/flux-mona-lisa/versions/abc123', MONA_VERSION],
     ['https://replicate.com/fofr/flux-mona-lisa/versions/abc123', MONA_VERSION],
-    // DECISIONS: scheme-less URLs are the URLs they spell (the reference misparses these as Replicate ids).
+    // docs/decisions.md: scheme-less URLs are the URLs they spell (the reference misparses these as Replicate ids).
     ['replicate.com/fofr/flux-mona-lisa', MONA],
     ['replicate.com/fofr/flux-mona-lisa/versions/abc123/', MONA_VERSION],
     ['huggingface.co/multimodalart/flux-tarot-v1', 'list https://huggingface.co/api/models/multimodalart/flux-tarot-v1'],
@@ -56,7 +56,7 @@ describe('§7.5 LoRA identifier → download URL (with DECISIONS.md)', () => {
     ['https://huggingface.co/owner/model/resolve/main/lora.safetensors', 'https://huggingface.co/owner/model/resolve/main/lora.safetensors'],
     ['huggingface.co/owner/model/resolve/main/lora.safetensors', 'https://huggingface.co/owner/model/resolve/main/lora.safetensors'],
     ['https://huggingface.co/owner/model/blob/v2/sub/lora.safetensors', 'https://huggingface.co/owner/model/resolve/v2/sub/lora.safetensors'],
-    // DECISIONS: a CivitAI model page names the model; its newest version is looked up, a modelVersionId wins.
+    // docs/decisions.md: a CivitAI model page names the model; its newest version is looked up, a modelVersionId wins.
     ['https://civitai.com/models/12345', 'look up https://civitai.com/api/v1/models/12345'],
     ['civitai.com/models/12345/some-name/', 'look up https://civitai.com/api/v1/models/12345'],
     ['https://civitai.com/models/12345?modelVersionId=678', 'https://civitai.com/api/download/models/678?type=Model&format=SafeTensor'],

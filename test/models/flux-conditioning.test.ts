@@ -5,7 +5,7 @@ import { SafetensorsFile } from '../../src/weights/safetensors.js';
 import { goldenPath } from '../helpers/golden.js';
 
 describe('FLUX conditioning inputs', () => {
-  it('rounds σ and guidance through bf16 like the references (flux-math §7.2 G-T1, G-T2)', () => {
+  it('rounds σ and guidance through bf16 like the references (docs/flux-math.md §7.2 G-T1, G-T2)', () => {
     expect([2.5, 3.0, 3.5, 4.0, 30].map((g) => embeddingArgument(g, true))).toEqual([2496, 3008, 3504, 4000, 29952]);
     expect(embeddingArgument(3.5, false)).toBe(3500);
     expect(roundBf16(1.00390625)).toBe(1); // tie to even
@@ -17,7 +17,7 @@ describe('FLUX conditioning inputs', () => {
   });
 
   // G-T3 was computed with correctly rounded frequencies; ours are PyTorch's float32 exp values
-  // (golden README §4.2), which differ by 1 ulp at some indices: ≤ 1000·ulp(ω) ≈ 6e-5 in the angle.
+  // (test/golden/data/README.md §4.2), which differ by 1 ulp at some indices: ≤ 1000·ulp(ω) ≈ 6e-5 in the angle.
   it('matches the G-T3 embedding vectors', () => {
     const rows: [number, number[], number][] = [
       [1000, [0.562379, 0.789627, 0.439983, 0.994232, 0.82688, 0.613588, 0.107254], 50.96493],
@@ -54,7 +54,7 @@ describe('FLUX conditioning inputs', () => {
     expect(Array.from(refSin).every((v, i) => v === sin[i >> 1])).toBe(true);
   });
 
-  it('rotates a 128-wide head as in flux-math §7.5 G-Q2', () => {
+  it('rotates a 128-wide head as in docs/flux-math.md §7.5 G-Q2', () => {
     const { cos, sin } = ropeTables(FLUX_DEV_CONFIG, Float32Array.of(0, 5, 7), 1);
     const x = Float32Array.from({ length: 128 }, (_, i) => i + 1);
     const out = new Float64Array(128);

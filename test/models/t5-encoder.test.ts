@@ -11,7 +11,7 @@ const worker = useWorker();
 const tmp = useTempDir('t5-');
 
 describe('T5 encoder', () => {
-  it('buckets relative positions as flux-math §7.6 G-B1 lists', () => {
+  it('buckets relative positions as docs/flux-math.md §7.6 G-B1 lists', () => {
     const b = (rel: number) => relativePositionBucket(rel, 32, 128);
     const runs: [number, number, number][] = [
       [0, 0, 0], [-7, -1, 1], [8, 11, 24], [12, 15, 25], [16, 22, 26], [23, 31, 27], [32, 45, 28], [46, 63, 29], [64, 90, 30], [91, 500, 31],

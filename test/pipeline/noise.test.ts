@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { randn } from '../../src/pipeline/noise.js';
 
-describe('PyTorch-compatible CPU randn (flux-math §7.3)', () => {
+describe('PyTorch-compatible CPU randn (docs/flux-math.md §7.3)', () => {
   it('G-R1: float32 path, seeds 0 and 42', () => {
     const seed0 = [-1.1258, -1.1524, -0.2506, -0.4339, 0.8487, 0.692, -0.316, -2.1152, 0.3223, -1.2633, 0.35, 0.3081, 0.1198, 1.2377, 1.1168, -0.2473];
     const seed42 = [1.9269, 1.4873, 0.9007, -2.1055, 0.6784, -1.2345, -0.0431, -1.6047, -0.7521, 1.6487, -0.3925, -1.4036, -0.7279, -0.5594, -0.7688, 0.7624];

@@ -26,7 +26,7 @@ describe('input schema', () => {
   });
 });
 
-describe('txt2img sizes (reference §7.1, with DECISIONS rounding)', () => {
+describe('txt2img sizes (docs/reference-behaviour.md §7.1, with docs/decisions.md rounding)', () => {
   it.each([
     ['1:1', '1', 1024, 1024], ['1:1', '0.25', 512, 512], ['16:9', '1', 1344, 768], ['16:9', '0.25', 672, 384], ['21:9', '0.25', 768, 320],
     ['3:2', '1', 1216, 832], ['2:3', '0.25', 416, 608], ['4:5', '1', 896, 1088], ['5:4', '0.25', 544, 448], ['3:4', '1', 896, 1152],
@@ -76,7 +76,7 @@ describe('resolving a request', () => {
       { input: 'loras[0]', source: 'e/f', scale: 2 },
       { input: 'loras[1]', source: 'g/h', scale: 1 },
     ]);
-    // extra_lora alone is applied with its own scale (DECISIONS.md), not ignored or promoted.
+    // extra_lora alone is applied with its own scale (docs/decisions.md), not ignored or promoted.
     expect(resolveInput({ prompt: 'x', extra_lora: 'c/d', extra_lora_scale: -0.5 }).loras).toEqual([{ input: 'extra_lora', source: 'c/d', scale: -0.5 }]);
     expect(problems({ prompt: 'x', loras: [{ weights: 'a/b', scale: 5 }, { scale: 1 }, { weights: 'c/d', extra: 1 }] })).toEqual([
       { input: 'loras[0].scale', message: 'must be <= 3' },

@@ -8,7 +8,7 @@ import { goldenSafetyFolders, safetyGolden } from './golden-safety.js';
 
 const tmp = useTempDir('eval-safety-');
 
-/** README §6: model tensors 1e-4, cosines and raw scores 2e-5, rounded scores one rounding step, decisions exact (the 0.01 adjustment as float32). */
+/** test/golden/data/safety/README.md §6: model tensors 1e-4, cosines and raw scores 2e-5, rounded scores one rounding step, decisions exact (the 0.01 adjustment as float32). */
 const TOLERANCE: Record<string, number> = {
   special_cos: 2e-5,
   concept_cos: 2e-5,

@@ -6,7 +6,7 @@ import { goldenCases, rgbImage, safetyGolden, tensor } from './golden-safety.js'
 const clip = () => ImageProcessor.load(safetyGolden('clip_preprocessor_config.json'), CLIP_PROCESSOR_DEFAULTS, 32, 'tiny');
 const vit = () => ImageProcessor.load(safetyGolden('falcon_preprocessor_config.json'), VIT_PROCESSOR_DEFAULTS, 32, 'tiny');
 
-/** Float outputs are bit-exact when the float32 steps of README §5 are followed. */
+/** Float outputs are bit-exact when the float32 steps of test/golden/data/safety/README.md §5 are followed. */
 function expectExact(actual: ArrayLike<number>, expected: ArrayLike<number>, label: string): void {
   expect(actual.length, label).toBe(expected.length);
   let mismatches = 0;

@@ -1,5 +1,5 @@
 /**
- * Opens a FLUX transformer checkpoint in either layout users have (flux-math.md §3.2):
+ * Opens a FLUX transformer checkpoint in either layout users have (docs/flux-math.md §3.2):
  * a diffusers folder (`transformer/` with config.json and sharded safetensors + index)
  * or a BFL single file (`flux1-dev.safetensors` key names, optionally prefixed with
  * `model.diffusion_model.` or `diffusion_model.`). Detects the layout, reads or infers the

@@ -1,4 +1,4 @@
-/** FLUX.1 transformer configuration (flux-math.md §1.1), read from either checkpoint layout. */
+/** FLUX.1 transformer configuration (docs/flux-math.md §1.1), read from either checkpoint layout. */
 
 export interface FluxConfig {
   /** Packed latent channels (64 for FLUX.1: 16 latent channels × 2×2 patch). */

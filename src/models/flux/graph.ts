@@ -1,5 +1,5 @@
 /**
- * The FLUX.1 transformer as an ONNX graph (flux-math.md §2.2–2.8), for any config.
+ * The FLUX.1 transformer as an ONNX graph (docs/flux-math.md §2.2–2.8), for any config.
  * Weights come from a FluxParameters source (exact float or 8/4-bit quantized); with
  * `lora` every linear also takes low-rank inputs so LoRAs are fed at run time.
  */

@@ -1,6 +1,6 @@
 /**
  * The FLUX transformer's parameters under one canonical naming, and where each lives in
- * the two checkpoint layouts users have (flux-math.md §3.3).
+ * the two checkpoint layouts users have (docs/flux-math.md §3.3).
  *
  * Canonical names are the BFL module names, except that fused projections are split into
  * the parts the graph computes separately: `img_attn.qkv` → `img_attn.{q,k,v}`,

@@ -1,6 +1,6 @@
 /**
  * go_fast: every linear weight block-quantized to 8 (or 4) bits and run with
- * com.microsoft MatMulNBits (onnxruntime-notes §4: 1.5–1.7× the fp32 GEMM rate at ≈1 B/param),
+ * com.microsoft MatMulNBits (docs/onnxruntime.md §4: 1.5–1.7× the fp32 GEMM rate at ≈1 B/param),
  * derived once per checkpoint into the quantized cache; biases and norm scales stay in the
  * checkpoint.
  */

@@ -27,7 +27,7 @@ export interface FluxTransformerOptions {
   cacheDir?: string;
   /**
    * How σ and guidance enter the embedding: 'bf16' rounds like the references running bf16
-   * weights (guidance 3.5 → 3504, flux-math.md §6.3), 'fp32' does not; 'auto' follows the
+   * weights (guidance 3.5 → 3504, docs/flux-math.md §6.3), 'fp32' does not; 'auto' follows the
    * checkpoint's stored dtype.
    */
   embeddingPrecision?: 'auto' | 'bf16' | 'fp32';

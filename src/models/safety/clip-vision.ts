@@ -1,5 +1,5 @@
 /**
- * Stage 1 of the safety checker: diffusers' StableDiffusionSafetyChecker (golden/safety/README.md
+ * Stage 1 of the safety checker: diffusers' StableDiffusionSafetyChecker (test/golden/data/safety/README.md
  * §2–3), a CLIP vision tower (ViT-L/14 in the CompVis release) with its visual projection, plus
  * the concept and special-care embeddings and thresholds stored beside it. The tower: patch
  * tokens, pre_layrnorm, pre-LN quick-GELU layers, post_layernorm on the class token only, then

@@ -1,5 +1,5 @@
 /**
- * Stage-1 decisions as StableDiffusionSafetyChecker.forward makes them (golden/safety/README.md
+ * Stage-1 decisions as StableDiffusionSafetyChecker.forward makes them (test/golden/data/safety/README.md
  * §4), per image: float32 cosines against the special-care and concept embeddings, scores
  * (cos − threshold) + adjustment in float64 rounded to 3 decimals half to even, the 0.01
  * adjustment switched on by the first special concept that fires (and carried to the special

@@ -1,5 +1,5 @@
 /**
- * The transformers 4.43 "slow" image processors of the two safety stages (golden/safety/README.md
+ * The transformers 4.43 "slow" image processors of the two safety stages (test/golden/data/safety/README.md
  * §5): CLIPImageProcessor (shortest-edge resize, centre crop) and ViTImageProcessor (resize to
  * height × width), then rescale and normalise in float32, HWC → CHW. Settings come from a
  * `preprocessor_config.json` in the format both processors save.

@@ -1,6 +1,6 @@
 /**
  * Pillow's `Image.resize` for 8-bit RGB with BICUBIC or BILINEAR, bit for bit
- * (golden/safety/README.md §5 "PIL resampling"): separable, horizontal pass first (only when
+ * (test/golden/data/safety/README.md §5 "PIL resampling"): separable, horizontal pass first (only when
  * the width changes), its output clamped to uint8 before the vertical pass; the filter
  * support widens by the scale when downscaling (antialias); weights in 22-bit fixed point.
  */

@@ -1,5 +1,5 @@
 /**
- * The tower both safety models share, a vision transformer (golden/safety/README.md §3): patch
+ * The tower both safety models share, a vision transformer (test/golden/data/safety/README.md §3): patch
  * tokens with a class token and learned positions, an optional LayerNorm, then pre-LN encoder
  * layers x += out(MHA(LN₁(x))); x += fc2(act(fc1(LN₂(x)))). The models differ only in key
  * names, stored shapes, LayerNorm eps, the activation and what surrounds the encoder.

@@ -1,6 +1,6 @@
 /**
  * Stage 2 of the safety checker: a transformers ViTForImageClassification (Falconsai
- * nsfw_image_detection, ViT-base/16; golden/safety/README.md §2–3). Patch tokens (conv with
+ * nsfw_image_detection, ViT-base/16; test/golden/data/safety/README.md §2–3). Patch tokens (conv with
  * bias), pre-LN exact-GELU layers, `vit.layernorm` over the whole sequence, then
  * logits = classifier(x[:, 0]); labels from config.json `id2label`. Its ViTImageProcessor
  * settings come with it.

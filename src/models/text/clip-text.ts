@@ -1,5 +1,5 @@
 /**
- * CLIP text tower (flux-math.md §2.10): token + position embeddings, pre-LN blocks with
+ * CLIP text tower (docs/flux-math.md §2.10): token + position embeddings, pre-LN blocks with
  * causal self-attention (q scaled by head_dim^−½) and quick-GELU MLPs, final LayerNorm.
  * FLUX uses the pooled output: the hidden state at the first position of the highest
  * token id (the first EOS).

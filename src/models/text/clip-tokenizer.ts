@@ -1,5 +1,5 @@
 /**
- * CLIP BPE tokenizer (flux-math.md §2.10): whitespace runs collapsed, lower-cased, CLIP's
+ * CLIP BPE tokenizer (docs/flux-math.md §2.10): whitespace runs collapsed, lower-cased, CLIP's
  * pre-tokenization pattern, byte-level BPE with the `</w>` end-of-word suffix. Tokenization
  * is done by @huggingface/tokenizers from a `tokenizer.json`; a `vocab.json` + `merges.txt`
  * pair (what diffusers' `tokenizer/` holds) is turned into the equivalent tokenizer.json here.

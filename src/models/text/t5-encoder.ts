@@ -1,5 +1,5 @@
 /**
- * T5 v1.1 encoder (flux-math.md §2.9): embeddings without √d scaling, one relative
+ * T5 v1.1 encoder (docs/flux-math.md §2.9): embeddings without √d scaling, one relative
  * position bias shared by all layers, attention without 1/√d and without a mask (padding is
  * attended, as both references do), gated tanh-GELU feed-forward, RMS norms. Computes in
  * float32 from the stored weights; bf16/f16/f8 weights are cast just in time, one at a time.
@@ -29,7 +29,7 @@ export interface T5Config {
 }
 
 /**
- * Bidirectional relative-position bucket for rel = key − query (flux-math.md §2.9, §7.6):
+ * Bidirectional relative-position bucket for rel = key − query (docs/flux-math.md §2.9, §7.6):
  * half the buckets per direction, exact below a quarter, log-spaced (float32 log) up to max_distance.
  */
 export function relativePositionBucket(rel: number, buckets: number, maxDistance: number): number {

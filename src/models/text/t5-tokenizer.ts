@@ -2,7 +2,7 @@
  * T5 sentencepiece (Unigram) tokenizer from `tokenizer.json` (diffusers `tokenizer_2/`),
  * run by @huggingface/tokenizers. FLUX appends EOS `</s>` (id 1), truncates so the EOS still
  * fits, and right-pads with `<pad>` (id 0) to 512 (dev) or 256 (schnell); there is no
- * attention mask (flux-math.md §2.9).
+ * attention mask (docs/flux-math.md §2.9).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,7 +1,7 @@
 /**
  * The FLUX autoencoder as a ready-to-run model: encoder (image → posterior moments) and
  * decoder (latent → image) sessions in the inference worker, and the latent scaling
- * z = scale·(ẑ − shift) / ẑ = z/scale + shift (flux-math.md §2.11).
+ * z = scale·(ẑ − shift) / ẑ = z/scale + shift (docs/flux-math.md §2.11).
  */
 import type { InferenceWorker, RemoteSession } from '../../onnx/runner.js';
 import type { SessionSettings } from '../../onnx/session-options.js';

@@ -1,4 +1,4 @@
-/** FLUX autoencoder configuration (flux-math.md §1.3), from diffusers config.json or BFL AutoEncoderParams. */
+/** FLUX autoencoder configuration (docs/flux-math.md §1.3), from diffusers config.json or BFL AutoEncoderParams. */
 
 export interface VaeConfig {
   inChannels: number;

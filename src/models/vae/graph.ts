@@ -1,5 +1,5 @@
 /**
- * The FLUX autoencoder's encoder and decoder as ONNX graphs (flux-math.md §2.11).
+ * The FLUX autoencoder's encoder and decoder as ONNX graphs (docs/flux-math.md §2.11).
  * Tensors are addressed by their diffusers names; weights stay in the checkpoint file.
  */
 import { GraphBuilder, type BuiltModel, type Value } from '../../onnx/graph.js';

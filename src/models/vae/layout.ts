@@ -1,6 +1,6 @@
 /**
  * The autoencoder's tensors under diffusers names (used as canonical), their shapes for a
- * config, and the BFL `ae.safetensors` name of each (flux-math.md §3.4).
+ * config, and the BFL `ae.safetensors` name of each (docs/flux-math.md §3.4).
  */
 import type { VaeConfig } from './config.js';
 

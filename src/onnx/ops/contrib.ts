@@ -17,7 +17,7 @@ export interface AttentionOptions {
 /**
  * softmax(q·kᵀ·scale + bias)·v per head, with q [B, S_q, H·D] and k/v [B, S_kv, H·D]
  * (heads are contiguous blocks of D channels). MultiHeadAttention never materializes
- * the S_q×S_kv score matrix on CPU (see onnxruntime-notes §5).
+ * the S_q×S_kv score matrix on CPU (see docs/onnxruntime.md §5).
  */
 export function multiHeadAttention(g: GraphBuilder, q: Value, k: Value, v: Value, options: AttentionOptions): Value {
   const node = g.op('MultiHeadAttention', options.name, MICROSOFT_DOMAIN);
