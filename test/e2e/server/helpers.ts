@@ -1,0 +1,126 @@
+/** A flux-lora server on the built-in model over real loopback HTTP, and a local receiver for webhooks and uploads. */
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
+import { DEFAULT_SERVER_OPTIONS, startServer, type FluxServer, type ServerOptions } from '../../../src/server/app.js';
+import { useTempDir } from '../../helpers/temp-dir.js';
+
+/** Small enough to run in a fraction of a second on the built-in model. */
+export const SMALL = { prompt: 'a photo of TOK', aspect_ratio: 'custom', width: 256, height: 256, num_inference_steps: 2 } as const;
+/** Long enough (~2.5 s) to act on a prediction while it runs, and still let it finish. */
+export const LONG = { prompt: 'a photo of TOK' } as const;
+/** Far longer (~15 s): for predictions a test cancels, or must still find unfinished a second later. */
+export const SLOW = { prompt: 'a photo of TOK', aspect_ratio: 'custom', width: 1440, height: 1440, num_inference_steps: 50 } as const;
+
+/** Starts servers sharing one cache folder (the built-in model is written once per file); all shut down after the file. */
+export function useServers(prefix: string): (options?: Partial<ServerOptions>) => Promise<FluxServer & { logs: string[] }> {
+  const tmp = useTempDir(prefix);
+  const started: FluxServer[] = [];
+  afterAll(async () => {
+    await Promise.all(started.map((s) => s.shutdown()));
+  });
+  return async (options = {}) => {
+    const logs: string[] = [];
+    const server = await startServer({
+      ...DEFAULT_SERVER_OPTIONS,
+      port: 0,
+      version: 'test',
+      cacheDir: join(tmp(), 'cache'),
+      auth: {},
+      logger: { level: 'info', stream: { write: (line) => void logs.push(line) } },
+      webhooks: { backoffMs: 20 },
+      ...options,
+    });
+    started.push(server);
+    await server.service.whenReady();
+    return Object.assign(server, { logs });
+  };
+}
+
+/** The fields of answers (predictions, errors, health) the tests read. */
+export interface Body {
+  [field: string]: unknown;
+  id: string;
+  status: string;
+  output: string[] | null;
+  error: string | null;
+  logs: string;
+  input: Record<string, unknown>;
+  metrics: Record<string, number> | null;
+  urls: { get: string; cancel: string; stream: string };
+  detail: string | { loc: (string | number)[]; msg: string; type: string }[];
+}
+
+export interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** The parsed JSON (an empty object when the answer is not JSON). */
+  body: Body;
+}
+
+/** One JSON request; the answer's body parsed (or its text when it is not JSON). */
+export async function request(url: string, method: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+  const init: RequestInit = { method, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers } };
+  if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
+  const response = await fetch(url, init);
+  const text = await response.text();
+  const json = (response.headers.get('content-type') ?? '').includes('json');
+  return { status: response.status, headers: response.headers, text, body: (json ? JSON.parse(text) : {}) as Body };
+}
+
+export interface Received {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** When it arrived (ms since the epoch). */
+  at: number;
+  json(): Body;
+}
+
+/** A local HTTP server that records every request; `respond` chooses each answer (default 200). */
+export async function receiver(respond: (request: Received, response: ServerResponse) => void = (_r, res) => void res.end()) {
+  const received: Received[] = [];
+  const waiters: (() => void)[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, at: Date.now(), json: () => JSON.parse(body.toString()) as Body };
+      received.push(entry);
+      respond(entry, res);
+      waiters.splice(0).forEach((w) => w());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  /** Waits until `done(received)` holds (checked after each request). */
+  const until = async (done: (all: Received[]) => boolean, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!done(received)) {
+      if (Date.now() > deadline) throw new Error(`receiver: condition not met in ${timeoutMs} ms (${received.length} requests)`);
+      await new Promise<void>((resolve) => {
+        waiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+    }
+    return received;
+  };
+  return { url, received, until };
+}
+
+/** Polls the Replicate API until the prediction (created by a request still under way, perhaps) reaches `status` or a terminal one. */
+export async function untilStatus(server: { url: string }, id: string, status: string, headers: Record<string, string> = {}): Promise<Answer> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const answer = await request(`${server.url}/v1/predictions/${id}`, 'GET', undefined, headers);
+    if (answer.status === 200 && [status, 'succeeded', 'failed', 'canceled'].includes(answer.body.status)) return answer;
+    if (answer.status !== 200 && answer.status !== 404) throw new Error(`GET /v1/predictions/${id}: ${answer.status} ${answer.text}`);
+    if (Date.now() > deadline) throw new Error(`prediction ${id} did not reach ${status}: ${answer.status} ${answer.text.slice(0, 200)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

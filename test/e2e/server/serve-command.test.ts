@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../../src/cli/main.js';
+import { useTempDir } from '../../helpers/temp-dir.js';
+import { LONG, request, SLOW, untilStatus } from './helpers.js';
+
+const tmp = useTempDir('server-cli-');
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+/** Resolves with the server URL once a pino line says it listens. */
+function listening(lines: () => string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const check = setInterval(() => {
+      const url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(lines())?.[1];
+      if (url !== undefined) {
+        clearInterval(check);
+        resolve(url);
+      } else if (Date.now() - started > 30_000) {
+        clearInterval(check);
+        reject(new Error(`the server did not start:\n${lines()}`));
+      }
+    }, 20);
+  });
+}
+
+/** Runs `flux-lora serve …` in this process; `interrupt()` plays Ctrl-C. */
+function serveInProcess(args: string[]) {
+  let out = '';
+  let err = '';
+  let interrupt = () => undefined as void;
+  const context = {
+    cwd: tmp(),
+    env: { FLUX_LORA_CACHE_DIR: join(tmp(), 'cache') },
+    errIsTTY: false,
+    onInterrupt: (handler: () => void) => (interrupt = handler),
+    offInterrupt: () => undefined,
+  };
+  const code = main(['serve', ...args], (t) => (out += t), (t) => (err += t), context);
+  return { code, out: () => out, err: () => err, interrupt: () => interrupt() };
+}
+
+describe('flux-lora serve', () => {
+  it('prints its help', async () => {
+    const run = serveInProcess(['--help']);
+    expect(await run.code).toBe(0);
+    expect(run.out()).toContain('Usage: flux-lora serve [options]');
+    expect(run.out()).toContain('--upload-url <url>');
+  });
+
+  it.each([
+    [['--host', '0.0.0.0'], 'binding 0.0.0.0 (not loopback) needs an API token (--token or FLUX_LORA_API_TOKEN), or --no-auth'],
+    [['--port', 'http'], '--port must be an integer of at least 0, got "http"'],
+    [['--queue-size', 'many'], '--queue-size must be an integer of at least 0, got "many"'],
+    [['--model-name', 'just-a-name'], '--model-name must look like owner/name'],
+    [['--upload-url', 'ftp://bucket'], '--upload-url must be an http(s) URL'],
+    [['--log-level', 'loud'], '--log-level must be one of fatal, error, warn, info, debug, trace, silent'],
+    [['--bogus'], "Unknown option '--bogus'"],
+  ])('refuses %j with a usage error', async (args, message) => {
+    const run = serveInProcess(args);
+    expect(await run.code).toBe(2);
+    expect(run.err()).toContain(message);
+  });
+
+  it('on Ctrl-C stops taking predictions and cancels those still running at --shutdown-timeout, then exits 0', async () => {
+    const run = serveInProcess(['--port', '0', '--shutdown-timeout', '0.3']);
+    const url = await listening(run.out);
+    await untilHealthy(url);
+    const pending = request(`${url}/predictions/interrupted`, 'PUT', { input: SLOW });
+    expect((await untilStatus({ url }, 'interrupted', 'processing')).body.status).toBe('processing');
+    run.interrupt();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect((await request(`${url}/predictions`, 'POST', { input: SLOW })).body.detail).toBe('the server is shutting down');
+    expect((await pending).body).toMatchObject({ id: 'interrupted', status: 'canceled' });
+    expect(await run.code).toBe(0);
+    const lines = run.out().trim().split('\n').map((line) => JSON.parse(line) as { msg: string; predictionId?: string });
+    expect(lines.some((l) => l.msg.startsWith('shutdown deadline reached'))).toBe(true);
+    expect(lines.find((l) => l.predictionId === 'interrupted' && l.msg === 'prediction finished')).toMatchObject({ status: 'canceled' });
+  });
+
+  it('on SIGTERM lets the running prediction finish, then the process exits 0', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), 'serve', '--port', '0'], {
+      cwd: ROOT,
+      env: { ...process.env, FLUX_LORA_CACHE_DIR: join(tmp(), 'cache'), FLUX_MODEL_DIR: '' },
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const url = await listening(() => out);
+    await untilHealthy(url);
+    const pending = request(`${url}/predictions/graceful`, 'PUT', { input: LONG });
+    expect((await untilStatus({ url }, 'graceful', 'processing')).body.status).toBe('processing');
+    child.kill('SIGTERM');
+    const answer = await pending;
+    expect(answer.body).toMatchObject({ id: 'graceful', status: 'succeeded' });
+    expect(answer.body.output).toHaveLength(1);
+    expect(await exited).toBe(0);
+    expect(out).toContain('shutting down: finishing accepted predictions');
+  });
+});
+
+async function untilHealthy(url: string): Promise<void> {
+  while ((await request(`${url}/health-check`, 'GET')).body.status !== 'READY') await new Promise((resolve) => setTimeout(resolve, 20));
+}

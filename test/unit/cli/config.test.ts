@@ -1,0 +1,51 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defaultCacheDir, engineEnvironment, readEnvironment } from '../../../src/config.js';
+
+describe('environment settings', () => {
+  it('read every variable with one rule: empty counts as unset', () => {
+    const empty = readEnvironment({ FLUX_MODEL_DIR: '', FLUX_LORA_CACHE_DIR: '', PORT: '', REPLICATE_API_TOKEN: '', HF_TOKEN: '' });
+    expect(empty).toEqual({
+      modelDir: undefined,
+      cacheDir: join(homedir(), '.cache', 'flux-lora'),
+      loraDir: undefined,
+      safetyChecker: undefined,
+      safetyClassifier: undefined,
+      apiToken: undefined,
+      port: undefined,
+      webhookToken: undefined,
+      loraTokens: { replicate: undefined, huggingface: undefined, civitai: undefined },
+    });
+    const set = readEnvironment({
+      FLUX_MODEL_DIR: '/m',
+      FLUX_LORA_CACHE_DIR: '/c',
+      FLUX_LORA_DIR: '/l',
+      FLUX_SAFETY_CHECKER: '/sc',
+      FLUX_SAFETY_CLASSIFIER: '/cls',
+      FLUX_LORA_API_TOKEN: 'api',
+      PORT: '8080',
+      WEBHOOK_AUTH_TOKEN: 'hook',
+      REPLICATE_API_TOKEN: 'r',
+      HF_TOKEN: 'h',
+      HUGGING_FACE_HUB_TOKEN: 'ignored while HF_TOKEN is set',
+      CIVITAI_TOKEN: 'c',
+    });
+    expect(set).toEqual({
+      modelDir: '/m',
+      cacheDir: '/c',
+      loraDir: '/l',
+      safetyChecker: '/sc',
+      safetyClassifier: '/cls',
+      apiToken: 'api',
+      port: '8080',
+      webhookToken: 'hook',
+      loraTokens: { replicate: 'r', huggingface: 'h', civitai: 'c' },
+    });
+    expect(defaultCacheDir({ FLUX_LORA_CACHE_DIR: '' })).toBe(join(homedir(), '.cache', 'flux-lora'));
+  });
+
+  it('start engines with onnxruntime telemetry off, whatever the environment says', () => {
+    expect(engineEnvironment({ PATH: '/bin', ORT_DISABLE_TELEMETRY: '0' })).toEqual({ PATH: '/bin', ORT_DISABLE_TELEMETRY: '1' });
+  });
+});

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { modelSettings } from '../../../src/cli/model-options.js';
+import { UsageError } from '../../../src/cli/usage-error.js';
+
+describe('shared model options of predict and serve', () => {
+  it('take flags over the environment, and treat empty variables as unset', () => {
+    const env = { FLUX_MODEL_DIR: '/env/models', FLUX_SAFETY_CHECKER: '/env/sc', FLUX_SAFETY_CLASSIFIER: '/env/cls', FLUX_LORA_DIR: '', FLUX_LORA_CACHE_DIR: '/cache', HF_TOKEN: '', HUGGING_FACE_HUB_TOKEN: 'hf' };
+    expect(modelSettings('predict', {}, env, '/')).toEqual({
+      modelDir: '/env/models',
+      cacheDir: '/cache',
+      memoryBudgetBytes: undefined,
+      safety: { checker: '/env/sc', classifier: '/env/cls' },
+      loraCache: { localRoot: '/', tokens: { replicate: undefined, huggingface: 'hf', civitai: undefined } },
+    });
+    expect(modelSettings('serve', { 'model-dir': '/m', 'safety-checker': '/sc', 'memory-budget': '1.5', 'lora-dir': '/loras' }, env, null)).toMatchObject({
+      modelDir: '/m',
+      memoryBudgetBytes: 1.5 * 1024 ** 3,
+      safety: { checker: '/sc', classifier: '/env/cls' },
+      loraCache: { localRoot: '/loras' },
+    });
+    expect(modelSettings('serve', { 'disable-safety-checker': true }, {}, null)).toMatchObject({ modelDir: undefined, safety: 'disabled', loraCache: { localRoot: null } });
+    expect(modelSettings('serve', {}, { FLUX_MODEL_DIR: '' }, null).safety).toBeUndefined();
+  });
+
+  it('refuse half a safety pair, a contradiction and a bad budget, naming the command', () => {
+    expect(() => modelSettings('serve', { 'safety-checker': '/sc' }, {}, null)).toThrow(new UsageError('serve: the safety checker needs both --safety-checker and --safety-classifier (or FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER)'));
+    expect(() => modelSettings('predict', { 'disable-safety-checker': true, 'safety-checker': '/a', 'safety-classifier': '/b' }, {}, '/')).toThrow('predict: --disable-safety-checker contradicts');
+    expect(() => modelSettings('predict', { 'memory-budget': '0' }, {}, '/')).toThrow('predict: --memory-budget must be a positive number of GiB, got "0"');
+  });
+});
