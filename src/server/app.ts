@@ -94,7 +94,9 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
       createServer({ requestTimeout: options.requestTimeoutMs, headersTimeout: Math.min(options.requestTimeoutMs, 20_000), connectionsCheckingInterval: 1000 }, handler),
     routerOptions: { maxParamLength: 256 },
     // Malformed URLs and over-long path parameters, refused by the router before any route.
-    frameworkErrors: (error, request, reply) => sendError(request, reply, error.statusCode ?? 400, error.message),
+    frameworkErrors: (error, request, reply) => {
+      sendError(request, reply, error.statusCode ?? 400, error.message);
+    },
     // Ajv for envelopes: no type coercion, every problem reported, `nullable` understood.
     ajv: { customOptions: { coerceTypes: false, allErrors: true, removeAdditional: false } },
   });
