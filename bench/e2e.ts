@@ -22,7 +22,16 @@ import { Predictor } from '../src/predictor/predictor.js';
 import { writeRandomCheckpoint, writeRandomFlux } from './random-checkpoint.js';
 
 const T5_XXL: T5Config = { vocabSize: 32128, dModel: 4096, dKv: 64, heads: 64, dFf: 10240, layers: 24, buckets: 32, maxDistance: 128, eps: 1e-6 };
-const CLIP_L: ClipTextConfig = { vocabSize: 49408, hidden: 768, heads: 12, intermediate: 3072, layers: 12, maxPositions: 77, eps: 1e-5, activation: 'quick_gelu' };
+const CLIP_L: ClipTextConfig = {
+  vocabSize: 49408,
+  hidden: 768,
+  heads: 12,
+  intermediate: 3072,
+  layers: 12,
+  maxPositions: 77,
+  eps: 1e-5,
+  activation: 'quick_gelu',
+};
 const INPUT = { prompt: 'a photo of TOK', model: 'schnell', megapixels: '0.25', go_fast: true, seed: 1, disable_safety_checker: true };
 
 function peakRss(): number {
@@ -34,20 +43,34 @@ async function writeModels(dir: string): Promise<void> {
   const write = async (file: string, make: () => Promise<void>) => {
     if (!existsSync(join(dir, file))) await make();
   };
-  await write('flux1-schnell.safetensors', () => writeRandomFlux(join(dir, 'flux1-schnell.safetensors'), { ...FLUX_DEV_CONFIG, guidanceEmbed: false }, 'BF16', false));
+  await write('flux1-schnell.safetensors', () =>
+    writeRandomFlux(join(dir, 'flux1-schnell.safetensors'), { ...FLUX_DEV_CONFIG, guidanceEmbed: false }, 'BF16', false),
+  );
   await write('t5xxl_bf16.safetensors', () =>
-    writeRandomCheckpoint(join(dir, 't5xxl_bf16.safetensors'), [...T5_KIND.expected(T5_XXL).required, ['shared.weight', [T5_XXL.vocabSize, T5_XXL.dModel]]], 'BF16'),
+    writeRandomCheckpoint(
+      join(dir, 't5xxl_bf16.safetensors'),
+      [...T5_KIND.expected(T5_XXL).required, ['shared.weight', [T5_XXL.vocabSize, T5_XXL.dModel]]],
+      'BF16',
+    ),
   );
   await write('clip_l.safetensors', () => writeRandomCheckpoint(join(dir, 'clip_l.safetensors'), CLIP_KIND.expected(CLIP_L).required, 'BF16'));
   await write('ae.safetensors', () =>
     writeRandomCheckpoint(
       join(dir, 'ae.safetensors'),
-      vaeTensors(FLUX_VAE_CONFIG).map((t) => storedTensor(FLUX_VAE_CONFIG, 'bfl', t)).map((t) => [t.name, t.shape]),
+      vaeTensors(FLUX_VAE_CONFIG)
+        .map((t) => storedTensor(FLUX_VAE_CONFIG, 'bfl', t))
+        .map((t) => [t.name, t.shape]),
       'BF16',
     ),
   );
   writeClipTokenizer(join(dir, 'tokenizer'));
-  writeT5Tokenizer(join(dir, 'tokenizer_2'), [['▁', -2], ['▁a', -3], ['▁photo', -3], ['▁of', -3], ['▁TOK', -3]]);
+  writeT5Tokenizer(join(dir, 'tokenizer_2'), [
+    ['▁', -2],
+    ['▁a', -3],
+    ['▁photo', -3],
+    ['▁of', -3],
+    ['▁TOK', -3],
+  ]);
   console.log(`model folder ready in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
@@ -59,7 +82,14 @@ async function measure(modelDir: string, cacheDir: string, outputDir: string): P
   const predictor = await Predictor.create({ modelDir, cacheDir, safety: 'disabled' });
   const result = await predictor.predict(INPUT, { outputDir, log: (l) => lines.push(l) });
   await predictor.close();
-  console.log(JSON.stringify({ wallMs: performance.now() - started, metrics: result.metrics, lines: lines.filter((l) => /^(Loaded|Releasing)/.test(l)), peak: peakRss() }));
+  console.log(
+    JSON.stringify({
+      wallMs: performance.now() - started,
+      metrics: result.metrics,
+      lines: lines.filter((l) => /^(Loaded|Releasing)/.test(l)),
+      peak: peakRss(),
+    }),
+  );
 }
 
 function child(args: string[]): { metrics: Record<string, number>; lines: string[]; peak: number; wallMs: number } {
@@ -72,12 +102,20 @@ function child(args: string[]): { metrics: Record<string, number>; lines: string
 function builtinColdStart(cacheDir: string, cwd: string): number {
   const bin = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
   const started = performance.now();
-  const run = spawnSync(process.execPath, [bin, 'predict', '-i', 'prompt=a photo of TOK'], { cwd, encoding: 'utf8', env: { ...process.env, FLUX_LORA_CACHE_DIR: cacheDir, FLUX_MODEL_DIR: '' } });
+  const run = spawnSync(process.execPath, [bin, 'predict', '-i', 'prompt=a photo of TOK'], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, FLUX_LORA_CACHE_DIR: cacheDir, FLUX_MODEL_DIR: '' },
+  });
   if (run.status !== 0) throw new Error(run.stderr);
   return (performance.now() - started) / 1000;
 }
 
-const { values } = parseArgs({ options: { measure: { type: 'boolean' }, dir: { type: 'string' }, keep: { type: 'boolean' }, 'skip-real': { type: 'boolean' } }, allowPositionals: true, strict: false });
+const { values } = parseArgs({
+  options: { measure: { type: 'boolean' }, dir: { type: 'string' }, keep: { type: 'boolean' }, 'skip-real': { type: 'boolean' } },
+  allowPositionals: true,
+  strict: false,
+});
 if (values.measure) {
   const [modelDir, cacheDir, outputDir] = process.argv.slice(3);
   await measure(modelDir as string, cacheDir as string, outputDir as string);
@@ -89,7 +127,9 @@ if (values.measure) {
     mkdirSync(out, { recursive: true });
     const builtinCache = join(dir, 'builtin-cache');
     rmSync(builtinCache, { recursive: true, force: true });
-    console.log(`built-in model, flux-lora predict (1024², 28 steps) from a cold process: first use ${builtinColdStart(builtinCache, out).toFixed(2)} s, cached ${builtinColdStart(builtinCache, out).toFixed(2)} s`);
+    console.log(
+      `built-in model, flux-lora predict (1024², 28 steps) from a cold process: first use ${builtinColdStart(builtinCache, out).toFixed(2)} s, cached ${builtinColdStart(builtinCache, out).toFixed(2)} s`,
+    );
     if (!values['skip-real']) {
       const models = join(dir, 'models');
       mkdirSync(models, { recursive: true });

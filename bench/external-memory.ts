@@ -82,7 +82,9 @@ if (process.argv[2] === '--measure') {
       { label: 'bf16 file + in-graph Cast', path: bf16, prepack: true },
     ];
     console.log(`${LAYERS} MatMul weights [${D}x${D}], ${TOKENS} tokens; RSS deltas over the process baseline`);
-    console.log(`${'variant'.padEnd(36)} ${'file'.padStart(9)} ${'load'.padStart(8)} ${'run'.padStart(8)} ${'anon'.padStart(9)} ${'mmapped'.padStart(9)} ${'peak'.padStart(9)} ${'peak/file'.padStart(9)}`);
+    console.log(
+      `${'variant'.padEnd(36)} ${'file'.padStart(9)} ${'load'.padStart(8)} ${'run'.padStart(8)} ${'anon'.padStart(9)} ${'mmapped'.padStart(9)} ${'peak'.padStart(9)} ${'peak/file'.padStart(9)}`,
+    );
     for (const v of variants) {
       const child = spawnSync(process.execPath, [...process.execArgv, self, '--measure', v.path, v.prepack ? 'prepack' : 'noprepack'], {
         encoding: 'utf8',

@@ -63,7 +63,10 @@ async function gemmRate(worker: InferenceWorker, kind: 'int8' | 'fp32', m: numbe
         data: g.initializer('q', 'uint8', [n, kBlocks, 128], q.data),
         scales: g.initializer('s', 'float32', [n * kBlocks], q.scales),
         zeroPoints: g.initializer('z', 'uint8', [n * kBlocks], q.zeroPoints as Uint8Array),
-        n, k, bits: 8, blockSize: 128,
+        n,
+        k,
+        bits: 8,
+        blockSize: 128,
       }),
       'y',
     );

@@ -53,7 +53,14 @@ try {
   const loraDir = join(dir, 'loras');
   mkdirSync(loraDir);
   const planner = new LoraPlanner(new LoraCache({ dir: join(dir, 'lora-cache'), localRoot: loraDir }));
-  const clip = CLIP_KIND.fromConfig('bench', { vocab_size: 49408, hidden_size: 768, num_attention_heads: 12, intermediate_size: 3072, num_hidden_layers: 12, max_position_embeddings: 77 });
+  const clip = CLIP_KIND.fromConfig('bench', {
+    vocab_size: 49408,
+    hidden_size: 768,
+    num_attention_heads: 12,
+    intermediate_size: 3072,
+    num_hidden_layers: 12,
+    max_position_embeddings: 77,
+  });
   const quiet = () => undefined;
   const prepared: PreparedLora[] = [];
   for (const rank of [16, 64]) {

@@ -6,7 +6,7 @@ export function randomFloats(length: number, seed: number, scale = 1): Float32Ar
     s ^= s << 13;
     s ^= s >>> 17;
     s ^= s << 5;
-    out[i] = ((s >>> 0) / 4294967296 * 2 - 1) * scale;
+    out[i] = (((s >>> 0) / 4294967296) * 2 - 1) * scale;
   }
   return out;
 }

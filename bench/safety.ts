@@ -23,7 +23,16 @@ import { randomFloats } from './random.js';
 const CLIP_VIT_L14 = {
   architectures: ['StableDiffusionSafetyChecker'],
   projection_dim: 768,
-  vision_config: { hidden_size: 1024, intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 24, patch_size: 14, image_size: 224, hidden_act: 'quick_gelu', layer_norm_eps: 1e-5 },
+  vision_config: {
+    hidden_size: 1024,
+    intermediate_size: 4096,
+    num_attention_heads: 16,
+    num_hidden_layers: 24,
+    patch_size: 14,
+    image_size: 224,
+    hidden_act: 'quick_gelu',
+    layer_norm_eps: 1e-5,
+  },
 };
 const VIT_BASE16 = {
   architectures: ['ViTForImageClassification'],
@@ -48,7 +57,11 @@ async function writeRandom(folder: string, config: object, shapes: Map<string, n
     shape,
     data: async function* () {
       const fanIn = shape.slice(1).reduce((s, d) => s * d, 1);
-      const values = randomFloats(shape.reduce((s, d) => s * d, 1), i * 7919 + 1, shape.length >= 2 ? 1 / Math.sqrt(fanIn) : 0.02);
+      const values = randomFloats(
+        shape.reduce((s, d) => s * d, 1),
+        i * 7919 + 1,
+        shape.length >= 2 ? 1 / Math.sqrt(fanIn) : 0.02,
+      );
       if (/norm(\d|_before|_after)?\.weight$/.test(name)) values.forEach((v, j) => (values[j] = 1 + v));
       if (name.endsWith('embeds_weights')) values.fill(-1);
       yield new Uint8Array(dtype === 'F16' ? f32ToF16(values).buffer : values.buffer);
@@ -82,7 +95,11 @@ async function measure(paths: SafetyPaths): Promise<void> {
   const t = performance.now();
   const checker = await SafetyChecker.load(worker, paths);
   const loadMs = performance.now() - t;
-  const images = [1, 2, 3, 4].map((seed) => ({ width: 1024, height: 1024, data: Uint8Array.from(randomFloats(1024 * 1024 * 3, seed, 1), (v) => Math.round(127.5 + 127.5 * v)) }));
+  const images = [1, 2, 3, 4].map((seed) => ({
+    width: 1024,
+    height: 1024,
+    data: Uint8Array.from(randomFloats(1024 * 1024 * 3, seed, 1), (v) => Math.round(127.5 + 127.5 * v)),
+  }));
   const runs: Run[] = [];
   const timed = async (fn: () => Promise<unknown>) => {
     const [t0, cpu0] = [performance.now(), process.cpuUsage()];
@@ -118,11 +135,18 @@ if (process.argv[2] === '--measure') {
     const r = JSON.parse(child.stdout.trim().split('\n').pop() as string) as { loadMs: number; runs: Run[]; peak: number };
     const stage1Gflop = 4 * towerGflop(CLIP_VIT_L14.vision_config);
     const checkGflop = stage1Gflop + 4 * towerGflop(VIT_BASE16);
-    const s = (t: Timing, gflop: number) => `${(t.ms / 1000).toFixed(2)} s (CPU ${(t.cpuMs / 1000).toFixed(2)} s, ${(gflop / (t.ms / 1000)).toFixed(0)} GFLOP/s)`;
+    const s = (t: Timing, gflop: number) =>
+      `${(t.ms / 1000).toFixed(2)} s (CPU ${(t.cpuMs / 1000).toFixed(2)} s, ${(gflop / (t.ms / 1000)).toFixed(0)} GFLOP/s)`;
     console.log(`load both stages: ${(r.loadMs / 1000).toFixed(2)} s`);
-    r.runs.forEach((run, i) => console.log(`run ${i + 1}: stage 1 only, 4 images (${stage1Gflop.toFixed(0)} GFLOP) ${s(run.stage1, stage1Gflop)}; check, all 4 flagged (+4× stage 2, ${checkGflop.toFixed(0)} GFLOP) ${s(run.check, checkGflop)}`));
+    r.runs.forEach((run, i) =>
+      console.log(
+        `run ${i + 1}: stage 1 only, 4 images (${stage1Gflop.toFixed(0)} GFLOP) ${s(run.stage1, stage1Gflop)}; check, all 4 flagged (+4× stage 2, ${checkGflop.toFixed(0)} GFLOP) ${s(run.check, checkGflop)}`,
+      ),
+    );
     const best = (pick: (run: Run) => Timing) => Math.min(...r.runs.map((run) => pick(run).ms)) / 1000;
-    console.log(`best: stage 1 ${best((run) => run.stage1).toFixed(2)} s, check ${best((run) => run.check).toFixed(2)} s; peak RSS ${(r.peak / 2 ** 30).toFixed(2)} GiB (targets: check ≤ 3 s, ≤ 2 GB resident)`);
+    console.log(
+      `best: stage 1 ${best((run) => run.stage1).toFixed(2)} s, check ${best((run) => run.check).toFixed(2)} s; peak RSS ${(r.peak / 2 ** 30).toFixed(2)} GiB (targets: check ≤ 3 s, ≤ 2 GB resident)`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -29,7 +29,11 @@ const server = await startServer({
 await server.service.whenReady();
 
 async function post(path: string, body: unknown, headers: Record<string, string> = {}) {
-  const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const response = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
   return (await response.json()) as { id: string; status: string; metrics: { predict_time: number }; output: string[] | null };
 }
 
@@ -50,7 +54,9 @@ for (let i = 0; i < 20; i++) {
   if (prediction.status !== 'succeeded') throw new Error(`prediction ${i}: ${prediction.status}`);
   overheads.push(wall - prediction.metrics.predict_time * 1000);
 }
-console.log(`sync prediction overhead (256², 2 steps, webp data URI), 20 runs: p50 ${ms(percentile(overheads, 50))}, max ${ms(Math.max(...overheads))} (target ≤ 20 ms)`);
+console.log(
+  `sync prediction overhead (256², 2 steps, webp data URI), 20 runs: p50 ${ms(percentile(overheads, 50))}, max ${ms(Math.max(...overheads))} (target ≤ 20 ms)`,
+);
 
 // 2. /health-check latency while a long prediction runs.
 const long = post('/predictions', { input: LONG });
@@ -88,7 +94,9 @@ const rssBefore = peakRss;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
 const t0 = performance.now();
 const created = await Promise.all(
-  Array.from({ length: BURST }, (_, i) => post('/predictions', { input: { ...SMALL, seed: i }, webhook, webhook_events_filter: ['completed'] }, { prefer: 'respond-async' })),
+  Array.from({ length: BURST }, (_, i) =>
+    post('/predictions', { input: { ...SMALL, seed: i }, webhook, webhook_events_filter: ['completed'] }, { prefer: 'respond-async' }),
+  ),
 );
 while (completed.size < BURST && performance.now() - t0 < 300_000) await new Promise((resolve) => setTimeout(resolve, 20));
 const elapsed = (performance.now() - t0) / 1000;

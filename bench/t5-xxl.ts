@@ -27,7 +27,10 @@ async function measure(path: string, precision: T5Precision, cacheDir: string): 
   const t0 = performance.now();
   const t5 = await T5Encoder.load(worker, path, { precision, cacheDir });
   const loadMs = performance.now() - t0;
-  const ids = int64Tensor([1, TOKENS], Array.from({ length: TOKENS }, (_, i) => (i < 60 ? 100 + i * 37 : i === 60 ? 1 : 0)));
+  const ids = int64Tensor(
+    [1, TOKENS],
+    Array.from({ length: TOKENS }, (_, i) => (i < 60 ? 100 + i * 37 : i === 60 ? 1 : 0)),
+  );
   const t1 = performance.now();
   await t5.encode(ids);
   const encodeMs = performance.now() - t1;
@@ -50,7 +53,11 @@ if (process.argv[2] === '--measure') {
     console.log(`wrote a random T5-XXL encoder (bf16, 9.5 GB) in ${((performance.now() - t) / 1000).toFixed(0)} s`);
     const self = fileURLToPath(import.meta.url);
     const flops = 2 * TOKENS * XXL.layers * (4 * XXL.dModel * XXL.dModel + 3 * XXL.dModel * XXL.dFf) + XXL.layers * 4 * TOKENS * TOKENS * XXL.dModel;
-    for (const [label, precision] of [['exact (bf16 file, f32 compute)', 'exact'], ['go_fast int8, cold cache', 'int8'], ['go_fast int8, warm cache', 'int8']] as const) {
+    for (const [label, precision] of [
+      ['exact (bf16 file, f32 compute)', 'exact'],
+      ['go_fast int8, cold cache', 'int8'],
+      ['go_fast int8, warm cache', 'int8'],
+    ] as const) {
       const child = spawnSync(process.execPath, [...process.execArgv, self, '--measure', path, precision, join(dir, 'cache')], { encoding: 'utf8' });
       if (child.status !== 0) throw new Error(`${label}: ${child.stderr}`);
       const r = JSON.parse(child.stdout.trim().split('\n').pop() as string);

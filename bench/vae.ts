@@ -44,12 +44,29 @@ if (process.argv[2] === '--measure') {
     const c = FLUX_VAE_CONFIG;
     writeFileSync(
       join(folder, 'config.json'),
-      JSON.stringify({ block_out_channels: c.blockOutChannels, layers_per_block: c.layersPerBlock, latent_channels: c.latentChannels, norm_num_groups: c.groups, scaling_factor: c.scalingFactor, shift_factor: c.shiftFactor }),
+      JSON.stringify({
+        block_out_channels: c.blockOutChannels,
+        layers_per_block: c.layersPerBlock,
+        latent_channels: c.latentChannels,
+        norm_num_groups: c.groups,
+        scaling_factor: c.scalingFactor,
+        shift_factor: c.shiftFactor,
+      }),
     );
-    await writeRandomCheckpoint(join(folder, 'diffusion_pytorch_model.safetensors'), vaeTensors(c).map((t) => [t.name, t.shape]), 'F32');
+    await writeRandomCheckpoint(
+      join(folder, 'diffusion_pytorch_model.safetensors'),
+      vaeTensors(c).map((t) => [t.name, t.shape]),
+      'F32',
+    );
     const self = fileURLToPath(import.meta.url);
-    for (const [size, tiled] of [[1024, true], [1440, true], [1440, false]] as const) {
-      const child = spawnSync(process.execPath, [...process.execArgv, self, '--measure', folder, String(size), tiled ? 'tiled' : 'whole'], { encoding: 'utf8' });
+    for (const [size, tiled] of [
+      [1024, true],
+      [1440, true],
+      [1440, false],
+    ] as const) {
+      const child = spawnSync(process.execPath, [...process.execArgv, self, '--measure', folder, String(size), tiled ? 'tiled' : 'whole'], {
+        encoding: 'utf8',
+      });
       if (child.status !== 0) {
         console.log(`${size}×${size} ${tiled ? 'auto' : 'untiled'}: failed (${child.stderr.trim().split('\n').pop()})`);
         continue;

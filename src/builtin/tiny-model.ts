@@ -24,7 +24,7 @@ import { writeClipTokenizer, writeT5Tokenizer, type UnigramPiece } from './token
 /** Bump when anything below changes: the folder name carries it, so old caches are not reused. */
 const VERSION = 'builtin-v2';
 
-const letters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?\'-:;()';
+const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-:;()";
 const T5_PIECES: UnigramPiece[] = [
   ['▁', -2],
   ...['a', 'the', 'of', 'photo', 'in', 'on', 'with', 'and', 'TOK', 'cat', 'dog', 'style'].map((w): UnigramPiece => [`▁${w}`, -3]),
@@ -110,9 +110,21 @@ async function writeComponent(folder: string, config: object, weightsFile: strin
 async function writePipeline(root: string, variant: 'dev' | 'schnell'): Promise<void> {
   const transformer = { ...TRANSFORMER, guidance_embeds: variant === 'dev' };
   const fluxConfig = configFromDiffusers('built-in', transformer);
-  await writeComponent(join(root, 'transformer'), transformer, 'diffusion_pytorch_model.safetensors', expectedStoredShapes(fluxConfig, 'diffusers'), variant === 'dev' ? 1 : 2);
+  await writeComponent(
+    join(root, 'transformer'),
+    transformer,
+    'diffusion_pytorch_model.safetensors',
+    expectedStoredShapes(fluxConfig, 'diffusers'),
+    variant === 'dev' ? 1 : 2,
+  );
   const vae = vaeConfigFromDiffusers('built-in', VAE);
-  await writeComponent(join(root, 'vae'), VAE, 'diffusion_pytorch_model.safetensors', vaeTensors(vae).map((t) => [t.name, t.shape]), 3);
+  await writeComponent(
+    join(root, 'vae'),
+    VAE,
+    'diffusion_pytorch_model.safetensors',
+    vaeTensors(vae).map((t) => [t.name, t.shape]),
+    3,
+  );
   const t5 = T5_KIND.fromConfig('built-in', T5);
   const t5Tensors = T5_KIND.expected(t5);
   await writeComponent(join(root, 'text_encoder_2'), T5, 'model.safetensors', [...t5Tensors.required, ['shared.weight', [t5.vocabSize, t5.dModel]]], 4);
@@ -121,7 +133,10 @@ async function writePipeline(root: string, variant: 'dev' | 'schnell'): Promise<
   const clip = CLIP_KIND.fromConfig('built-in', clipConfig);
   await writeComponent(join(root, 'text_encoder'), clipConfig, 'model.safetensors', CLIP_KIND.expected(clip).required, 5);
   writeT5Tokenizer(join(root, 'tokenizer_2'), T5_PIECES);
-  await writeFile(join(root, 'model_index.json'), JSON.stringify({ _class_name: 'FluxPipeline', 'flux-lora': `${VERSION} (built-in tiny model, random weights)` }, null, 2));
+  await writeFile(
+    join(root, 'model_index.json'),
+    JSON.stringify({ _class_name: 'FluxPipeline', 'flux-lora': `${VERSION} (built-in tiny model, random weights)` }, null, 2),
+  );
 }
 
 /**

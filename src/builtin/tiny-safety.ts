@@ -211,6 +211,10 @@ export async function writeTinySafetyPair(folder: string): Promise<SafetyPaths> 
   await writeFolder(join(folder, 'feature_extractor'), { 'preprocessor_config.json': FEATURE_EXTRACTOR });
   return {
     checker: await writeFolder(join(folder, 'safety_checker'), { 'config.json': CHECKER_CONFIG }, checkerTensors()),
-    classifier: await writeFolder(join(folder, 'nsfw_image_detection'), { 'config.json': CLASSIFIER_CONFIG, 'preprocessor_config.json': CLASSIFIER_PROCESSOR }, classifierTensors()),
+    classifier: await writeFolder(
+      join(folder, 'nsfw_image_detection'),
+      { 'config.json': CLASSIFIER_CONFIG, 'preprocessor_config.json': CLASSIFIER_PROCESSOR },
+      classifierTensors(),
+    ),
   };
 }

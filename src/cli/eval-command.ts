@@ -4,10 +4,7 @@ import { UsageError } from './usage-error.js';
 
 export function evalHelp(): string {
   const components = listEvaluators();
-  const list =
-    components.length === 0
-      ? '  (none registered in this build)'
-      : components.map((e) => `  ${e.component.padEnd(16)} ${e.summary}`).join('\n');
+  const list = components.length === 0 ? '  (none registered in this build)' : components.map((e) => `  ${e.component.padEnd(16)} ${e.summary}`).join('\n');
   return `Usage: flux-lora eval <component> --model <file|folder> --case <case.safetensors> --out <out.safetensors>
 
 Evaluates one model component on a golden case file and writes its outputs.
@@ -65,9 +62,7 @@ export async function evalCommand(args: string[], print: (text: string) => void)
   const evaluator = findEvaluator(component);
   if (evaluator === undefined) {
     const known = listEvaluators().map((e) => e.component);
-    throw new UsageError(
-      `eval: unknown component "${component}" (available: ${known.length === 0 ? 'none in this build' : known.join(', ')})`,
-    );
+    throw new UsageError(`eval: unknown component "${component}" (available: ${known.length === 0 ? 'none in this build' : known.join(', ')})`);
   }
   const { model, case: casePath, out: outPath } = values;
   if (model === undefined || casePath === undefined || outPath === undefined) {

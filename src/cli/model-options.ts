@@ -52,12 +52,15 @@ export function modelSettings(
   const checker = values['safety-checker'] ?? settings.safetyChecker;
   const classifier = values['safety-classifier'] ?? settings.safetyClassifier;
   if ((checker === undefined) !== (classifier === undefined)) {
-    throw new UsageError(`${command}: the safety checker needs both --safety-checker and --safety-classifier (or FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER)`);
+    throw new UsageError(
+      `${command}: the safety checker needs both --safety-checker and --safety-classifier (or FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER)`,
+    );
   }
   if (values['disable-safety-checker'] === true && checker !== undefined) {
     throw new UsageError(`${command}: --disable-safety-checker contradicts the safety checker paths given`);
   }
-  const safety = values['disable-safety-checker'] === true ? 'disabled' : checker === undefined || classifier === undefined ? undefined : { checker, classifier };
+  const safety =
+    values['disable-safety-checker'] === true ? 'disabled' : checker === undefined || classifier === undefined ? undefined : { checker, classifier };
   return {
     modelDir: values['model-dir'] ?? settings.modelDir,
     cacheDir: settings.cacheDir,

@@ -123,7 +123,9 @@ export async function predictCommand(args: string[], context: CliContext): Promi
   } catch (error) {
     if (values.json) {
       const detail = error instanceof InputValidationError ? { detail: error.problems } : {};
-      context.out(`${JSON.stringify({ status: 'failed', input, output: null, error: (error as Error).message, ...detail, logs: logs.join('\n'), started_at: startedAt }, null, 2)}\n`);
+      context.out(
+        `${JSON.stringify({ status: 'failed', input, output: null, error: (error as Error).message, ...detail, logs: logs.join('\n'), started_at: startedAt }, null, 2)}\n`,
+      );
       context.err(`flux-lora: ${(error as Error).message}\n`);
       return 1;
     }

@@ -103,7 +103,8 @@ export async function serveCommand(args: string[], context: CliContext, version:
     throw new UsageError(`serve: ${(error as Error).message}`);
   }
   const modelName = values['model-name'];
-  if (modelName !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(modelName)) throw new UsageError(`serve: --model-name must look like owner/name, got "${modelName}"`);
+  if (modelName !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(modelName))
+    throw new UsageError(`serve: --model-name must look like owner/name, got "${modelName}"`);
   const level = values['log-level'] ?? 'info';
   if (!LOG_LEVELS.includes(level)) throw new UsageError(`serve: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
   const settings = modelSettings('serve', values, context.env, null);

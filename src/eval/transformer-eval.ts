@@ -37,9 +37,7 @@ export function transformerEvaluator(precision: FluxPrecision): Evaluator {
       try {
         const transformer = await FluxTransformer.load(worker, model, { precision });
         if (loras.length > 0) {
-          const parsed = await Promise.all(
-            loras.map(async ({ path, scale }) => ({ lora: await parseLora(await openTensorSource(path), path), scale })),
-          );
+          const parsed = await Promise.all(loras.map(async ({ path, scale }) => ({ lora: await parseLora(await openTensorSource(path), path), scale })));
           const { state, reports } = combineLoras(new FluxLoraTargets(transformer.config), parsed);
           for (const r of reports.filter((x) => x.unmatched.length > 0)) {
             process.stderr.write(`warning: LoRA ${r.label}: ${r.unmatched.length} tensor(s) not applied: ${r.unmatched.join(', ')}\n`);

@@ -26,9 +26,11 @@ export async function decodeImage(input: string, bytes: Uint8Array, maxPixels = 
   } catch {
     throw new ImageInputError(input, 'not a readable image (expected png, jpeg, webp or gif)');
   }
-  if (format === undefined || !FORMATS.has(format)) throw new ImageInputError(input, `unsupported image format "${format ?? 'unknown'}" (expected png, jpeg, webp or gif)`);
+  if (format === undefined || !FORMATS.has(format))
+    throw new ImageInputError(input, `unsupported image format "${format ?? 'unknown'}" (expected png, jpeg, webp or gif)`);
   if (width < 1 || height < 1) throw new ImageInputError(input, `the image has no pixels (${width}×${height})`);
-  if (width * height > maxPixels) throw new ImageInputError(input, `the image is ${width}×${height} = ${width * height} pixels, more than the ${maxPixels}-pixel limit`);
+  if (width * height > maxPixels)
+    throw new ImageInputError(input, `the image is ${width}×${height} = ${width * height} pixels, more than the ${maxPixels}-pixel limit`);
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated' })
       .rotate()

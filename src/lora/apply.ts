@@ -109,7 +109,10 @@ export function resolveLoras(targets: LoraTargets, loras: readonly ScaledLora[],
       matchedTensors += layer.tensors.length;
     }
     if (matchedTensors === 0 && options.requireMatch !== false) {
-      const sample = unmatched.slice(0, 5).map((n) => `"${n}"`).join(', ');
+      const sample = unmatched
+        .slice(0, 5)
+        .map((n) => `"${n}"`)
+        .join(', ');
       throw new LoraError(lora.label, `no tensor applies to this ${targets.label} (${lora.format} format; ${unmatched.length} tensors, e.g. ${sample})`);
     }
     reports.push({ label: lora.label, format: lora.format, matchedTensors, unmatched });
@@ -164,7 +167,11 @@ export function stackLoras(resolved: ResolvedLoras, keptKey?: string): LowRankSt
 }
 
 /** resolveLoras, then stackLoras. */
-export function combineLoras(targets: LoraTargets, loras: readonly ScaledLora[], options: { requireMatch?: boolean } = {}): { state: LowRankState; reports: LoraLoadReport[] } {
+export function combineLoras(
+  targets: LoraTargets,
+  loras: readonly ScaledLora[],
+  options: { requireMatch?: boolean } = {},
+): { state: LowRankState; reports: LoraLoadReport[] } {
   const resolved = resolveLoras(targets, loras, options);
   return { state: stackLoras(resolved), reports: resolved.reports };
 }

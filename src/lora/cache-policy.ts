@@ -103,16 +103,16 @@ export async function allowedLocalFile(localRoot: string | null, input: string, 
     return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
   };
   const candidate = resolve(root, path);
-  if (!inside(root, candidate)) return fail('local paths must lie inside the server\'s LoRA folder');
+  if (!inside(root, candidate)) return fail("local paths must lie inside the server's LoRA folder");
   let real: string;
   let realRoot: string;
   try {
     realRoot = await realpath(root);
     real = await realpath(candidate);
   } catch {
-    return fail('no such file in the server\'s LoRA folder');
+    return fail("no such file in the server's LoRA folder");
   }
-  if (!inside(realRoot, real)) return fail('local paths must lie inside the server\'s LoRA folder (this one links outside it)');
+  if (!inside(realRoot, real)) return fail("local paths must lie inside the server's LoRA folder (this one links outside it)");
   try {
     await SafetensorsFile.open(real);
   } catch (error) {

@@ -70,7 +70,7 @@ function classify(format: LoraFormat, module: string): { module: string; namespa
   const strip = (prefix: string) => (module.startsWith(prefix) ? module.slice(prefix.length) : null);
   switch (format) {
     case 'kohya': {
-      const unet = strip('lora_unet_') ?? (strip('diffusion_model.')?.replace(/\./g, '_') ?? null);
+      const unet = strip('lora_unet_') ?? strip('diffusion_model.')?.replace(/\./g, '_') ?? null;
       if (unet !== null) return { module: unet, namespace: 'kohya' };
       const te = strip('lora_te1_') ?? strip('lora_te_') ?? strip('text_encoders.clip_l.transformer.')?.replace(/\./g, '_') ?? null;
       return te === null ? null : { module: te, namespace: 'clip' };

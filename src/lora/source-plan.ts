@@ -65,7 +65,13 @@ export class SourcePlanner {
   }
 
   /** The repo's one .safetensors file, through the HuggingFace API (the reference's rule and message). */
-  private async huggingFaceFile(owner: string, repo: string, revision: string, headers: Record<string, string>, signal: AbortSignal | undefined): Promise<string> {
+  private async huggingFaceFile(
+    owner: string,
+    repo: string,
+    revision: string,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
     const memo = `hf:${owner}/${repo}@${revision}`;
     const known = this.resolved.get(memo);
     if (known !== undefined) return known;

@@ -55,7 +55,7 @@ const GENERAL_SYNTAX = [
   '* CivitAI URL in the format civitai.com/models/<id>[/<model-name>]',
   '* Arbitrary .safetensors or .tar URLs from the Internet',
   '* a data: URI of a .safetensors file or of a tar archive holding one',
-  '* a path inside the server\'s LoRA folder (when the operator allows local files)',
+  "* a path inside the server's LoRA folder (when the operator allows local files)",
 ].join('\n');
 
 /** A short, secret-free rendering of the user's string for messages. */

@@ -44,12 +44,28 @@ export function redact(url: string): string {
 
 const blocked = new BlockList();
 for (const [net, prefix] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
 ] as const) {
   blocked.addSubnet(net, prefix, 'ipv4');
 }
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) blocked.addSubnet(net, prefix, 'ipv6');
+for (const [net, prefix] of [
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+] as const)
+  blocked.addSubnet(net, prefix, 'ipv6');
 
 function isBlockedAddress(address: string): boolean {
   const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
@@ -134,7 +150,11 @@ export interface SafeDownloadResult {
 
 class BlockedAddressError extends Error {}
 
-const guardedLookup = ((hostname: string, options: LookupOptions, callback: (error: Error | null, address: string | LookupAddress[], family?: number) => void): void => {
+const guardedLookup = ((
+  hostname: string,
+  options: LookupOptions,
+  callback: (error: Error | null, address: string | LookupAddress[], family?: number) => void,
+): void => {
   dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
     if (error) return callback(error, '');
     const blockedAddress = addresses.find((a) => isBlockedAddress(a.address));
@@ -196,7 +216,11 @@ async function openFollowingRedirects(url: string, options: SafeDownloadOptions,
 }
 
 /** Runs one guarded GET, turning every failure into a FetchError that says what went wrong. */
-async function guardedGet<T>(url: string, options: SafeDownloadOptions, consume: (response: IncomingMessage, finalUrl: URL, signal: AbortSignal) => Promise<T>): Promise<T> {
+async function guardedGet<T>(
+  url: string,
+  options: SafeDownloadOptions,
+  consume: (response: IncomingMessage, finalUrl: URL, signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const timeout = AbortSignal.timeout(options.timeoutMs);
   const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
   try {
@@ -209,7 +233,10 @@ async function guardedGet<T>(url: string, options: SafeDownloadOptions, consume:
     if (timeout.aborted) throw new FetchError(url, `timed out after ${options.timeoutMs} ms`);
     if (error instanceof BlockedAddressError) throw new FetchError(url, `${error.message}, a private, loopback or link-local address, which is not allowed`);
     const code = (error as NodeJS.ErrnoException).code;
-    throw new FetchError(url, `download failed: ${(error as Error).message}${code !== undefined && !(error as Error).message.includes(code) ? ` (${code})` : ''}`);
+    throw new FetchError(
+      url,
+      `download failed: ${(error as Error).message}${code !== undefined && !(error as Error).message.includes(code) ? ` (${code})` : ''}`,
+    );
   }
 }
 
@@ -255,9 +282,14 @@ export async function safeDownloadBytes(url: string, options: SafeDownloadOption
   return guardedGet(url, options, async (response, _finalUrl, signal) => {
     const chunks: Buffer[] = [];
     const counter = { bytes: 0 };
-    await pipeline(response, byteCap(url, options.maxBytes, counter), async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) chunks.push(chunk);
-    }, { signal });
+    await pipeline(
+      response,
+      byteCap(url, options.maxBytes, counter),
+      async (source: AsyncIterable<Buffer>) => {
+        for await (const chunk of source) chunks.push(chunk);
+      },
+      { signal },
+    );
     checkComplete(url, response, counter.bytes);
     return Buffer.concat(chunks);
   });

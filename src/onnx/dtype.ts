@@ -1,16 +1,5 @@
 /** Element types a graph value or initializer can have. */
-export type DType =
-  | 'float32'
-  | 'float16'
-  | 'bfloat16'
-  | 'float8e4m3fn'
-  | 'float8e5m2'
-  | 'int64'
-  | 'int32'
-  | 'int16'
-  | 'int8'
-  | 'uint8'
-  | 'bool';
+export type DType = 'float32' | 'float16' | 'bfloat16' | 'float8e4m3fn' | 'float8e5m2' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 /** ONNX TensorProto.DataType enum values. */
 export const ONNX_DATA_TYPE: Record<DType, number> = {

@@ -6,15 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { dirname, relative, sep } from 'node:path';
 import { DTYPE_BYTE_SIZE, isLowPrecisionFloat, type DType } from './dtype.js';
-import {
-  encodeModel,
-  type Attribute,
-  type Dim,
-  type ExternalTensorDef,
-  type NodeDef,
-  type TensorDef,
-  type ValueInfoDef,
-} from './onnx-proto.js';
+import { encodeModel, type Attribute, type Dim, type ExternalTensorDef, type NodeDef, type TensorDef, type ValueInfoDef } from './onnx-proto.js';
 import { broadcastShapes, formatShape, staticSize, type Shape } from './shape.js';
 
 export class GraphError extends Error {
@@ -56,14 +48,7 @@ export interface ExternalTensorRef {
   shape: readonly number[];
 }
 
-export type TypedArrayData =
-  | Float32Array
-  | Uint16Array
-  | Int32Array
-  | Int16Array
-  | Int8Array
-  | Uint8Array
-  | BigInt64Array;
+export type TypedArrayData = Float32Array | Uint16Array | Int32Array | Int16Array | Int8Array | Uint8Array | BigInt64Array;
 
 export interface OutputSpec {
   dtype: DType;
@@ -105,19 +90,11 @@ export class PendingNode {
     return result;
   }
 
-  emit(
-    inputs: readonly (Value | null)[],
-    outputs: readonly OutputSpec[],
-    attributes: Readonly<Record<string, Attribute>> = {},
-  ): Value[] {
+  emit(inputs: readonly (Value | null)[], outputs: readonly OutputSpec[], attributes: Readonly<Record<string, Attribute>> = {}): Value[] {
     return this.graph.addNode(this, inputs, outputs, attributes);
   }
 
-  emitOne(
-    inputs: readonly (Value | null)[],
-    output: OutputSpec,
-    attributes: Readonly<Record<string, Attribute>> = {},
-  ): Value {
+  emitOne(inputs: readonly (Value | null)[], output: OutputSpec, attributes: Readonly<Record<string, Attribute>> = {}): Value {
     return this.emit(inputs, [output], attributes)[0] as Value;
   }
 }
@@ -227,12 +204,7 @@ export class GraphBuilder {
     const fullName = this.claimExactName('initializer', this.scoped(name));
     const expected = (staticSize(dims) ?? 0) * DTYPE_BYTE_SIZE[dtype];
     if (data.byteLength !== expected) {
-      throw new GraphError(
-        this.name,
-        fullName,
-        'initializer',
-        `${dtype}${formatShape(dims)} needs ${expected} bytes, got ${data.byteLength}`,
-      );
+      throw new GraphError(this.name, fullName, 'initializer', `${dtype}${formatShape(dims)} needs ${expected} bytes, got ${data.byteLength}`);
     }
     this.inlineInitializers.push({ kind: 'inline', name: fullName, dtype, dims, data: typedBytes(data) });
     if (isLowPrecisionFloat(dtype)) this.lowPrecisionInitializers.add(fullName);
@@ -283,7 +255,11 @@ export class GraphBuilder {
 
   /** A 1-D int64 constant (shapes, axes, indices). */
   int64s(values: readonly number[]): Value {
-    return this.constant('int64', [values.length], BigInt64Array.from(values, (v) => BigInt(v)));
+    return this.constant(
+      'int64',
+      [values.length],
+      BigInt64Array.from(values, (v) => BigInt(v)),
+    );
   }
 
   /** Reserves a uniquely named node; `name` defaults to the op type. */
@@ -298,20 +274,13 @@ export class GraphBuilder {
   }
 
   /** @internal Used by PendingNode.emit. */
-  addNode(
-    node: PendingNode,
-    inputs: readonly (Value | null)[],
-    outputs: readonly OutputSpec[],
-    attributes: Readonly<Record<string, Attribute>>,
-  ): Value[] {
+  addNode(node: PendingNode, inputs: readonly (Value | null)[], outputs: readonly OutputSpec[], attributes: Readonly<Record<string, Attribute>>): Value[] {
     for (const input of inputs) {
       if (input !== null) this.checkOwned(input, node.opType, node.name);
     }
     if (inputs.some((v) => v !== null && this.lowPrecisionInitializers.has(v.name))) this.castsLowPrecision = true;
     if (node.domain === MICROSOFT_DOMAIN) this.usesMicrosoftDomain = true;
-    const values = outputs.map(
-      (spec, i) => new Value(this, outputs.length === 1 ? node.name : `${node.name}:${i}`, spec.dtype, spec.shape),
-    );
+    const values = outputs.map((spec, i) => new Value(this, outputs.length === 1 ? node.name : `${node.name}:${i}`, spec.dtype, spec.shape));
     // Trailing absent optional inputs are omitted: some ORT kernels crash on a trailing "" input.
     let used = inputs.length;
     while (used > 0 && inputs[used - 1] === null) used--;
@@ -338,7 +307,9 @@ export class GraphBuilder {
       name: e.name,
       dtype: e.ref.dtype,
       dims: e.ref.shape,
-      location: relative(folder as string, e.realFile).split(sep).join('/'),
+      location: relative(folder as string, e.realFile)
+        .split(sep)
+        .join('/'),
       offset: e.ref.offset,
       byteLength: e.ref.byteLength,
     }));

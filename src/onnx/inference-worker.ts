@@ -41,7 +41,11 @@ function keptTensors(model: string, session: ort.InferenceSession, views: Record
     const array = kept.get(view.key)?.[view.array];
     const size = view.dims.reduce((p, d) => p * d, 1);
     if (array === undefined || view.offset < 0 || view.offset + view.length > array.length || size !== view.length) {
-      throw new OnnxRuntimeError(model, 'run', `input "${name}": no kept array ${view.array} of "${view.key}" holds [${view.dims.join(', ')}] at ${view.offset}`);
+      throw new OnnxRuntimeError(
+        model,
+        'run',
+        `input "${name}": no kept array ${view.array} of "${view.key}" holds [${view.dims.join(', ')}] at ${view.offset}`,
+      );
     }
     tensors[name] = new ort.Tensor('float32', array.subarray(view.offset, view.offset + view.length), view.dims);
   }

@@ -36,6 +36,4 @@ export interface SerializedError {
   opType?: string;
 }
 
-export type WorkerResponse =
-  | { id: number; ok: true; result: LoadResult | TensorMap | null }
-  | { id: number; ok: false; error: SerializedError };
+export type WorkerResponse = { id: number; ok: true; result: LoadResult | TensorMap | null } | { id: number; ok: false; error: SerializedError };

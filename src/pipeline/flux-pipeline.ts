@@ -132,7 +132,13 @@ export async function runFluxPipeline(models: PipelineModels, request: PipelineR
     const imageLatents =
       posterior === undefined
         ? undefined
-        : pack(posteriorLatent(posterior.mean, posterior.logvar, draws.posterior ?? null, models.vaeConfig.shiftFactor, models.vaeConfig.scalingFactor), 1, channels, h, w);
+        : pack(
+            posteriorLatent(posterior.mean, posterior.logvar, draws.posterior ?? null, models.vaeConfig.shiftFactor, models.vaeConfig.scalingFactor),
+            1,
+            channels,
+            h,
+            w,
+          );
     const initial = imageLatents === undefined ? noise : noisedLatents(imageLatents, noise, schedule[startIndex] as number);
     const velocity = velocityOf(transformer, text, h, w, request.guidance);
     const final = await stage('denoise', () =>
@@ -168,7 +174,15 @@ function velocityOf(transformer: FluxTransformer, text: TextConditioning, h: num
   const guidance = transformer.config.guidanceEmbed ? [guidanceScale] : undefined;
   return async (x: Float32Array, sigma: number, signal?: AbortSignal): Promise<Float32Array> => {
     const out = await transformer.forward(
-      { hiddenStates: float32Tensor([1, tokens, channels], x), encoderHiddenStates: text.t5, pooledProjections: text.pooled, timestep: [sigma], guidance, imgIds, txtIds },
+      {
+        hiddenStates: float32Tensor([1, tokens, channels], x),
+        encoderHiddenStates: text.t5,
+        pooledProjections: text.pooled,
+        timestep: [sigma],
+        guidance,
+        imgIds,
+        txtIds,
+      },
       { signal },
     );
     return out.data as Float32Array;

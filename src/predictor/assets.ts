@@ -106,9 +106,13 @@ function pipelineCandidate(folder: string): Candidate {
     // A subfolder that is present but incomplete is reported, never silently replaced by a sibling's.
     const found =
       part === 'clipTokenizer'
-        ? clipTokenizerOk(path) ? [] : [`tokenizer/vocab.json + merges.txt (or tokenizer.json)`]
+        ? clipTokenizerOk(path)
+          ? []
+          : [`tokenizer/vocab.json + merges.txt (or tokenizer.json)`]
         : part === 't5Tokenizer'
-          ? t5TokenizerOk(path) ? [] : ['tokenizer_2/tokenizer.json']
+          ? t5TokenizerOk(path)
+            ? []
+            : ['tokenizer_2/tokenizer.json']
           : modelFolderProblems(path, SUBFOLDER[part]);
     if (found.length === 0) parts[part] = path;
     else problems.push(...found);
@@ -131,9 +135,13 @@ function singleFiles(dir: string): { transformers: Candidate[]; parts: Partial<R
   if (t5 !== undefined) parts.t5 = t5;
   if (clipTokenizerOk(join(dir, 'tokenizer'))) parts.clipTokenizer = join(dir, 'tokenizer');
   if (t5TokenizerOk(join(dir, 'tokenizer_2'))) parts.t5Tokenizer = join(dir, 'tokenizer_2');
-  const transformers = weights(/^flux1-(dev|schnell)([-_.].*)?\.(safetensors|sft)$/i).map(
-    (name): Candidate => ({ origin: join(dir, name), variant: /schnell/i.test(name) ? 'schnell' : 'dev', transformer: join(dir, name), parts: {}, problems: [] }),
-  );
+  const transformers = weights(/^flux1-(dev|schnell)([-_.].*)?\.(safetensors|sft)$/i).map((name): Candidate => ({
+    origin: join(dir, name),
+    variant: /schnell/i.test(name) ? 'schnell' : 'dev',
+    transformer: join(dir, name),
+    parts: {},
+    problems: [],
+  }));
   return { transformers, parts };
 }
 

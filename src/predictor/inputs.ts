@@ -90,7 +90,8 @@ function problemOf(error: ErrorObject): InputProblem {
   if (error.keyword === 'additionalProperties') {
     return { input: child(error.params.additionalProperty), message: fromPath === '' ? 'is not an input of this model' : 'is not a known field' };
   }
-  if (error.keyword === 'enum') return { input: fromPath, message: `must be one of ${(error.params.allowedValues as string[]).map((v) => JSON.stringify(v)).join(', ')}` };
+  if (error.keyword === 'enum')
+    return { input: fromPath, message: `must be one of ${(error.params.allowedValues as string[]).map((v) => JSON.stringify(v)).join(', ')}` };
   return { input: fromPath || '(request)', message: error.message ?? 'is invalid' };
 }
 
@@ -109,11 +110,14 @@ export function resolveInput(request: unknown): ResolvedInput {
   const raw = input as RawInput;
   if (raw.aspect_ratio === 'custom' && raw.image === undefined) {
     for (const side of ['width', 'height'] as const) {
-      if (raw[side] === undefined && !problems.some((p) => p.input === side)) problems.push({ input: side, message: 'is required when aspect_ratio is "custom"' });
+      if (raw[side] === undefined && !problems.some((p) => p.input === side))
+        problems.push({ input: side, message: 'is required when aspect_ratio is "custom"' });
     }
   }
-  if (raw.mask !== undefined && raw.image === undefined) problems.push({ input: 'mask', message: 'needs an image: a mask marks which parts of `image` to repaint' });
-  if (raw.image !== undefined && raw.prompt_strength === 0) problems.push({ input: 'prompt_strength', message: 'must be greater than 0 with an image (0 leaves no denoising step)' });
+  if (raw.mask !== undefined && raw.image === undefined)
+    problems.push({ input: 'mask', message: 'needs an image: a mask marks which parts of `image` to repaint' });
+  if (raw.image !== undefined && raw.prompt_strength === 0)
+    problems.push({ input: 'prompt_strength', message: 'must be greater than 0 with an image (0 leaves no denoising step)' });
   const loras: ResolvedInput['loras'] = [];
   if (raw.replicate_weights !== undefined) loras.push({ input: 'replicate_weights', source: raw.replicate_weights, scale: raw.lora_scale });
   if (raw.extra_lora !== undefined) loras.push({ input: 'extra_lora', source: raw.extra_lora, scale: raw.extra_lora_scale });
@@ -125,7 +129,8 @@ export function resolveInput(request: unknown): ResolvedInput {
       loras.push({ input: `loras[${i}]`, source: weights, scale });
     }
   });
-  if (loras.length > MAX_LORAS) problems.push({ input: 'loras', message: `at most ${MAX_LORAS} LoRAs in all (replicate_weights, extra_lora and loras), got ${loras.length}` });
+  if (loras.length > MAX_LORAS)
+    problems.push({ input: 'loras', message: `at most ${MAX_LORAS} LoRAs in all (replicate_weights, extra_lora and loras), got ${loras.length}` });
   if (problems.length > 0) throw new InputValidationError(problems);
 
   const { seed, random } = resolveSeed(raw.seed);

@@ -95,7 +95,10 @@ export class LoraPlanner {
       const scaled: ScaledLora[] = loras.map((l) => ({ lora: l.lora, scale: l.scale }));
       const fluxResolved = wrap(() => resolveLoras(new FluxLoraTargets(flux), scaled, { requireMatch: false }));
       const clipResult = wrap(() => combineLoras(new ClipLoraTargets(clip), scaled, { requireMatch: false }));
-      const reports = loras.map((_, i): [LoraLoadReport, LoraLoadReport] => [fluxResolved.reports[i] as LoraLoadReport, clipResult.reports[i] as LoraLoadReport]);
+      const reports = loras.map((_, i): [LoraLoadReport, LoraLoadReport] => [
+        fluxResolved.reports[i] as LoraLoadReport,
+        clipResult.reports[i] as LoraLoadReport,
+      ]);
       this.last = { key, transformer: fluxResolved, clip: clipResult.state, reports };
     }
     const last = this.last;
@@ -128,12 +131,23 @@ function report(lora: PreparedLora, flux: LoraLoadReport, clip: LoraLoadReport, 
   const clipUnmatched = new Set(clip.unmatched);
   const unmatched = flux.unmatched.filter((name) => clipUnmatched.has(name));
   if (applied === 0) {
-    const sample = unmatched.slice(0, 5).map((n) => `"${n}"`).join(', ');
+    const sample = unmatched
+      .slice(0, 5)
+      .map((n) => `"${n}"`)
+      .join(', ');
     throw new InputValidationError([
-      { input: lora.input, message: `no tensor of this LoRA applies to FLUX.1 or its CLIP text encoder (${lora.lora.format} format; ${unmatched.length} tensors, e.g. ${sample})` },
+      {
+        input: lora.input,
+        message: `no tensor of this LoRA applies to FLUX.1 or its CLIP text encoder (${lora.lora.format} format; ${unmatched.length} tensors, e.g. ${sample})`,
+      },
     ]);
   }
-  const where = [flux.matchedTensors > 0 ? `${flux.matchedTensors} to the transformer` : '', clip.matchedTensors > 0 ? `${clip.matchedTensors} to the text encoder` : ''].filter(Boolean).join(', ');
+  const where = [
+    flux.matchedTensors > 0 ? `${flux.matchedTensors} to the transformer` : '',
+    clip.matchedTensors > 0 ? `${clip.matchedTensors} to the text encoder` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   log(`Loaded LoRA ${lora.input} (${lora.lora.format} format, strength ${Number(lora.scale.toPrecision(6))}): ${applied} tensors applied (${where})`);
   if (unmatched.length > 0) log(`Warning: LoRA ${lora.input}: ${unmatched.length} tensor(s) not applied: ${unmatched.join(', ')}`);
 }

@@ -89,7 +89,16 @@ export interface PredictionResult {
   files: string[];
   seed: number;
   /** Seconds per stage, and in total. */
-  metrics: { predict_time: number; lora_time: number; load_time: number; text_time: number; denoise_time: number; decode_time: number; safety_time: number; encode_time: number };
+  metrics: {
+    predict_time: number;
+    lora_time: number;
+    load_time: number;
+    text_time: number;
+    denoise_time: number;
+    decode_time: number;
+    safety_time: number;
+    encode_time: number;
+  };
 }
 
 const T5_LENGTH: Record<Variant, number> = { dev: 512, schnell: 256 };
@@ -143,7 +152,9 @@ export class Predictor {
         'no safety checker found: put safety_checker/ (with feature_extractor/) and nsfw_image_detection/ in the model folder, configure their paths, or disable the checker for the whole server',
       );
     }
-    options.log?.(safety === 'disabled' ? 'Safety checker: disabled for this server by its operator' : `Safety checker: ${safety.checker} + ${safety.classifier}`);
+    options.log?.(
+      safety === 'disabled' ? 'Safety checker: disabled for this server by its operator' : `Safety checker: ${safety.checker} + ${safety.classifier}`,
+    );
     return new Predictor(assets, safety, options, cacheDir);
   }
 
@@ -241,7 +252,14 @@ export class Predictor {
     this.boundLoras.set(transformer, { key: plan.key, scales });
   }
 
-  private async encodeText(pipeline: PipelineAssets, prompt: string, precision: 'exact' | 'int8', plan: LoraPlan, log: Log, signal?: AbortSignal): Promise<TextConditioning> {
+  private async encodeText(
+    pipeline: PipelineAssets,
+    prompt: string,
+    precision: 'exact' | 'int8',
+    plan: LoraPlan,
+    log: Log,
+    signal?: AbortSignal,
+  ): Promise<TextConditioning> {
     const key = `text:${pipeline.t5}:${pipeline.clip}:${precision}`;
     let conditioner = this.conditioners.get(key);
     if (conditioner === undefined) {
@@ -261,7 +279,9 @@ export class Predictor {
       const bytes = (await this.estimate(pipeline.t5, precision)) + (await this.estimate(pipeline.clip, 'exact'));
       const loaded = conditioner;
       // The encoders themselves load inside encode(); the pool accounts for them and releases them when evicted.
-      await this.pool.acquire(key, `text encoders (${precision === 'int8' ? 'T5 8-bit' : 'T5'} + CLIP)`, bytes, log, async () => ({ release: () => loaded.release() }));
+      await this.pool.acquire(key, `text encoders (${precision === 'int8' ? 'T5 8-bit' : 'T5'} + CLIP)`, bytes, log, async () => ({
+        release: () => loaded.release(),
+      }));
     }
     const embeddings = await conditioner.encode(prompt, length, { signal });
     return { t5: embeddings.t5, pooled: embeddings.pooled };
@@ -346,7 +366,10 @@ export class Predictor {
         numOutputs: input.numOutputs,
         steps: input.steps,
         guidance: input.guidance,
-        image: prepared === undefined ? undefined : { pixels: prepared.tensor, strength: input.promptStrength, ...(prepared.mask === undefined ? {} : { mask: prepared.mask }) },
+        image:
+          prepared === undefined
+            ? undefined
+            : { pixels: prepared.tensor, strength: input.promptStrength, ...(prepared.mask === undefined ? {} : { mask: prepared.mask }) },
         noise: seededNoise(input.seed, randn),
         onStep: (output, step) => options.onProgress?.({ output, outputs: input.numOutputs, step: step.step, total: step.total, elapsedMs: step.elapsedMs }),
         stage: timed,

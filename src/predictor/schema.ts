@@ -11,27 +11,101 @@ export type AspectRatio = (typeof ASPECT_RATIOS)[number];
 const LORA_SOURCES =
   "Load LoRA weights. Supports Replicate models in the format <owner>/<username> or <owner>/<username>/<version>, HuggingFace URLs in the format huggingface.co/<owner>/<model-name>, CivitAI URLs in the format civitai.com/models/<id>[/<model-name>], or arbitrary .safetensors URLs from the Internet. For example, 'fofr/flux-pixar-cars'";
 const LORA_SCALE =
-  'Determines how strongly the %s LoRA should be applied. Sane results between 0 and 1 for base inference. For go_fast we apply a 1.5x multiplier to this value; we\'ve generally seen good performance when scaling the base value by that amount. You may still need to experiment to find the best value for your particular lora.';
+  "Determines how strongly the %s LoRA should be applied. Sane results between 0 and 1 for base inference. For go_fast we apply a 1.5x multiplier to this value; we've generally seen good performance when scaling the base value by that amount. You may still need to experiment to find the best value for your particular lora.";
 
 type Property = Record<string, unknown> & { 'x-order': number };
 
 const properties: Record<string, Property> = {
-  prompt: { type: 'string', title: 'Prompt', description: 'Prompt for generated image. If you include the `trigger_word` used in the training process you are more likely to activate the trained object, style, or concept in the resulting image.' },
-  image: { type: 'string', format: 'uri', title: 'Image', description: 'Input image for image to image or inpainting mode. If provided, aspect_ratio, width, and height inputs are ignored.' },
-  mask: { type: 'string', format: 'uri', title: 'Mask', description: 'Image mask for image inpainting mode. If provided, aspect_ratio, width, and height inputs are ignored.' },
-  aspect_ratio: { type: 'string', enum: [...ASPECT_RATIOS], default: '1:1', title: 'Aspect Ratio', description: 'Aspect ratio for the generated image. If custom is selected, uses height and width below & will run in bf16 mode' },
-  height: { type: 'integer', minimum: 256, maximum: 1440, title: 'Height', description: 'Height of generated image. Only works if `aspect_ratio` is set to custom. Will be rounded to nearest multiple of 16. Incompatible with fast generation' },
-  width: { type: 'integer', minimum: 256, maximum: 1440, title: 'Width', description: 'Width of generated image. Only works if `aspect_ratio` is set to custom. Will be rounded to nearest multiple of 16. Incompatible with fast generation' },
-  prompt_strength: { type: 'number', minimum: 0, maximum: 1, default: 0.8, title: 'Prompt Strength', description: 'Prompt strength when using img2img. 1.0 corresponds to full destruction of information in image' },
-  model: { type: 'string', enum: ['dev', 'schnell'], default: 'dev', title: 'Model', description: 'Which model to run inference with. The dev model performs best with around 28 inference steps but the schnell model only needs 4 steps.' },
+  prompt: {
+    type: 'string',
+    title: 'Prompt',
+    description:
+      'Prompt for generated image. If you include the `trigger_word` used in the training process you are more likely to activate the trained object, style, or concept in the resulting image.',
+  },
+  image: {
+    type: 'string',
+    format: 'uri',
+    title: 'Image',
+    description: 'Input image for image to image or inpainting mode. If provided, aspect_ratio, width, and height inputs are ignored.',
+  },
+  mask: {
+    type: 'string',
+    format: 'uri',
+    title: 'Mask',
+    description: 'Image mask for image inpainting mode. If provided, aspect_ratio, width, and height inputs are ignored.',
+  },
+  aspect_ratio: {
+    type: 'string',
+    enum: [...ASPECT_RATIOS],
+    default: '1:1',
+    title: 'Aspect Ratio',
+    description: 'Aspect ratio for the generated image. If custom is selected, uses height and width below & will run in bf16 mode',
+  },
+  height: {
+    type: 'integer',
+    minimum: 256,
+    maximum: 1440,
+    title: 'Height',
+    description:
+      'Height of generated image. Only works if `aspect_ratio` is set to custom. Will be rounded to nearest multiple of 16. Incompatible with fast generation',
+  },
+  width: {
+    type: 'integer',
+    minimum: 256,
+    maximum: 1440,
+    title: 'Width',
+    description:
+      'Width of generated image. Only works if `aspect_ratio` is set to custom. Will be rounded to nearest multiple of 16. Incompatible with fast generation',
+  },
+  prompt_strength: {
+    type: 'number',
+    minimum: 0,
+    maximum: 1,
+    default: 0.8,
+    title: 'Prompt Strength',
+    description: 'Prompt strength when using img2img. 1.0 corresponds to full destruction of information in image',
+  },
+  model: {
+    type: 'string',
+    enum: ['dev', 'schnell'],
+    default: 'dev',
+    title: 'Model',
+    description: 'Which model to run inference with. The dev model performs best with around 28 inference steps but the schnell model only needs 4 steps.',
+  },
   num_outputs: { type: 'integer', minimum: 1, maximum: 4, default: 1, title: 'Num Outputs', description: 'Number of outputs to generate' },
-  num_inference_steps: { type: 'integer', minimum: 1, maximum: 50, default: 28, title: 'Num Inference Steps', description: 'Number of denoising steps. More steps can give more detailed images, but take longer.' },
-  guidance_scale: { type: 'number', minimum: 0, maximum: 10, default: 3, title: 'Guidance Scale', description: 'Guidance scale for the diffusion process. Lower values can give more realistic images. Good values to try are 2, 2.5, 3 and 3.5' },
+  num_inference_steps: {
+    type: 'integer',
+    minimum: 1,
+    maximum: 50,
+    default: 28,
+    title: 'Num Inference Steps',
+    description: 'Number of denoising steps. More steps can give more detailed images, but take longer.',
+  },
+  guidance_scale: {
+    type: 'number',
+    minimum: 0,
+    maximum: 10,
+    default: 3,
+    title: 'Guidance Scale',
+    description: 'Guidance scale for the diffusion process. Lower values can give more realistic images. Good values to try are 2, 2.5, 3 and 3.5',
+  },
   seed: { type: 'integer', title: 'Seed', description: 'Random seed. Set for reproducible generation' },
   output_format: { type: 'string', enum: [...OUTPUT_FORMATS], default: 'webp', title: 'Output Format', description: 'Format of the output images' },
-  output_quality: { type: 'integer', minimum: 0, maximum: 100, default: 80, title: 'Output Quality', description: 'Quality when saving the output images, from 0 to 100. 100 is best quality, 0 is lowest quality. Not relevant for .png outputs' },
+  output_quality: {
+    type: 'integer',
+    minimum: 0,
+    maximum: 100,
+    default: 80,
+    title: 'Output Quality',
+    description: 'Quality when saving the output images, from 0 to 100. 100 is best quality, 0 is lowest quality. Not relevant for .png outputs',
+  },
   disable_safety_checker: { type: 'boolean', default: false, title: 'Disable Safety Checker', description: 'Disable safety checker for generated images.' },
-  go_fast: { type: 'boolean', default: false, title: 'Go Fast', description: 'Run faster predictions with model optimized for speed (currently fp8 quantized); disable to run in original bf16' },
+  go_fast: {
+    type: 'boolean',
+    default: false,
+    title: 'Go Fast',
+    description: 'Run faster predictions with model optimized for speed (currently fp8 quantized); disable to run in original bf16',
+  },
   megapixels: { type: 'string', enum: ['1', '0.25'], default: '1', title: 'Megapixels', description: 'Approximate number of megapixels for generated image' },
   replicate_weights: { type: 'string', title: 'Replicate Weights', description: LORA_SOURCES },
   lora_scale: { type: 'number', minimum: -1, maximum: 3, default: 1, title: 'Lora Scale', description: LORA_SCALE.replace('%s', 'main') },

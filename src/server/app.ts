@@ -91,7 +91,10 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
     bodyLimit: options.bodyLimitBytes,
     // Slow clients: the whole request within requestTimeoutMs (408), checked every second.
     serverFactory: (handler) =>
-      createServer({ requestTimeout: options.requestTimeoutMs, headersTimeout: Math.min(options.requestTimeoutMs, 20_000), connectionsCheckingInterval: 1000 }, handler),
+      createServer(
+        { requestTimeout: options.requestTimeoutMs, headersTimeout: Math.min(options.requestTimeoutMs, 20_000), connectionsCheckingInterval: 1000 },
+        handler,
+      ),
     routerOptions: { maxParamLength: 256 },
     // Malformed URLs and over-long path parameters, refused by the router before any route.
     frameworkErrors: (error, request, reply) => {

@@ -26,7 +26,10 @@ export interface DetailItem {
 /** `loras[0].scale` → ['loras', 0, 'scale']; the whole input is Cog's `__root__`. */
 function inputPath(name: string): (string | number)[] {
   if (name === '(request)') return ['__root__'];
-  return name.split(/[.[\]]+/).filter((part) => part !== '').map((part) => (/^\d+$/.test(part) ? Number(part) : part));
+  return name
+    .split(/[.[\]]+/)
+    .filter((part) => part !== '')
+    .map((part) => (/^\d+$/.test(part) ? Number(part) : part));
 }
 
 function problemItems(problems: readonly InputProblem[]): DetailItem[] {
@@ -43,7 +46,11 @@ function schemaItems(error: FastifyError): DetailItem[] {
     const path = inputPath(v.instancePath.replace(/^\//, '').replace(/\//g, '.'));
     const missing = v.keyword === 'required' ? [String(v.params.missingProperty)] : [];
     const loc = [context, ...(path[0] === '__root__' ? [] : path), ...missing];
-    return { loc, msg: v.keyword === 'required' ? 'Field required' : (v.message ?? 'is invalid'), type: v.keyword === 'required' ? 'value_error.missing' : 'value_error' };
+    return {
+      loc,
+      msg: v.keyword === 'required' ? 'Field required' : (v.message ?? 'is invalid'),
+      type: v.keyword === 'required' ? 'value_error.missing' : 'value_error',
+    };
   });
 }
 
@@ -57,8 +64,17 @@ const SERVICE_STATUS: Record<ServiceError['reason'], { cog: number; replicate: n
 };
 
 const TITLES: Record<number, string> = {
-  400: 'Bad request', 401: 'Unauthorized', 404: 'Not found', 409: 'Conflict', 413: 'Request body too large', 415: 'Unsupported media type',
-  422: 'Input validation failed', 429: 'Too many requests', 500: 'Internal server error', 501: 'Not implemented', 503: 'Service unavailable',
+  400: 'Bad request',
+  401: 'Unauthorized',
+  404: 'Not found',
+  409: 'Conflict',
+  413: 'Request body too large',
+  415: 'Unsupported media type',
+  422: 'Input validation failed',
+  429: 'Too many requests',
+  500: 'Internal server error',
+  501: 'Not implemented',
+  503: 'Service unavailable',
 };
 
 function isReplicate(request: FastifyRequest): boolean {
@@ -70,7 +86,10 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, status: 
   reply.code(status);
   if (!isReplicate(request)) return reply.send({ detail });
   const text = typeof detail === 'string' ? detail : detail.map((d) => `${d.loc.slice(1).join('.')}: ${d.msg}`).join('; ');
-  const fields = typeof detail === 'string' ? {} : { invalid_fields: detail.map((d) => ({ type: d.type, field: d.loc.slice(d.loc[1] === 'input' ? 2 : 1).join('.'), description: d.msg })) };
+  const fields =
+    typeof detail === 'string'
+      ? {}
+      : { invalid_fields: detail.map((d) => ({ type: d.type, field: d.loc.slice(d.loc[1] === 'input' ? 2 : 1).join('.'), description: d.msg })) };
   return reply.type('application/problem+json').send({ title: TITLES[status] ?? 'Error', status, detail: text, ...fields });
 }
 
@@ -78,7 +97,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof InputValidationError) return sendError(request, reply, 422, problemItems(error.problems));
     if (error.validation !== undefined) return sendError(request, reply, 422, schemaItems(error));
-    if (error instanceof ServiceError) return sendError(request, reply, SERVICE_STATUS[error.reason][isReplicate(request) ? 'replicate' : 'cog'], error.message);
+    if (error instanceof ServiceError)
+      return sendError(request, reply, SERVICE_STATUS[error.reason][isReplicate(request) ? 'replicate' : 'cog'], error.message);
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) return sendError(request, reply, status, error.message);
     request.log.error({ err: error }, 'request failed');

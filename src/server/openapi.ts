@@ -47,7 +47,12 @@ export function cogOpenApiDocument(version: string): object {
         put: predictOperation('Predict Idempotent', 'predict_idempotent_predictions__prediction_id__put', [PREDICTION_ID, PREFER]),
       },
       '/predictions/{prediction_id}/cancel': {
-        post: operation('Cancel', 'cancel_predictions__prediction_id__cancel_post', { 200: ok(), 404: { description: 'Not running' } }, { parameters: [PREDICTION_ID] }),
+        post: operation(
+          'Cancel',
+          'cancel_predictions__prediction_id__cancel_post',
+          { 200: ok(), 404: { description: 'Not running' } },
+          { parameters: [PREDICTION_ID] },
+        ),
       },
       '/shutdown': { post: operation('Start Shutdown', 'start_shutdown_shutdown_post', { 200: ok() }) },
     },
@@ -74,7 +79,11 @@ export function cogOpenApiDocument(version: string): object {
         },
         Status: { title: 'Status', description: 'An enumeration.', enum: [...STATUSES], type: 'string' },
         WebhookEvent: { title: 'WebhookEvent', description: 'An enumeration.', enum: [...WEBHOOK_EVENTS], type: 'string' },
-        HTTPValidationError: { title: 'HTTPValidationError', type: 'object', properties: { detail: { title: 'Detail', type: 'array', items: ref('ValidationError') } } },
+        HTTPValidationError: {
+          title: 'HTTPValidationError',
+          type: 'object',
+          properties: { detail: { title: 'Detail', type: 'array', items: ref('ValidationError') } },
+        },
         ValidationError: {
           title: 'ValidationError',
           type: 'object',

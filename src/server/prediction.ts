@@ -12,11 +12,7 @@ export type TerminalStatus = Extract<Status, 'succeeded' | 'failed' | 'canceled'
 export const STATUSES: readonly Status[] = ['starting', 'processing', 'succeeded', 'failed', 'canceled'];
 
 export type PredictionEvent =
-  | { type: 'start' }
-  | { type: 'log'; line: string }
-  | { type: 'progress'; progress: Progress }
-  | { type: 'output' }
-  | { type: 'completed' };
+  { type: 'start' } | { type: 'log'; line: string } | { type: 'progress'; progress: Progress } | { type: 'output' } | { type: 'completed' };
 
 export type WebhookEventName = 'start' | 'output' | 'logs' | 'completed';
 export const WEBHOOK_EVENTS: readonly WebhookEventName[] = ['start', 'output', 'logs', 'completed'];

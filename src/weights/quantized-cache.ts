@@ -91,6 +91,10 @@ export async function quantizedCache(request: QuantizedCacheRequest): Promise<{ 
   } catch {
     // absent or damaged: derive it again below
   }
-  await writeSafetensors(path, tensorsToWrite(request.linears, request.settings), { format: CACHE_FORMAT, kind: request.kind, settings: JSON.stringify(request.settings) });
+  await writeSafetensors(path, tensorsToWrite(request.linears, request.settings), {
+    format: CACHE_FORMAT,
+    kind: request.kind,
+    settings: JSON.stringify(request.settings),
+  });
   return { file: await SafetensorsFile.open(path), created: true };
 }

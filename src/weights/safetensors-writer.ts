@@ -67,7 +67,11 @@ export async function writeSafetensors(path: string, tensors: readonly TensorToW
         position += chunk.byteLength;
       }
       if (written !== sizes[i]) {
-        throw new SafetensorsError(target, `${t.dtype}[${t.shape.join(',')}] needs ${sizes[i]} bytes, got ${written}${written > (sizes[i] as number) ? ' or more' : ''}`, t.name);
+        throw new SafetensorsError(
+          target,
+          `${t.dtype}[${t.shape.join(',')}] needs ${sizes[i]} bytes, got ${written}${written > (sizes[i] as number) ? ' or more' : ''}`,
+          t.name,
+        );
       }
     }
     await handle.close();

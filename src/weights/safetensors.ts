@@ -51,7 +51,11 @@ function isSafeNonNegative(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function parseHeader(file: string, bytes: Uint8Array, dataLength: number): { tensors: Map<string, Omit<TensorInfo, 'file' | 'offset'> & { begin: number }>; metadata: Record<string, string> } {
+function parseHeader(
+  file: string,
+  bytes: Uint8Array,
+  dataLength: number,
+): { tensors: Map<string, Omit<TensorInfo, 'file' | 'offset'> & { begin: number }>; metadata: Record<string, string> } {
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
@@ -82,7 +86,11 @@ function parseHeader(file: string, bytes: Uint8Array, dataLength: number): { ten
     const elements = (shape as number[]).reduce((s, d) => s * d, 1);
     const needed = elements * DTYPE_BYTES[dtype];
     if (!Number.isSafeInteger(needed) || needed !== end - begin) {
-      throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] hold ${end - begin} bytes but shape [${shape.join(',')}] of ${dtype} needs ${needed}`, name);
+      throw new SafetensorsError(
+        file,
+        `data_offsets [${begin}, ${end}] hold ${end - begin} bytes but shape [${shape.join(',')}] of ${dtype} needs ${needed}`,
+        name,
+      );
     }
     if (end > dataLength) throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] run past the end of the data (${dataLength} bytes)`, name);
     tensors.set(name, { name, dtype, shape: shape as number[], byteLength: needed, begin });
@@ -92,7 +100,11 @@ function parseHeader(file: string, bytes: Uint8Array, dataLength: number): { ten
   let cursor = 0;
   for (const t of ordered) {
     if (t.begin !== cursor) {
-      throw new SafetensorsError(file, t.begin < cursor ? `data overlaps the previous tensor at byte ${t.begin}` : `gap in the data before byte ${t.begin}`, t.name);
+      throw new SafetensorsError(
+        file,
+        t.begin < cursor ? `data overlaps the previous tensor at byte ${t.begin}` : `gap in the data before byte ${t.begin}`,
+        t.name,
+      );
     }
     cursor = t.begin + t.byteLength;
   }

@@ -152,7 +152,12 @@ export class FakeLoraHosts {
       }
       case 'replicate': {
         // /<owner>/<name>/_weights or /<owner>/<name>/versions/<version>/_weights → 302 to the delivery host
-        const id = parts.length === 3 && parts[2] === '_weights' ? `${parts[0]}/${parts[1]}` : parts.length === 5 && parts[2] === 'versions' && parts[4] === '_weights' ? `${parts[0]}/${parts[1]}/${parts[3]}` : undefined;
+        const id =
+          parts.length === 3 && parts[2] === '_weights'
+            ? `${parts[0]}/${parts[1]}`
+            : parts.length === 5 && parts[2] === 'versions' && parts[4] === '_weights'
+              ? `${parts[0]}/${parts[1]}/${parts[3]}`
+              : undefined;
         if (id === undefined || !this.replicateWeights.has(id)) return undefined;
         return { redirect: `${this.urls.files}/delivery/${id}/trained_model.tar?signature=abc` };
       }

@@ -39,6 +39,10 @@ export function goldenSafetyFolders(root: string): SafetyPaths {
   link('feature_extractor', { 'preprocessor_config.json': 'clip_preprocessor_config.json' });
   return {
     checker: link('safety_checker', { 'config.json': 'safety_checker_config.json', 'model.safetensors': 'safety_checker.safetensors' }),
-    classifier: link('falcon', { 'config.json': 'falcon_vit_config.json', 'model.safetensors': 'falcon_vit.safetensors', 'preprocessor_config.json': 'falcon_preprocessor_config.json' }),
+    classifier: link('falcon', {
+      'config.json': 'falcon_vit_config.json',
+      'model.safetensors': 'falcon_vit.safetensors',
+      'preprocessor_config.json': 'falcon_preprocessor_config.json',
+    }),
   };
 }

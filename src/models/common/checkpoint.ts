@@ -30,7 +30,11 @@ function listed(items: string[]): string {
 }
 
 /** The first (layout, prefix) whose marker key is present, or null. */
-export function detectByMarker<L extends string>(source: TensorSource, markers: Record<L, string>, prefixes: readonly string[]): { layout: L; prefix: string } | null {
+export function detectByMarker<L extends string>(
+  source: TensorSource,
+  markers: Record<L, string>,
+  prefixes: readonly string[],
+): { layout: L; prefix: string } | null {
   for (const layout of Object.keys(markers) as L[]) {
     for (const prefix of prefixes) {
       if (source.has(prefix + markers[layout])) return { layout, prefix };
@@ -84,7 +88,8 @@ export function readCheckpointConfig<C>(sources: CheckpointConfigSources<C>): { 
     }
     return { config: parse(configFile, jsonObject(configFile, 'config', text, error), 'config.json'), configFile };
   }
-  if (metadata.config !== undefined) return { config: parse(path, jsonObject(path, 'the "config" metadata', metadata.config, error), 'metadata'), configFile: null };
+  if (metadata.config !== undefined)
+    return { config: parse(path, jsonObject(path, 'the "config" metadata', metadata.config, error), 'metadata'), configFile: null };
   return { config: infer(), configFile: null };
 }
 
@@ -97,14 +102,14 @@ export function checkpointProblems(source: TensorSource, expected: ReadonlyMap<s
   const problems: string[] = [];
   const missing = [...expected.keys()].filter((k) => !source.has(prefix + k));
   if (missing.length > 0) problems.push(`missing ${missing.length} tensor(s): ${listed(missing.map((k) => `"${prefix + k}"`))}`);
-  const extra = source
-    .names()
-    .filter((k) => k.startsWith(prefix) && !expected.has(k.slice(prefix.length)));
+  const extra = source.names().filter((k) => k.startsWith(prefix) && !expected.has(k.slice(prefix.length)));
   if (extra.length > 0) problems.push(`unexpected ${extra.length} tensor(s): ${listed(extra.map((k) => `"${k}"`))}`);
   const present = [...expected].filter(([k]) => source.has(prefix + k));
   const misShaped = present.filter(([k, s]) => source.info(prefix + k).shape.join(',') !== s.join(','));
   if (misShaped.length > 0) {
-    problems.push(`wrong shape for ${misShaped.length} tensor(s): ${listed(misShaped.map(([k, s]) => `"${prefix + k}" is [${source.info(prefix + k).shape}], expected [${s}]`))}`);
+    problems.push(
+      `wrong shape for ${misShaped.length} tensor(s): ${listed(misShaped.map(([k, s]) => `"${prefix + k}" is [${source.info(prefix + k).shape}], expected [${s}]`))}`,
+    );
   }
   // Integer buffers saved beside the weights (transformers' `position_ids`) are not parameters.
   const badType = present.filter(([k]) => !FLOAT_DTYPES.has(source.info(prefix + k).dtype) && !k.endsWith('position_ids'));

@@ -18,7 +18,15 @@ export function quantizedLinear(
   return matMulNBits(
     g,
     x,
-    { data: part('qweight'), scales: part('scales'), zeroPoints: part('zero_points'), n: linear.n, k: linear.k, bits: settings.bits, blockSize: settings.blockSize },
+    {
+      data: part('qweight'),
+      scales: part('scales'),
+      zeroPoints: part('zero_points'),
+      n: linear.n,
+      k: linear.k,
+      bits: settings.bits,
+      blockSize: settings.blockSize,
+    },
     { accuracyLevel: settings.accuracyLevel, ...(bias === undefined ? {} : { bias }) },
   );
 }

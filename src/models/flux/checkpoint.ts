@@ -81,8 +81,19 @@ function inferConfig(path: string, source: TensorSource, layout: FluxLayout, pre
 
 function zeroConfig(): FluxConfig {
   return {
-    inChannels: 0, outChannels: 0, hidden: 0, heads: 0, headDim: 0, mlpHidden: 0, doubleBlocks: 0, singleBlocks: 0,
-    contextDim: 0, pooledDim: 0, guidanceEmbed: false, axesDims: [], theta: 10000,
+    inChannels: 0,
+    outChannels: 0,
+    hidden: 0,
+    heads: 0,
+    headDim: 0,
+    mlpHidden: 0,
+    doubleBlocks: 0,
+    singleBlocks: 0,
+    contextDim: 0,
+    pooledDim: 0,
+    guidanceEmbed: false,
+    axesDims: [],
+    theta: 10000,
   };
 }
 

@@ -35,7 +35,6 @@ export const FLUX_INPUTS = {
 } as const;
 export const FLUX_OUTPUT = 'velocity';
 
-
 const LN_EPS = 1e-6;
 const RMS_EPS = 1e-6;
 
@@ -139,8 +138,7 @@ class FluxGraph {
       const joint = (part: 'q' | 'k' | 'v') => op.concat(g, [project('txt', cm, part), project('img', xm, part)], 1);
       const attn = this.attention(this.rotate(joint('q')), this.rotate(joint('k')), joint('v'));
       const [attnText, attnImage] = this.splitTokens(attn, { text: ctx, image: x });
-      const mlp = (stream: 'img' | 'txt', h: Value) =>
-        this.linear(op.gelu(g, this.linear(h, `${p}.${stream}_mlp.0`), 'tanh'), `${p}.${stream}_mlp.2`);
+      const mlp = (stream: 'img' | 'txt', h: Value) => this.linear(op.gelu(g, this.linear(h, `${p}.${stream}_mlp.0`), 'tanh'), `${p}.${stream}_mlp.2`);
       let xOut = op.add(g, x, op.mul(g, xGate1, this.linear(attnImage, `${p}.img_attn.proj`)));
       xOut = op.add(g, xOut, op.mul(g, xGate2, mlp('img', this.modulate(xOut, xShift2, xScale2))));
       let cOut = op.add(g, ctx, op.mul(g, cGate1, this.linear(attnText, `${p}.txt_attn.proj`)));

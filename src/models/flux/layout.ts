@@ -138,7 +138,7 @@ export function storedSlice(c: FluxConfig, layout: FluxLayout, name: string, row
   if (layout === 'bfl') {
     const fused = /^(.*\.(?:img_attn|txt_attn))\.([qkv])$|^(.*\.linear1)\.(q|k|v|mlp)$|^(final_layer\.adaLN_modulation\.1)\.(shift|scale)$/.exec(module);
     if (fused === null) return whole(param === 'scale' ? name : `${module}.${param}`);
-    const base = fused[1] !== undefined ? `${fused[1]}.qkv` : (fused[3] ?? fused[5]) as string;
+    const base = fused[1] !== undefined ? `${fused[1]}.qkv` : ((fused[3] ?? fused[5]) as string);
     const part = (fused[2] ?? fused[4] ?? fused[6]) as string;
     const offset = { q: 0, k: D, v: 2 * D, mlp: 3 * D, shift: 0, scale: D }[part] as number;
     return { key: `${base}.${param}`, rowStart: offset, rows };

@@ -52,7 +52,6 @@ export interface FluxForwardInputs {
   txtIds: Float32Array;
 }
 
-
 export interface LoadReport {
   /** Whether the quantized weights had to be derived (false: read from the cache). */
   quantizedCacheCreated?: boolean;
@@ -149,7 +148,10 @@ export class FluxTransformer {
       [FLUX_INPUTS.pooled]: inputs.pooledProjections,
       [FLUX_INPUTS.timestepEmbedding]: float32Tensor(
         [batch, 256],
-        timestepEmbedding(inputs.timestep.map((t) => embeddingArgument(t, this.bf16Embedding)), this.bf16Embedding),
+        timestepEmbedding(
+          inputs.timestep.map((t) => embeddingArgument(t, this.bf16Embedding)),
+          this.bf16Embedding,
+        ),
       ),
     };
     if (c.guidanceEmbed) {
@@ -158,7 +160,10 @@ export class FluxTransformer {
       }
       feeds[FLUX_INPUTS.guidanceEmbedding] = float32Tensor(
         [batch, 256],
-        timestepEmbedding(inputs.guidance.map((g) => embeddingArgument(g, this.bf16Embedding)), this.bf16Embedding),
+        timestepEmbedding(
+          inputs.guidance.map((g) => embeddingArgument(g, this.bf16Embedding)),
+          this.bf16Embedding,
+        ),
       );
     }
     const tokens = textTokens + imageTokens;
@@ -168,7 +173,10 @@ export class FluxTransformer {
     const rope = ropeTables(c, ids, tokens);
     feeds[FLUX_INPUTS.ropeCos] = float32Tensor([tokens, c.headDim / 2], rope.cos);
     feeds[FLUX_INPUTS.ropeSin] = float32Tensor([tokens, c.headDim / 2], rope.sin);
-    feeds[FLUX_INPUTS.ropePositions] = int64Tensor([batch, tokens], Array.from({ length: batch * tokens }, (_, i) => i % tokens));
+    feeds[FLUX_INPUTS.ropePositions] = int64Tensor(
+      [batch, tokens],
+      Array.from({ length: batch * tokens }, (_, i) => i % tokens),
+    );
     const out = await this.session.run(feeds, { signal: options.signal });
     return out[FLUX_OUTPUT] as TensorData;
   }

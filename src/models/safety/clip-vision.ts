@@ -70,7 +70,8 @@ function infer(source: string, tensors: TensorSource): ClipVisionConfig {
   let layers = 0;
   while (tensors.has(`${LAYER(layers)}.layer_norm1.weight`)) layers++;
   const side = Math.sqrt((shape(NAMES.positions)[0] as number) - 1);
-  if (hidden % 64 !== 0 || !Number.isInteger(side)) throw configError(source)('cannot infer the config from the shapes; put the config.json beside the weights');
+  if (hidden % 64 !== 0 || !Number.isInteger(side))
+    throw configError(source)('cannot infer the config from the shapes; put the config.json beside the weights');
   return {
     ...CLIP_DEFAULTS,
     hidden,

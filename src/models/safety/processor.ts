@@ -56,13 +56,15 @@ export const VIT_PROCESSOR_DEFAULTS: ProcessorConfig = {
 };
 
 function positive(source: string, key: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ProcessorConfigError(source, `"${key}" must hold positive integers, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+    throw new ProcessorConfigError(source, `"${key}" must hold positive integers, got ${JSON.stringify(v)}`);
   return v;
 }
 
 /** `size` / `crop_size` as an int or {height, width}; an int `size` means the shortest edge for CLIP (default_to_square=False). */
 function sizeOf(source: string, key: string, v: unknown, intIsShortestEdge: boolean): ProcessorConfig['resize'] {
-  if (typeof v === 'number') return intIsShortestEdge ? { shortestEdge: positive(source, key, v) } : { width: positive(source, key, v), height: positive(source, key, v) };
+  if (typeof v === 'number')
+    return intIsShortestEdge ? { shortestEdge: positive(source, key, v) } : { width: positive(source, key, v), height: positive(source, key, v) };
   if (typeof v === 'object' && v !== null) {
     const o = v as Record<string, unknown>;
     if ('shortest_edge' in o) return { shortestEdge: positive(source, key, o.shortest_edge) };
@@ -83,21 +85,28 @@ function triple(source: string, key: string, v: unknown, fallback: [number, numb
 /** Reads a saved processor config over the defaults of its processor (`do_*` flags switch steps off). */
 export function parseProcessorConfig(source: string, raw: Record<string, unknown>, defaults: ProcessorConfig): ProcessorConfig {
   const intIsShortestEdge = defaults.crop !== null;
-  const enabled = (flag: string, present: boolean) => raw[flag] === undefined ? present : raw[flag] === true;
+  const enabled = (flag: string, present: boolean) => (raw[flag] === undefined ? present : raw[flag] === true);
   const resampleCode = raw.resample ?? (defaults.resample === 'bicubic' ? 3 : 2);
   const resample = RESAMPLE[resampleCode as number];
   if (resample === undefined) throw new ProcessorConfigError(source, `"resample" ${JSON.stringify(resampleCode)} is not supported (2 = bilinear, 3 = bicubic)`);
   const crop = raw.crop_size === undefined ? defaults.crop : (sizeOf(source, 'crop_size', raw.crop_size, false) as { width: number; height: number });
   const rescale = raw.rescale_factor ?? defaults.rescale;
-  if (typeof rescale !== 'number' || !(rescale > 0)) throw new ProcessorConfigError(source, `"rescale_factor" must be a positive number, got ${JSON.stringify(rescale)}`);
+  if (typeof rescale !== 'number' || !(rescale > 0))
+    throw new ProcessorConfigError(source, `"rescale_factor" must be a positive number, got ${JSON.stringify(rescale)}`);
   const std = triple(source, 'image_std', raw.image_std, defaults.normalize?.std ?? [1, 1, 1]);
   if (std.some((s) => s === 0)) throw new ProcessorConfigError(source, '"image_std" must not hold 0');
   return {
-    resize: enabled('do_resize', defaults.resize !== null) ? (raw.size === undefined ? defaults.resize : sizeOf(source, 'size', raw.size, intIsShortestEdge)) : null,
+    resize: enabled('do_resize', defaults.resize !== null)
+      ? raw.size === undefined
+        ? defaults.resize
+        : sizeOf(source, 'size', raw.size, intIsShortestEdge)
+      : null,
     resample,
     crop: enabled('do_center_crop', defaults.crop !== null) ? crop : null,
     rescale: enabled('do_rescale', defaults.rescale !== null) ? rescale : null,
-    normalize: enabled('do_normalize', defaults.normalize !== null) ? { mean: triple(source, 'image_mean', raw.image_mean, defaults.normalize?.mean ?? [0, 0, 0]), std } : null,
+    normalize: enabled('do_normalize', defaults.normalize !== null)
+      ? { mean: triple(source, 'image_mean', raw.image_mean, defaults.normalize?.mean ?? [0, 0, 0]), std }
+      : null,
   };
 }
 
@@ -162,7 +171,8 @@ function normalizeInto(config: ProcessorConfig, image: RgbImage, out: Float32Arr
 
 function checkImage(image: RgbImage, index: number): void {
   const { width, height, data } = image;
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new SafetyInputError(`image ${index} has no pixels (${width}×${height})`);
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1)
+    throw new SafetyInputError(`image ${index} has no pixels (${width}×${height})`);
   if (!(data instanceof Uint8Array) || data.length !== width * height * 3) {
     throw new SafetyInputError(`image ${index}: a ${width}×${height} RGB image needs ${width * height * 3} bytes, got ${data?.length ?? 'none'}`);
   }
@@ -189,7 +199,10 @@ export class ImageProcessor {
     const config = parseProcessorConfig(source, raw, defaults);
     const out = fixedOutputSize(config);
     if (out === null || out.width !== size || out.height !== size) {
-      throw new ProcessorConfigError(source, `the model takes ${size}×${size} pixels, but the processor makes ${out === null ? 'sizes that depend on the image' : `${out.width}×${out.height}`}`);
+      throw new ProcessorConfigError(
+        source,
+        `the model takes ${size}×${size} pixels, but the processor makes ${out === null ? 'sizes that depend on the image' : `${out.width}×${out.height}`}`,
+      );
     }
     return new ImageProcessor(config, size);
   }

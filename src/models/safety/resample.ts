@@ -46,10 +46,12 @@ function coefficients(inSize: number, outSize: number, resample: Resample): Coef
     const w = Array.from({ length: hi - lo }, (_, t) => filter.weight((t + lo - center + 0.5) * (1 / filterScale)));
     const sum = w.reduce((s, v) => s + v, 0);
     start[o] = lo;
-    weights.push(Int32Array.from(w, (v) => {
-      const normalized = sum === 0 ? v : v / sum;
-      return Math.trunc(normalized * (1 << PRECISION_BITS) + (normalized < 0 ? -0.5 : 0.5));
-    }));
+    weights.push(
+      Int32Array.from(w, (v) => {
+        const normalized = sum === 0 ? v : v / sum;
+        return Math.trunc(normalized * (1 << PRECISION_BITS) + (normalized < 0 ? -0.5 : 0.5));
+      }),
+    );
   }
   return { start, weights };
 }

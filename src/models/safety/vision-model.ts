@@ -55,7 +55,12 @@ export interface VisionModelSpec<C> {
 }
 
 /** Opens and checks the checkpoint, reads its processor (which must make the model's input size) and creates the session. */
-export async function loadVisionParts<C extends TowerConfig>(worker: InferenceWorker, path: string, spec: VisionModelSpec<C>, settings?: SessionSettings): Promise<VisionParts<C>> {
+export async function loadVisionParts<C extends TowerConfig>(
+  worker: InferenceWorker,
+  path: string,
+  spec: VisionModelSpec<C>,
+  settings?: SessionSettings,
+): Promise<VisionParts<C>> {
   const checkpoint = await openSafetyCheckpoint(path, spec.kind);
   const file = spec.processorFiles(checkpoint.folder).find((f) => existsSync(f)) ?? null;
   const processor = ImageProcessor.load(file, spec.processorDefaults, checkpoint.config.imageSize, checkpoint.folder);

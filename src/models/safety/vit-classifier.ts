@@ -125,7 +125,10 @@ export class ViTClassifier extends VisionModel<ViTClassifierConfig> {
     const label = this.config.id2label.get(index);
     if (label === undefined) {
       const known = [...this.config.id2label].map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ');
-      throw new SafetyCheckpointError(this.checkpoint.configFile ?? this.checkpoint.path, `the classifier predicted output ${index}, which "id2label" does not name (it maps ${known})`);
+      throw new SafetyCheckpointError(
+        this.checkpoint.configFile ?? this.checkpoint.path,
+        `the classifier predicted output ${index}, which "id2label" does not name (it maps ${known})`,
+      );
     }
     return label;
   }

@@ -12,7 +12,14 @@ import { float32Tensor, int64Tensor, type TensorData } from '../../onnx/tensor-d
 import { externalRef, floatWeight } from '../common/stored-weights.js';
 import { lowRankFeeds, lowRankInputs, NO_LOW_RANK, type LowRankLinear, type LowRankState } from '../common/low-rank.js';
 import { positiveInt } from '../common/checkpoint.js';
-import { checkTokenIds, openTextEncoderCheckpoint, TextEncoderCheckpointError, TextEncoderInputError, type TextEncoderCheckpoint, type TextEncoderKind } from './checkpoint.js';
+import {
+  checkTokenIds,
+  openTextEncoderCheckpoint,
+  TextEncoderCheckpointError,
+  TextEncoderInputError,
+  type TextEncoderCheckpoint,
+  type TextEncoderKind,
+} from './checkpoint.js';
 
 export interface ClipTextConfig {
   vocabSize: number;
@@ -171,8 +178,12 @@ export class ClipTextEncoder {
   async encode(ids: TensorData, options: { signal?: AbortSignal } = {}): Promise<{ lastHiddenState: TensorData; pooled: TensorData }> {
     checkTokenIds(ids, this.config.vocabSize);
     const [batch, length] = ids.dims as [number, number];
-    if (length > this.config.maxPositions) throw new TextEncoderInputError(`input "input_ids" has ${length} tokens, more than the ${this.config.maxPositions} positions of this CLIP`);
-    const positions = int64Tensor([1, length], Array.from({ length }, (_, i) => i));
+    if (length > this.config.maxPositions)
+      throw new TextEncoderInputError(`input "input_ids" has ${length} tokens, more than the ${this.config.maxPositions} positions of this CLIP`);
+    const positions = int64Tensor(
+      [1, length],
+      Array.from({ length }, (_, i) => i),
+    );
     const out = await this.session.run({ input_ids: ids, position_ids: positions }, { signal: options.signal });
     const last = out.last_hidden_state as TensorData;
     const hidden = this.config.hidden;

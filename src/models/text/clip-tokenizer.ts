@@ -33,7 +33,17 @@ export function clipTokenizerJson(vocab: Record<string, number>, merges: string[
     },
     post_processor: null,
     decoder: { type: 'BPEDecoder', suffix: '</w>' },
-    model: { type: 'BPE', dropout: null, unk_token: EOS, continuing_subword_prefix: '', end_of_word_suffix: '</w>', fuse_unk: false, byte_fallback: false, vocab, merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: EOS,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '</w>',
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges,
+    },
   };
 }
 
@@ -54,7 +64,9 @@ export class ClipTokenizer {
       const vocabFile = join(folder, 'vocab.json');
       const mergesFile = join(folder, 'merges.txt');
       if (!existsSync(vocabFile) || !existsSync(mergesFile)) throw new TokenizerError(folder, 'expected tokenizer.json, or vocab.json and merges.txt');
-      const merges = readFileSync(mergesFile, 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#version'));
+      const merges = readFileSync(mergesFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '' && !l.startsWith('#version'));
       spec = clipTokenizerJson(readTokenizerJson(vocabFile) as Record<string, number>, merges);
     }
     return ClipTokenizer.fromJson(folder, spec);

@@ -145,7 +145,9 @@ function buildGraph(checkpoint: TextEncoderCheckpoint<T5Config>, quantized: Safe
   const weight = (name: string, anchor?: Value) => floatWeight(g, name, externalRef(checkpoint.locate(name)), anchor);
   const shapes = new Map(t5Linears(c).map((l) => [l.name, l]));
   const linear = (x: Value, name: string) =>
-    quantized === null ? op.matmulTransposed(g, x, weight(`${name}.weight`, x)) : quantizedLinear(g, x, quantized, shapes.get(name) as { name: string; n: number; k: number }, QUANTIZED_8BIT);
+    quantized === null
+      ? op.matmulTransposed(g, x, weight(`${name}.weight`, x))
+      : quantizedLinear(g, x, quantized, shapes.get(name) as { name: string; n: number; k: number }, QUANTIZED_8BIT);
   const rms = (x: Value, name: string) => op.rmsNorm(g, x, weight(name), c.eps, name);
   const ids = g.input('input_ids', 'int64', ['batch', 'length']);
   const buckets = g.input('position_buckets', 'int64', ['length', 'length']);

@@ -12,7 +12,12 @@ export function readTokenizerJson(path: string): unknown {
 }
 
 /** A tokenizer from a tokenizer.json object and the ids of the special tokens it must have. */
-export function buildTokenizer<T extends string>(source: string, spec: unknown, label: string, specials: readonly T[]): { tokenizer: Tokenizer; ids: Record<T, number> } {
+export function buildTokenizer<T extends string>(
+  source: string,
+  spec: unknown,
+  label: string,
+  specials: readonly T[],
+): { tokenizer: Tokenizer; ids: Record<T, number> } {
   let tokenizer: Tokenizer;
   try {
     tokenizer = new Tokenizer(spec as object, {});

@@ -33,7 +33,15 @@ export interface Posterior {
 
 function requireShape(name: string, t: TensorData, channels: number, multiple: number): void {
   const [, c, h, w] = t.dims;
-  if (t.type !== 'float32' || t.dims.length !== 4 || c !== channels || (h as number) < 1 || (w as number) < 1 || (h as number) % multiple !== 0 || (w as number) % multiple !== 0) {
+  if (
+    t.type !== 'float32' ||
+    t.dims.length !== 4 ||
+    c !== channels ||
+    (h as number) < 1 ||
+    (w as number) < 1 ||
+    (h as number) % multiple !== 0 ||
+    (w as number) % multiple !== 0
+  ) {
     throw new VaeInputError(
       `input "${name}" must be float32 [batch, ${channels}, height, width] with height and width multiples of ${multiple}, got ${t.type} [${t.dims.join(', ')}]`,
     );
@@ -93,7 +101,10 @@ export class Vae {
   /** z = scale·(ẑ − shift): a raw latent into the space the transformer works in. */
   normalize(latent: TensorData): TensorData {
     const { scalingFactor, shiftFactor } = this.config;
-    return float32Tensor(latent.dims, (latent.data as Float32Array).map((v) => (v - shiftFactor) * scalingFactor));
+    return float32Tensor(
+      latent.dims,
+      (latent.data as Float32Array).map((v) => (v - shiftFactor) * scalingFactor),
+    );
   }
 
   /**
@@ -103,7 +114,10 @@ export class Vae {
   async decode(latent: TensorData, options: { signal?: AbortSignal; tiling?: TilingOptions } = {}): Promise<TensorData> {
     requireShape('latent', latent, this.config.latentChannels, 1);
     const { scalingFactor, shiftFactor } = this.config;
-    const raw = float32Tensor(latent.dims, (latent.data as Float32Array).map((v) => v / scalingFactor + shiftFactor));
+    const raw = float32Tensor(
+      latent.dims,
+      (latent.data as Float32Array).map((v) => v / scalingFactor + shiftFactor),
+    );
     const [batch, channels, h, w] = latent.dims as [number, number, number, number];
     const tiling = options.tiling ?? {};
     if (h * w <= (tiling.maxUntiledCells ?? 128 * 128)) {

@@ -29,7 +29,10 @@ export interface VaeCheckpoint {
 
 /** Infers the architecture from shapes; scaling/shift and group count take the FLUX values. */
 function inferConfig(path: string, source: TensorSource, layout: VaeLayout, prefix: string): VaeConfig {
-  const names = source.names().filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+  const names = source
+    .names()
+    .filter((n) => n.startsWith(prefix))
+    .map((n) => n.slice(prefix.length));
   const pattern = layout === 'bfl' ? /^encoder\.down\.(\d+)\.block\.(\d+)\.conv1\.weight$/ : /^encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.conv1\.weight$/;
   const levels = new Map<number, { out: number; blocks: number }>();
   for (const n of names) {

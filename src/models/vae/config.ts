@@ -38,7 +38,8 @@ export class VaeConfigError extends Error {
 
 function int(source: string, raw: Record<string, unknown>, key: string, fallback?: number): number {
   const v = raw[key] ?? fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new VaeConfigError(source, `"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+    throw new VaeConfigError(source, `"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
   return v;
 }
 

@@ -59,8 +59,12 @@ class VaeGraph {
     const c = this.shapes.get(`${prefix}.to_q.weight`)?.[0] as number;
     return g.scope(prefix, () => {
       const tokens = op.transpose(g, op.reshape(g, this.groupNorm(x, `${prefix}.group_norm`), [0, c, -1]), [0, 2, 1]);
-      const linear = (h: Value, name: string) => op.add(g, op.matmulTransposed(g, h, this.param(`${prefix}.${name}.weight`)), this.param(`${prefix}.${name}.bias`));
-      const attended = op.multiHeadAttention(g, linear(tokens, 'to_q'), linear(tokens, 'to_k'), linear(tokens, 'to_v'), { numHeads: 1, scale: 1 / Math.sqrt(c) });
+      const linear = (h: Value, name: string) =>
+        op.add(g, op.matmulTransposed(g, h, this.param(`${prefix}.${name}.weight`)), this.param(`${prefix}.${name}.bias`));
+      const attended = op.multiHeadAttention(g, linear(tokens, 'to_q'), linear(tokens, 'to_k'), linear(tokens, 'to_v'), {
+        numHeads: 1,
+        scale: 1 / Math.sqrt(c),
+      });
       const projected = op.transpose(g, linear(attended, 'to_out.0'), [0, 2, 1]);
       return op.add(g, x, op.reshape(g, projected, op.shapeOf(g, x)));
     });

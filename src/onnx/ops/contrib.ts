@@ -95,11 +95,15 @@ export function matMulNBits(g: GraphBuilder, a: Value, w: QuantizedWeightValues,
   }
   const inputs = [a, w.data, w.scales, w.zeroPoints ?? null, null, options.bias ?? null];
   const shape = a.shape === null ? null : [...a.shape.slice(0, -1), w.n];
-  return node.emitOne(inputs, { dtype: 'float32', shape }, {
-    K: attr.int(w.k),
-    N: attr.int(w.n),
-    bits: attr.int(w.bits),
-    block_size: attr.int(w.blockSize),
-    accuracy_level: attr.int(options.accuracyLevel ?? 4),
-  });
+  return node.emitOne(
+    inputs,
+    { dtype: 'float32', shape },
+    {
+      K: attr.int(w.k),
+      N: attr.int(w.n),
+      bits: attr.int(w.bits),
+      block_size: attr.int(w.blockSize),
+      accuracy_level: attr.int(options.accuracyLevel ?? 4),
+    },
+  );
 }

@@ -30,13 +30,7 @@ export const mul = (g: GraphBuilder, a: Operand, b: Operand, name?: string): Val
 export const div = (g: GraphBuilder, a: Operand, b: Operand, name?: string): Value => binary(g, 'Div', a, b, name);
 export const pow = (g: GraphBuilder, a: Operand, b: Operand, name?: string): Value => binary(g, 'Pow', a, b, name);
 
-function unary(
-  g: GraphBuilder,
-  opType: string,
-  x: Value,
-  name?: string,
-  attributes: Parameters<PendingNode['emitOne']>[2] = {},
-): Value {
+function unary(g: GraphBuilder, opType: string, x: Value, name?: string, attributes: Parameters<PendingNode['emitOne']>[2] = {}): Value {
   const node = g.op(opType, name);
   if (!isFloatType(x.dtype) && opType !== 'Neg') node.fail(`needs a float input, got ${x}`);
   return node.emitOne([x], { dtype: x.dtype, shape: x.shape }, attributes);

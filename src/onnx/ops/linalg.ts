@@ -54,12 +54,16 @@ export function gemm(g: GraphBuilder, a: Value, b: Value, c: Value | null, optio
       shape = cs === null ? shape : [unifyDims(shape[0] ?? null, cs[0] ?? null), unifyDims(shape[1] ?? null, cs[1] ?? null)];
     }
   }
-  return node.emitOne([a, b, c], { dtype: a.dtype, shape }, {
-    alpha: attr.float(options.alpha ?? 1),
-    beta: attr.float(options.beta ?? 1),
-    transA: attr.int(options.transA ? 1 : 0),
-    transB: attr.int(options.transB ? 1 : 0),
-  });
+  return node.emitOne(
+    [a, b, c],
+    { dtype: a.dtype, shape },
+    {
+      alpha: attr.float(options.alpha ?? 1),
+      beta: attr.float(options.beta ?? 1),
+      transA: attr.int(options.transA ? 1 : 0),
+      transB: attr.int(options.transB ? 1 : 0),
+    },
+  );
 }
 
 /**

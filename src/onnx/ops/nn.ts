@@ -25,11 +25,7 @@ function requireFeatureParam(node: PendingNode, x: Value, param: Value | null, a
 }
 
 /** LayerNormalization over the last axis. Without `scale` an all-ones scale is supplied (no affine). */
-export function layerNorm(
-  g: GraphBuilder,
-  x: Value,
-  options: { scale?: Value; bias?: Value; epsilon: number; name?: string },
-): Value {
+export function layerNorm(g: GraphBuilder, x: Value, options: { scale?: Value; bias?: Value; epsilon: number; name?: string }): Value {
   const node = g.op('LayerNormalization', options.name);
   requireFloat(node, x, options.scale ?? null, options.bias ?? null);
   let scale = options.scale;
@@ -40,10 +36,14 @@ export function layerNorm(
   }
   requireFeatureParam(node, x, scale, -1, 'scale');
   requireFeatureParam(node, x, options.bias ?? null, -1, 'bias');
-  return node.emitOne([x, scale, options.bias ?? null], { dtype: x.dtype, shape: x.shape }, {
-    axis: attr.int(-1),
-    epsilon: attr.float(options.epsilon),
-  });
+  return node.emitOne(
+    [x, scale, options.bias ?? null],
+    { dtype: x.dtype, shape: x.shape },
+    {
+      axis: attr.int(-1),
+      epsilon: attr.float(options.epsilon),
+    },
+  );
 }
 
 /** RMS norm over the last axis: x·rsqrt(mean(x²)+ε)·scale (RMSNormalization-23, statistics in float32). */
@@ -52,11 +52,15 @@ export function rmsNorm(g: GraphBuilder, x: Value, scale: Value, epsilon: number
   if (g.opset < 23) node.fail(`needs opset ≥ 23, the graph uses ${g.opset}`);
   requireFloat(node, x, scale);
   requireFeatureParam(node, x, scale, -1, 'scale');
-  return node.emitOne([x, scale], { dtype: x.dtype, shape: x.shape }, {
-    axis: attr.int(-1),
-    epsilon: attr.float(epsilon),
-    stash_type: attr.int(1),
-  });
+  return node.emitOne(
+    [x, scale],
+    { dtype: x.dtype, shape: x.shape },
+    {
+      axis: attr.int(-1),
+      epsilon: attr.float(epsilon),
+      stash_type: attr.int(1),
+    },
+  );
 }
 
 /**
@@ -65,11 +69,7 @@ export function rmsNorm(g: GraphBuilder, x: Value, scale: Value, epsilon: number
  * GroupNormalization-21 into ~11 elementwise passes (with identity Casts); this form is one
  * kernel plus two, measured 27% faster on [1, 128, 512, 512] and equal within 2.3e-5.
  */
-export function groupNorm(
-  g: GraphBuilder,
-  x: Value,
-  options: { groups: number; scale: Value; bias: Value; epsilon: number; name?: string },
-): Value {
+export function groupNorm(g: GraphBuilder, x: Value, options: { groups: number; scale: Value; bias: Value; epsilon: number; name?: string }): Value {
   const name = options.name ?? 'group_norm';
   const node = g.op('InstanceNormalization', options.name);
   requireFloat(node, x, options.scale, options.bias);
@@ -130,7 +130,7 @@ export function conv(g: GraphBuilder, x: Value, weight: Value, bias: Value | nul
     for (let i = 0; i < spatial; i++) {
       const size = x.shape[i + 2] ?? null;
       const kernel = w[i + 2] as number;
-      const effective = ((dilations[i] as number) * (kernel - 1)) + 1;
+      const effective = (dilations[i] as number) * (kernel - 1) + 1;
       if (typeof size !== 'number') {
         shape.push(null);
         continue;
@@ -140,13 +140,17 @@ export function conv(g: GraphBuilder, x: Value, weight: Value, bias: Value | nul
       shape.push(Math.floor((padded - effective) / (strides[i] as number)) + 1);
     }
   }
-  return node.emitOne([x, weight, bias], { dtype: x.dtype, shape }, {
-    kernel_shape: attr.ints(w.slice(2)),
-    strides: attr.ints(strides),
-    pads: attr.ints(pads),
-    dilations: attr.ints(dilations),
-    group: attr.int(group),
-  });
+  return node.emitOne(
+    [x, weight, bias],
+    { dtype: x.dtype, shape },
+    {
+      kernel_shape: attr.ints(w.slice(2)),
+      strides: attr.ints(strides),
+      pads: attr.ints(pads),
+      dilations: attr.ints(dilations),
+      group: attr.int(group),
+    },
+  );
 }
 
 export interface ResizeOptions {
@@ -164,11 +168,15 @@ export function resize(g: GraphBuilder, x: Value, options: ResizeOptions): Value
   if (x.rank !== null && x.rank !== options.scales.length) node.fail(`${options.scales.length} scales for ${x}`);
   const shape = x.shape === null ? null : x.shape.map((d, i) => (typeof d === 'number' ? Math.floor(d * (options.scales[i] ?? 1)) : null));
   const scales = g.constant('float32', [options.scales.length], Float32Array.from(options.scales));
-  return node.emitOne([x, null, scales], { dtype: x.dtype, shape }, {
-    mode: attr.string(options.mode),
-    coordinate_transformation_mode: attr.string(options.coordinateTransformationMode ?? 'asymmetric'),
-    nearest_mode: attr.string(options.nearestMode ?? 'floor'),
-  });
+  return node.emitOne(
+    [x, null, scales],
+    { dtype: x.dtype, shape },
+    {
+      mode: attr.string(options.mode),
+      coordinate_transformation_mode: attr.string(options.coordinateTransformationMode ?? 'asymmetric'),
+      nearest_mode: attr.string(options.nearestMode ?? 'floor'),
+    },
+  );
 }
 
 export interface RotaryOptions {
@@ -194,8 +202,12 @@ export function rotaryEmbedding(g: GraphBuilder, x: Value, cos: Value, sin: Valu
     node.fail(`tables of width ${half} do not fit ${options.numHeads} heads of ${x}`);
   }
   if (dimsConflict(half, sin.shape?.[1] ?? null)) node.fail(`cos ${cos} and sin ${sin} differ`);
-  return node.emitOne([x, cos, sin, positions], { dtype: x.dtype, shape: x.shape }, {
-    interleaved: attr.int(options.interleaved ? 1 : 0),
-    num_heads: attr.int(options.numHeads),
-  });
+  return node.emitOne(
+    [x, cos, sin, positions],
+    { dtype: x.dtype, shape: x.shape },
+    {
+      interleaved: attr.int(options.interleaved ? 1 : 0),
+      num_heads: attr.int(options.numHeads),
+    },
+  );
 }

@@ -146,10 +146,7 @@ export function gather(g: GraphBuilder, x: Value, indices: Value, axis = 0, name
   const node = g.op('Gather', name);
   if (indices.dtype !== 'int64' && indices.dtype !== 'int32') node.fail(`indices must be int32/int64, got ${indices}`);
   const a = axisOrFail(node, x, axis);
-  const shape =
-    x.shape === null || indices.shape === null || a === null
-      ? null
-      : [...x.shape.slice(0, a), ...indices.shape, ...x.shape.slice(a + 1)];
+  const shape = x.shape === null || indices.shape === null || a === null ? null : [...x.shape.slice(0, a), ...indices.shape, ...x.shape.slice(a + 1)];
   return node.emitOne([x, indices], { dtype: x.dtype, shape }, { axis: attr.int(axis) });
 }
 
@@ -220,9 +217,12 @@ export function pad(g: GraphBuilder, x: Value, pads: readonly number[], name?: s
   if (x.rank !== null && pads.length !== 2 * x.rank) node.fail(`${pads.length} pads for ${x}, need ${2 * x.rank}`);
   if (pads.some((p) => !Number.isInteger(p) || p < 0)) node.fail(`pads must be non-negative integers, got ${formatShape(pads)}`);
   const rank = pads.length / 2;
-  const shape = x.shape === null ? null : x.shape.map((d, i) => {
-    const added = (pads[i] as number) + (pads[i + rank] as number);
-    return added === 0 ? d : typeof d === 'number' ? d + added : null;
-  });
+  const shape =
+    x.shape === null
+      ? null
+      : x.shape.map((d, i) => {
+          const added = (pads[i] as number) + (pads[i + rank] as number);
+          return added === 0 ? d : typeof d === 'number' ? d + added : null;
+        });
   return node.emitOne([x, g.int64s(pads)], { dtype: x.dtype, shape }, { mode: attr.string('constant') });
 }

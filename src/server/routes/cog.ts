@@ -67,16 +67,20 @@ export function cogRoutes(app: FastifyInstance, context: ServerContext): void {
     return predict(context, request, reply, (request.body as CogRequest).id ?? undefined);
   });
 
-  app.put<{ Params: IdParams }>('/predictions/:prediction_id', { schema: { body: COG_REQUEST_SCHEMA, params: idParams('prediction_id') } }, async (request, reply) => {
-    const id = request.params.prediction_id;
-    const bodyId = (request.body as CogRequest).id;
-    if (bodyId !== undefined && bodyId !== null && bodyId !== id) {
-      return sendError(request, reply, 422, [{ loc: ['body', 'id'], msg: 'prediction ID must match the ID supplied in the URL', type: 'value_error' }]);
-    }
-    const existing = service.store.get(id);
-    if (existing !== undefined) return reply.code(existing.terminal ? 200 : 202).send(await cogView(existing));
-    return predict(context, request, reply, id);
-  });
+  app.put<{ Params: IdParams }>(
+    '/predictions/:prediction_id',
+    { schema: { body: COG_REQUEST_SCHEMA, params: idParams('prediction_id') } },
+    async (request, reply) => {
+      const id = request.params.prediction_id;
+      const bodyId = (request.body as CogRequest).id;
+      if (bodyId !== undefined && bodyId !== null && bodyId !== id) {
+        return sendError(request, reply, 422, [{ loc: ['body', 'id'], msg: 'prediction ID must match the ID supplied in the URL', type: 'value_error' }]);
+      }
+      const existing = service.store.get(id);
+      if (existing !== undefined) return reply.code(existing.terminal ? 200 : 202).send(await cogView(existing));
+      return predict(context, request, reply, id);
+    },
+  );
 
   app.post<{ Params: IdParams }>('/predictions/:prediction_id/cancel', { schema: { params: idParams('prediction_id') } }, async (request, reply) => {
     const prediction = service.store.get(request.params.prediction_id);

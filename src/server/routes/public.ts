@@ -16,10 +16,17 @@ import type { Prediction, PredictionEvent } from '../prediction.js';
 import { replicateView } from '../views.js';
 
 const KEEP_ALIVE_MS = 15_000;
-const keyParams = { type: 'object', required: ['key'], properties: { key: { type: 'string', pattern: '^[0-9a-f]{32}$' }, name: { type: 'string', maxLength: 255 } } };
+const keyParams = {
+  type: 'object',
+  required: ['key'],
+  properties: { key: { type: 'string', pattern: '^[0-9a-f]{32}$' }, name: { type: 'string', maxLength: 255 } },
+};
 
 function sseEvent(event: string, data: string): string {
-  return `event: ${event}\n${data.split('\n').map((line) => `data: ${line}\n`).join('')}\n`;
+  return `event: ${event}\n${data
+    .split('\n')
+    .map((line) => `data: ${line}\n`)
+    .join('')}\n`;
 }
 
 async function terminalEvents(prediction: Prediction): Promise<string> {

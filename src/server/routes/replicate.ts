@@ -51,7 +51,15 @@ async function create(context: ServerContext, request: FastifyRequest, reply: Fa
   const model = addressedModel(context, routeModel ?? versionModel);
   const wait = preferWait(request.headers.prefer);
   const prediction = await context.service.create(
-    { input: body.input ?? {}, api: 'replicate', model, version: versionId, webhook: webhookSpec(body, request), output: outputTarget(context), baseUrl: baseUrl(context, request) },
+    {
+      input: body.input ?? {},
+      api: 'replicate',
+      model,
+      version: versionId,
+      webhook: webhookSpec(body, request),
+      output: outputTarget(context),
+      baseUrl: baseUrl(context, request),
+    },
     'queued',
   );
   if (wait !== undefined) await within(prediction.finished, wait * 1000);
@@ -90,7 +98,8 @@ export function replicateRoutes(app: FastifyInstance, context: ServerContext): v
   // The client uploads Buffer/Blob inputs here first; on a 5xx it sends them inline as data URIs instead.
   // Answered before the (multipart) body is read.
   app.post('/v1/files', {
-    onRequest: async (request, reply) => sendError(request, reply, 501, 'file uploads are not stored by this server: send files inline as data URIs or as http(s) URLs'),
+    onRequest: async (request, reply) =>
+      sendError(request, reply, 501, 'file uploads are not stored by this server: send files inline as data URIs or as http(s) URLs'),
     handler: async () => undefined,
   });
 }

@@ -26,8 +26,19 @@ function workdir(): string {
 async function cli(argv: string[], cwd = workdir(), env: Record<string, string> = {}) {
   let stdout = '';
   let stderr = '';
-  const context = { cwd, env: { FLUX_LORA_CACHE_DIR: join(tmp(), 'cache'), ...env }, errIsTTY: false, onInterrupt: () => undefined, offInterrupt: () => undefined };
-  const code = await main(argv, (t) => (stdout += t), (t) => (stderr += t), context);
+  const context = {
+    cwd,
+    env: { FLUX_LORA_CACHE_DIR: join(tmp(), 'cache'), ...env },
+    errIsTTY: false,
+    onInterrupt: () => undefined,
+    offInterrupt: () => undefined,
+  };
+  const code = await main(
+    argv,
+    (t) => (stdout += t),
+    (t) => (stderr += t),
+    context,
+  );
   return { code, stdout, stderr, cwd };
 }
 
@@ -49,15 +60,49 @@ describe('flux-lora predict', () => {
 
   it('types inputs from the schema, reads @files, writes to --output-dir and prints the prediction with --json', async () => {
     const cwd = workdir();
-    await sharp({ create: { width: 40, height: 30, channels: 3, background: '#336699' } }).png().toFile(join(cwd, 'in.png'));
-    const r = await cli(['predict', '-i', 'prompt=x', '-i', 'image=@in.png', '-i', 'num_inference_steps=2', '-i', 'seed=11', '-i', 'go_fast=false', '-i', 'output_format=png', '-o', 'results', '--json'], cwd);
+    await sharp({ create: { width: 40, height: 30, channels: 3, background: '#336699' } })
+      .png()
+      .toFile(join(cwd, 'in.png'));
+    const r = await cli(
+      [
+        'predict',
+        '-i',
+        'prompt=x',
+        '-i',
+        'image=@in.png',
+        '-i',
+        'num_inference_steps=2',
+        '-i',
+        'seed=11',
+        '-i',
+        'go_fast=false',
+        '-i',
+        'output_format=png',
+        '-o',
+        'results',
+        '--json',
+      ],
+      cwd,
+    );
     expect(r.code).toBe(0);
-    const prediction = JSON.parse(r.stdout) as { status: string; input: Record<string, unknown>; output: string[]; logs: string; metrics: Record<string, number> };
+    const prediction = JSON.parse(r.stdout) as {
+      status: string;
+      input: Record<string, unknown>;
+      output: string[];
+      logs: string;
+      metrics: Record<string, number>;
+    };
     expect(prediction.status).toBe('succeeded');
     expect(prediction.input).toEqual({ prompt: 'x', image: join(cwd, 'in.png'), num_inference_steps: 2, seed: 11, go_fast: false, output_format: 'png' });
     expect(prediction.output).toEqual([`file://${join(cwd, 'results', 'out-0.png')}`]);
     const logs = prediction.logs.split('\n');
-    expect(logs.slice(logs.indexOf('Using seed: 11'), logs.indexOf('Using seed: 11') + 5)).toEqual(['Using seed: 11', 'Prompt: x', '[!] img2img mode', 'Input image size: 40x30', '[!] Resizing input image from 40x30 to 48x32']);
+    expect(logs.slice(logs.indexOf('Using seed: 11'), logs.indexOf('Using seed: 11') + 5)).toEqual([
+      'Using seed: 11',
+      'Prompt: x',
+      '[!] img2img mode',
+      'Input image size: 40x30',
+      '[!] Resizing input image from 40x30 to 48x32',
+    ]);
     expect(prediction.metrics.seed).toBe(11);
     expect(readdirSync(join(cwd, 'results'))).toEqual(['out-0.png']);
   });
@@ -74,8 +119,14 @@ describe('flux-lora predict', () => {
 
   it('refuses malformed arguments as usage errors', async () => {
     expect(await cli(['predict', '-i', 'prompt'])).toMatchObject({ code: 2, stderr: 'flux-lora: predict: -i expects <name>=<value>, got "prompt"\n' });
-    expect(await cli(['predict', '-i', 'prompt=a', '-i', 'prompt=b'])).toMatchObject({ code: 2, stderr: 'flux-lora: predict: input "prompt" is given more than once\n' });
-    expect(await cli(['predict', '-i', 'prompt=a', '--memory-budget', 'lots'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--memory-budget must be a positive number of GiB') });
+    expect(await cli(['predict', '-i', 'prompt=a', '-i', 'prompt=b'])).toMatchObject({
+      code: 2,
+      stderr: 'flux-lora: predict: input "prompt" is given more than once\n',
+    });
+    expect(await cli(['predict', '-i', 'prompt=a', '--memory-budget', 'lots'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--memory-budget must be a positive number of GiB'),
+    });
     expect((await cli(['predict', '--nope'])).code).toBe(2);
     expect((await cli(['predict', '--help'])).stdout).toContain('Usage: flux-lora predict -i <name>=<value>');
     const missing = await cli(['predict', '-i', 'prompt=a'], workdir(), { FLUX_MODEL_DIR: join(tmp(), 'no-such-models') });
@@ -102,7 +153,10 @@ describe('flux-lora predict', () => {
 describe('flux-lora schema and eval pipeline', () => {
   it('prints the OpenAPI input and output schemas', async () => {
     const r = await cli(['schema']);
-    const doc = JSON.parse(r.stdout) as { openapi: string; components: { schemas: { Input: { properties: Record<string, { 'x-order': number }> }; Output: unknown } } };
+    const doc = JSON.parse(r.stdout) as {
+      openapi: string;
+      components: { schemas: { Input: { properties: Record<string, { 'x-order': number }> }; Output: unknown } };
+    };
     expect(doc.openapi).toBe('3.0.2');
     expect(Object.keys(doc.components.schemas.Input.properties)).toEqual(INPUT_NAMES);
     expect(doc.components.schemas.Output).toEqual({ type: 'array', title: 'Output', items: { type: 'string', format: 'uri' } });
@@ -114,7 +168,8 @@ describe('flux-lora schema and eval pipeline', () => {
     const r = await cli(['eval', 'pipeline', '--model', goldenPath('.'), '--case', goldenPath('pipeline_inpaint.safetensors'), '--out', out]);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     const [written, golden] = [await SafetensorsFile.open(out), await SafetensorsFile.open(goldenPath('pipeline_inpaint.safetensors'))];
-    for (const name of written.names().filter((k) => golden.has(k))) expectAllClose(await written.readFloat32(name), await golden.readFloat32(name), 3e-5, 3e-5, name);
+    for (const name of written.names().filter((k) => golden.has(k)))
+      expectAllClose(await written.readFloat32(name), await golden.readFloat32(name), 3e-5, 3e-5, name);
     expect(written.names().filter((k) => golden.has(k)).length).toBe(6);
   });
 });

@@ -78,7 +78,10 @@ describe('LoRAs in predictions', () => {
     const withA = await image({ replicate_weights: lora('a.safetensors'), lora_scale: 0.8 });
     expect(withA.bytes.equals(plain.bytes)).toBe(false);
     expect(withA.logs).toEqual(
-      expect.arrayContaining(['Loaded LoRA replicate_weights (kohya format, strength 0.8): 9 tensors applied (9 to the transformer)', expect.stringMatching(/^Loaded LoRAs in \d+\.\d\ds$/)]),
+      expect.arrayContaining([
+        'Loaded LoRA replicate_weights (kohya format, strength 0.8): 9 tensors applied (9 to the transformer)',
+        expect.stringMatching(/^Loaded LoRAs in \d+\.\d\ds$/),
+      ]),
     );
     const negative = await image({ replicate_weights: lora('a.safetensors'), lora_scale: -0.8 });
     expect(negative.bytes.equals(withA.bytes)).toBe(false);
@@ -92,7 +95,10 @@ describe('LoRAs in predictions', () => {
     expect(b.bytes.equals(a.bytes)).toBe(false);
     const strengthOnly = await image({ replicate_weights: lora('b.safetensors'), lora_scale: 0.3 });
     expect((await image({ replicate_weights: lora('a.safetensors'), lora_scale: 0.8 })).bytes.equals(a.bytes)).toBe(true);
-    const fresh = await Predictor.create({ cacheDir: join(tmp(), 'cache'), loraFetcher: new LoraCache({ dir: join(tmp(), 'lora-cache'), localRoot: loraDir }) });
+    const fresh = await Predictor.create({
+      cacheDir: join(tmp(), 'cache'),
+      loraFetcher: new LoraCache({ dir: join(tmp(), 'lora-cache'), localRoot: loraDir }),
+    });
     try {
       expect((await image({ replicate_weights: lora('b.safetensors'), lora_scale: 0.3 }, fresh)).bytes.equals(strengthOnly.bytes)).toBe(true);
     } finally {
@@ -106,7 +112,14 @@ describe('LoRAs in predictions', () => {
     const viaList = await image({ loras: [{ weights: lora('a.safetensors'), scale: 0.5 }] });
     expect(viaExtra.bytes.equals(viaMain.bytes)).toBe(true);
     expect(viaList.bytes.equals(viaMain.bytes)).toBe(true);
-    const fast = await image({ go_fast: true, replicate_weights: lora('a.safetensors'), lora_scale: 0.4, extra_lora: lora('b.safetensors'), extra_lora_scale: 0.6, loras: [{ weights: lora('te.safetensors'), scale: -1 }] });
+    const fast = await image({
+      go_fast: true,
+      replicate_weights: lora('a.safetensors'),
+      lora_scale: 0.4,
+      extra_lora: lora('b.safetensors'),
+      extra_lora_scale: 0.6,
+      loras: [{ weights: lora('te.safetensors'), scale: -1 }],
+    });
     expect(fast.logs.filter((l) => l.startsWith('Loaded LoRA ')).map((l) => /^Loaded LoRA (\S+) .*strength ([-\d.]+)\)/.exec(l)?.slice(1))).toEqual([
       ['replicate_weights', '0.6'],
       ['extra_lora', '0.9'],
@@ -126,7 +139,10 @@ describe('LoRAs in predictions', () => {
     const none = await failure({ replicate_weights: lora('nothing.safetensors') });
     expect(none).toBeInstanceOf(InputValidationError);
     expect((none as InputValidationError).problems).toEqual([
-      { input: 'replicate_weights', message: expect.stringMatching(/^no tensor of this LoRA applies to FLUX\.1 or its CLIP text encoder \(.*"encoder\.block\.0\.weight"\)$/) },
+      {
+        input: 'replicate_weights',
+        message: expect.stringMatching(/^no tensor of this LoRA applies to FLUX\.1 or its CLIP text encoder \(.*"encoder\.block\.0\.weight"\)$/),
+      },
     ]);
     const partial = await image({ extra_lora: lora('partial.safetensors') });
     expect(partial.logs).toContain(

@@ -56,7 +56,9 @@ const small = { aspect_ratio: 'custom', width: 256, height: 256, num_inference_s
 async function pngDataUri(width: number, height: number, pixel: (x: number, y: number) => [number, number, number]): Promise<string> {
   const data = Buffer.alloc(width * height * 3);
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data.set(pixel(x, y), (y * width + x) * 3);
-  const png = await sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const png = await sharp(data, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 
@@ -67,7 +69,12 @@ describe('predictor on the built-in model', () => {
     expect(result.files).toEqual([join(result.files[0] as string, '..', 'out-0.webp')]);
     expect(await sharp(files['out-0.webp']).metadata()).toMatchObject({ format: 'webp', width: 256, height: 256 });
     expect(logs.slice(0, 3)).toEqual(['Using seed: 5', 'Prompt: a photo of TOK', '[!] txt2img mode']);
-    expect(progress.map((p) => [p.output, p.step, p.total])).toEqual([[0, 1, 4], [0, 2, 4], [0, 3, 4], [0, 4, 4]]);
+    expect(progress.map((p) => [p.output, p.step, p.total])).toEqual([
+      [0, 1, 4],
+      [0, 2, 4],
+      [0, 3, 4],
+      [0, 4, 4],
+    ]);
     expect(result.seed).toBe(5);
     expect(result.metrics.predict_time).toBeGreaterThan(0);
   });
@@ -75,7 +82,11 @@ describe('predictor on the built-in model', () => {
   it('is reproducible: the same seed gives byte-identical files, and output i equals a single run with seed+i', async () => {
     const three = await run({ prompt: 'a cat', seed: 7, num_outputs: 3, ...small });
     expect(Object.keys(three.files)).toEqual(['out-0.webp', 'out-1.webp', 'out-2.webp']);
-    expect(three.progress.filter((p) => p.step === 4).map((p) => [p.output, p.outputs])).toEqual([[0, 3], [1, 3], [2, 3]]);
+    expect(three.progress.filter((p) => p.step === 4).map((p) => [p.output, p.outputs])).toEqual([
+      [0, 3],
+      [1, 3],
+      [2, 3],
+    ]);
     const again = await run({ prompt: 'a cat', seed: 7, ...small });
     const seed9 = await run({ prompt: 'a cat', seed: 9, ...small });
     expect(again.files['out-0.webp']?.equals(three.files['out-0.webp'] as Buffer)).toBe(true);
@@ -98,7 +109,15 @@ describe('predictor on the built-in model', () => {
   it('writes webp, jpg and png with their quality rules and the preset sizes', async () => {
     const jpg = await run({ prompt: 'x', seed: 2, output_format: 'jpg', output_quality: 30, megapixels: '0.25', aspect_ratio: '16:9', num_inference_steps: 1 });
     expect(await sharp(jpg.files['out-0.jpg']).metadata()).toMatchObject({ format: 'jpeg', width: 672, height: 384 });
-    const better = await run({ prompt: 'x', seed: 2, output_format: 'jpg', output_quality: 95, megapixels: '0.25', aspect_ratio: '16:9', num_inference_steps: 1 });
+    const better = await run({
+      prompt: 'x',
+      seed: 2,
+      output_format: 'jpg',
+      output_quality: 95,
+      megapixels: '0.25',
+      aspect_ratio: '16:9',
+      num_inference_steps: 1,
+    });
     expect((better.files['out-0.jpg'] as Buffer).length).toBeGreaterThan((jpg.files['out-0.jpg'] as Buffer).length);
     const png = await run({ prompt: 'x', seed: 2, output_format: 'png', output_quality: 1, ...small });
     const png100 = await run({ prompt: 'x', seed: 2, output_format: 'png', output_quality: 100, ...small });
@@ -132,10 +151,22 @@ describe('predictor on the built-in model', () => {
   it('go_fast runs 8-bit weights in every mode: custom sizes, img2img and inpainting', async () => {
     const image = await pngDataUri(64, 64, (x) => [x * 4, 0, 0]);
     const fast = await run({ prompt: 'x', seed: 6, go_fast: true, image, num_inference_steps: 3 });
-    expect(fast.logs).toEqual(expect.arrayContaining([expect.stringMatching(/^Loaded FLUX\.1-dev transformer \(int8 go_fast\) in /), expect.stringMatching(/^Loaded text encoders \(T5 8-bit \+ CLIP\) in /)]));
+    expect(fast.logs).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^Loaded FLUX\.1-dev transformer \(int8 go_fast\) in /),
+        expect.stringMatching(/^Loaded text encoders \(T5 8-bit \+ CLIP\) in /),
+      ]),
+    );
     const exact = await run({ prompt: 'x', seed: 6, image, num_inference_steps: 3 });
     expect(fast.files['out-0.webp']?.equals(exact.files['out-0.webp'] as Buffer)).toBe(false);
-    const inpaint = await run({ prompt: 'x', seed: 6, go_fast: true, image, mask: await pngDataUri(8, 8, (x) => (x < 4 ? [255, 255, 255] : [0, 0, 0])), num_inference_steps: 3 });
+    const inpaint = await run({
+      prompt: 'x',
+      seed: 6,
+      go_fast: true,
+      image,
+      mask: await pngDataUri(8, 8, (x) => (x < 4 ? [255, 255, 255] : [0, 0, 0])),
+      num_inference_steps: 3,
+    });
     expect(inpaint.logs).toContain('[!] inpaint mode');
     expect(inpaint.files['out-0.webp']?.equals(fast.files['out-0.webp'] as Buffer)).toBe(false);
     const custom = await run({ prompt: 'x', seed: 6, go_fast: true, ...small });
@@ -225,7 +256,9 @@ describe('predictor with configured weights', () => {
     const configured = await Predictor.create({ modelDir, cacheDir: join(tmp(), 'cache'), safety: 'disabled' });
     try {
       const error = await failure({ prompt: 'x' }, configured);
-      expect((error as InputValidationError).problems).toEqual([{ input: 'disable_safety_checker', message: expect.stringMatching(/the safety checker is disabled on this server/) }]);
+      expect((error as InputValidationError).problems).toEqual([
+        { input: 'disable_safety_checker', message: expect.stringMatching(/the safety checker is disabled on this server/) },
+      ]);
       const schnell = await failure({ prompt: 'x', model: 'schnell', disable_safety_checker: true }, configured);
       expect((schnell as InputValidationError).problems).toEqual([{ input: 'model', message: 'FLUX.1-schnell is not configured here (available: dev)' }]);
       const ok = await run({ prompt: 'x', seed: 8, disable_safety_checker: true, ...small }, {}, configured);
@@ -245,7 +278,11 @@ describe('predictor with configured weights', () => {
       const lines = constrained.logs;
       const resident = await run(input);
       expect(constrained.files['out-0.webp']?.equals(resident.files['out-0.webp'] as Buffer)).toBe(true);
-      expect(lines.filter((l) => l.startsWith('Releasing')).map((l) => l.replace(/ \(.*/, ''))).toEqual(['Releasing VAE', 'Releasing text encoders', 'Releasing FLUX.1-dev transformer']);
+      expect(lines.filter((l) => l.startsWith('Releasing')).map((l) => l.replace(/ \(.*/, ''))).toEqual([
+        'Releasing VAE',
+        'Releasing text encoders',
+        'Releasing FLUX.1-dev transformer',
+      ]);
       expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^Warning: VAE needs about .* GiB, more than the 0\.0 GiB memory budget$/)]));
     } finally {
       await tight.close();
@@ -278,7 +315,7 @@ async function safetyPair(name: string, options: { flagAll?: boolean; id2label?:
 describe('safety checker in predictions', () => {
   const two = { prompt: 'x', seed: 21, num_outputs: 2, ...small };
 
-  it('keeps images the checker passes (the built-in pair passes the built-in model\'s images) and logs the count', async () => {
+  it("keeps images the checker passes (the built-in pair passes the built-in model's images) and logs the count", async () => {
     const { files, logs } = await run(two);
     expect(Object.keys(files)).toEqual(['out-0.webp', 'out-1.webp']);
     expect(logs).toContain('Total safe images: 2 out of 2');
@@ -297,15 +334,15 @@ describe('safety checker in predictions', () => {
 
       const logs: string[] = [];
       const outputDir = join(tmp(), `out-${runs++}`);
-      await expect(swapped.predict(two, { outputDir, log: (l) => logs.push(l) })).rejects.toThrow(
-        new AllImagesUnsafeError(),
-      );
+      await expect(swapped.predict(two, { outputDir, log: (l) => logs.push(l) })).rejects.toThrow(new AllImagesUnsafeError());
       expect(logs.filter((l) => l.startsWith('NSFW'))).toEqual(['NSFW content detected in image 0', 'NSFW content detected in image 1']);
       expect(readdirSync(tmp()).includes(`out-${runs - 1}`) ? readdirSync(outputDir) : []).toEqual([]);
 
       const broken = await failing.predict(two, { outputDir: join(tmp(), `out-${runs++}`), log: (l) => logs.push(l) }).catch((e: unknown) => e as Error);
       expect(broken).toBeInstanceOf(AllImagesUnsafeError);
-      expect(logs).toEqual(expect.arrayContaining([expect.stringMatching(/^Error running safety checker: .*the classifier predicted output 0, which "id2label" does not name/)]));
+      expect(logs).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^Error running safety checker: .*the classifier predicted output 0, which "id2label" does not name/)]),
+      );
 
       const unchecked = await run({ ...two, disable_safety_checker: true }, {}, swapped);
       expect(Object.keys(unchecked.files)).toEqual(['out-0.webp', 'out-1.webp']);
@@ -316,11 +353,14 @@ describe('safety checker in predictions', () => {
   });
 
   it('drops only the flagged images, keeping the original indices (so names have gaps)', async () => {
-    const solid = (rgb: [number, number, number]) => ({ width: 64, height: 64, data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => rgb[i % 3] as number) });
+    const solid = (rgb: [number, number, number]) => ({
+      width: 64,
+      height: 64,
+      data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => rgb[i % 3] as number),
+    });
     const logs: string[] = [];
     // Grey passes; magenta is flagged by stage 1 and confirmed by stage 2; red is flagged and then cleared.
     expect(await predictor.safeIndices([solid([128, 128, 128]), solid([255, 0, 255]), solid([255, 0, 0])], (l) => logs.push(l))).toEqual([0, 2]);
     expect(logs).toEqual(['NSFW content detected in image 1', 'Total safe images: 2 out of 3']);
   });
 });
-

@@ -30,7 +30,14 @@ describe('Cog contract: discovery, health and schema', () => {
   });
 
   it('GET /health-check says STARTING during setup, then READY with the setup logs', async () => {
-    const fresh = await startServer({ ...DEFAULT_SERVER_OPTIONS, port: 0, version: 'test', cacheDir: join(tmp(), 'fresh-cache'), auth: {}, logger: { level: 'silent' } });
+    const fresh = await startServer({
+      ...DEFAULT_SERVER_OPTIONS,
+      port: 0,
+      version: 'test',
+      cacheDir: join(tmp(), 'fresh-cache'),
+      auth: {},
+      logger: { level: 'silent' },
+    });
     try {
       const first = await request(`${fresh.url}/health-check`, 'GET');
       expect(first.status).toBe(200);
@@ -46,7 +53,14 @@ describe('Cog contract: discovery, health and schema', () => {
   });
 
   it('GET /health-check says SETUP_FAILED with the reason when the weights are missing, and predictions are refused', async () => {
-    const broken = await startServer({ ...DEFAULT_SERVER_OPTIONS, port: 0, version: 'test', modelDir: join(tmp(), 'no-such-weights'), auth: {}, logger: { level: 'silent' } });
+    const broken = await startServer({
+      ...DEFAULT_SERVER_OPTIONS,
+      port: 0,
+      version: 'test',
+      modelDir: join(tmp(), 'no-such-weights'),
+      auth: {},
+      logger: { level: 'silent' },
+    });
     try {
       await broken.service.whenReady();
       const health = await request(`${broken.url}/health-check`, 'GET');
@@ -65,7 +79,9 @@ describe('Cog contract: discovery, health and schema', () => {
     for (const headers of [{}, async]) {
       const refused = await request(`${unchecked.url}/predictions`, 'POST', { input: SMALL }, headers);
       expect(refused.status).toBe(422);
-      expect(refused.body.detail).toEqual([{ loc: ['body', 'input', 'disable_safety_checker'], msg: expect.stringContaining('safety checker is disabled on this server'), type: 'value_error' }]);
+      expect(refused.body.detail).toEqual([
+        { loc: ['body', 'input', 'disable_safety_checker'], msg: expect.stringContaining('safety checker is disabled on this server'), type: 'value_error' },
+      ]);
     }
     expect((await request(`${unchecked.url}/health-check`, 'GET')).body.status).toBe('READY');
     const allowed = await request(`${unchecked.url}/predictions`, 'POST', { input: { ...SMALL, disable_safety_checker: true } });
@@ -80,7 +96,14 @@ describe('Cog contract: discovery, health and schema', () => {
     expect(schemas.Input).toEqual(INPUT_SCHEMA);
     expect(schemas.Output).toEqual({ type: 'array', title: 'Output', items: { type: 'string', format: 'uri' } });
     expect(schemas.Status).toMatchObject({ enum: ['starting', 'processing', 'succeeded', 'failed', 'canceled'] });
-    expect(Object.keys(body.paths as object).sort()).toEqual(['/', '/health-check', '/predictions', '/predictions/{prediction_id}', '/predictions/{prediction_id}/cancel', '/shutdown']);
+    expect(Object.keys(body.paths as object).sort()).toEqual([
+      '/',
+      '/health-check',
+      '/predictions',
+      '/predictions/{prediction_id}',
+      '/predictions/{prediction_id}/cancel',
+      '/shutdown',
+    ]);
   });
 });
 
@@ -144,7 +167,12 @@ describe('Cog contract: predictions', () => {
     expect(['starting', 'processing']).toContain(created.body.status);
     const received = await hooks.until((all) => all.some((r) => r.json().status === 'succeeded' && r.json().metrics !== null));
     const bodies = received.map((r) => r.json());
-    for (const r of received) expect(r).toMatchObject({ method: 'POST', url: '/hook', headers: { 'content-type': 'application/json', authorization: 'Bearer hook-secret', traceparent } });
+    for (const r of received)
+      expect(r).toMatchObject({
+        method: 'POST',
+        url: '/hook',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer hook-secret', traceparent },
+      });
     expect(bodies[0]).toMatchObject({ id: created.body.id, status: 'processing' });
     const output = bodies.find((b) => b.status === 'processing' && b.output !== null);
     expect(output?.output?.[0]).toMatch(/^data:image\/webp;base64,/);
@@ -205,7 +233,12 @@ describe('Cog contract: predictions', () => {
 
   it('a synchronous prediction whose client goes away is canceled', async () => {
     const client = new AbortController();
-    const pending = fetch(`${server.url}/predictions/abandoned`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: SLOW }), signal: client.signal });
+    const pending = fetch(`${server.url}/predictions/abandoned`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input: SLOW }),
+      signal: client.signal,
+    });
     expect((await untilStatus(server, 'abandoned', 'processing')).body.status).toBe('processing');
     client.abort();
     await expect(pending).rejects.toThrow();
@@ -257,7 +290,11 @@ describe('Cog contract: --upload-url, a bounded queue and shutdown', () => {
   it('a refused upload fails the prediction, saying which file and where (without the query string)', async () => {
     const { status, body } = await request(`${small.url}/predictions/refused`, 'PUT', { input: SMALL });
     expect(status).toBe(200);
-    expect(body).toMatchObject({ status: 'failed', output: null, error: `uploading out-0.webp to ${uploads.url}/files/signed/refused/out-0.webp failed: HTTP 403` });
+    expect(body).toMatchObject({
+      status: 'failed',
+      output: null,
+      error: `uploading out-0.webp to ${uploads.url}/files/signed/refused/out-0.webp failed: HTTP 403`,
+    });
   });
 
   it('holds at most --queue-size waiting predictions: then 409 for Cog and 429 for the Replicate API', async () => {

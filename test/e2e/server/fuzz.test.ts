@@ -39,7 +39,18 @@ function wrongValues(property: Property): unknown[] {
     integer: ['7', 1.5, true, null, {}],
     number: ['0.5', false, null, [], {}],
     boolean: ['true', 0, 1, null, {}],
-    array: ['x', 5, {}, null, [null], [{}], [{ weights: 5 }], [{ weights: 'a/b', scale: 'x' }], [{ weights: 'a/b', extra: 1 }], Array(9).fill({ weights: 'a/b' })],
+    array: [
+      'x',
+      5,
+      {},
+      null,
+      [null],
+      [{}],
+      [{ weights: 5 }],
+      [{ weights: 'a/b', scale: 'x' }],
+      [{ weights: 'a/b', extra: 1 }],
+      Array(9).fill({ weights: 'a/b' }),
+    ],
   };
   const values = [...(wrongType[property.type ?? ''] ?? [])];
   if (property.enum !== undefined) values.push('not-a-choice', 'x'.repeat(100_000));
@@ -72,10 +83,14 @@ interface Case {
 function cases(): Case[] {
   const list: Case[] = [];
   for (const [name, property] of Object.entries(properties)) {
-    for (const value of wrongValues(property)) list.push({ name: `input ${name}=${String(JSON.stringify(value)).slice(0, 40)}`, body: { input: { ...SMALL, [name]: value } } });
+    for (const value of wrongValues(property))
+      list.push({ name: `input ${name}=${String(JSON.stringify(value)).slice(0, 40)}`, body: { input: { ...SMALL, [name]: value } } });
   }
   for (const image of BAD_IMAGES) list.push({ name: `image ${image.slice(0, 40)}`, body: { input: { ...SMALL, image } } });
-  list.push({ name: 'bad mask with a good image', body: { input: { ...SMALL, image: `data:image/png;base64,${PNG_1PX}`, mask: 'data:image/png;base64,AAAA' } } });
+  list.push({
+    name: 'bad mask with a good image',
+    body: { input: { ...SMALL, image: `data:image/png;base64,${PNG_1PX}`, mask: 'data:image/png;base64,AAAA' } },
+  });
   for (const weights of ['not a lora source', 'huggingface.co/only-owner', 'civitai.com/models/abc', 'x'.repeat(500_000)]) {
     list.push({ name: `replicate_weights ${weights.slice(0, 30)}`, body: { input: { ...SMALL, replicate_weights: weights } } });
   }
@@ -94,7 +109,15 @@ function cases(): Case[] {
   const deep = (levels: number) => '['.repeat(levels) + ']'.repeat(levels);
   list.push({ name: 'deep nesting (100)', body: `{"input":{"prompt":"x","loras":${deep(100)}}}` });
   list.push({ name: 'deep nesting (100 000)', body: `{"input":${deep(100_000)}}` });
-  for (const text of ['{', '{"input":', '{"input": {"prompt": "x"}}}', "{'input': {}}", 'nul', '{"input": {"prompt": "\\x"}}', '{"__proto__": {"admin": true}, "input": {}}']) {
+  for (const text of [
+    '{',
+    '{"input":',
+    '{"input": {"prompt": "x"}}}',
+    "{'input': {}}",
+    'nul',
+    '{"input": {"prompt": "\\x"}}',
+    '{"__proto__": {"admin": true}, "input": {}}',
+  ]) {
     list.push({ name: `invalid JSON ${text}`, body: text });
   }
   list.push({ name: 'body over the limit', body: JSON.stringify({ input: { ...SMALL, prompt: 'x'.repeat(BODY_LIMIT) } }) });
@@ -142,7 +165,14 @@ describe('fuzzed requests', () => {
   });
 
   it('bad ids and paths are refused too', async () => {
-    const paths = ['/predictions/%2E%2E%2Fetc/cancel', `/predictions/${'x'.repeat(300)}/cancel`, '/v1/predictions/a%00b', '/v1/streams/not-a-key', '/outputs/zz/out-0.webp', '/nowhere'];
+    const paths = [
+      '/predictions/%2E%2E%2Fetc/cancel',
+      `/predictions/${'x'.repeat(300)}/cancel`,
+      '/v1/predictions/a%00b',
+      '/v1/streams/not-a-key',
+      '/outputs/zz/out-0.webp',
+      '/nowhere',
+    ];
     const failures: string[] = [];
     for (const path of paths) {
       const problem = refusalProblem(await request(`${server.url}${path}`, path.includes('cancel') ? 'POST' : 'GET'));

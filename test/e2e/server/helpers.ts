@@ -89,7 +89,14 @@ export async function receiver(respond: (request: Received, response: ServerResp
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, at: Date.now(), json: () => JSON.parse(body.toString()) as Body };
+      const entry = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body,
+        at: Date.now(),
+        json: () => JSON.parse(body.toString()) as Body,
+      };
       received.push(entry);
       respond(entry, res);
       waiters.splice(0).forEach((w) => w());

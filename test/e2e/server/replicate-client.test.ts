@@ -80,7 +80,9 @@ describe('the official replicate client against flux-lora (no token, data-URI ou
   });
 
   it('Buffer inputs: the client falls back to a data URI (this server stores no uploads) and the img2img prediction runs', async () => {
-    const png = await sharp({ create: { width: 320, height: 256, channels: 3, background: '#3080c0' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 320, height: 256, channels: 3, background: '#3080c0' } })
+      .png()
+      .toBuffer();
     const seen: Prediction[] = [];
     await replicate.run('acme/flux-lora', { input: { ...SMALL, image: png, prompt_strength: 0.5 } }, (p) => seen.push(p));
     expect(seen.at(-1)?.status).toBe('succeeded');
@@ -88,7 +90,9 @@ describe('the official replicate client against flux-lora (no token, data-URI ou
   });
 
   it('a failed prediction throws "Prediction failed: …"; a bad input is a 422 naming it', async () => {
-    await expect(replicate.run('acme/flux-lora', { input: { ...SMALL, image: 'http://127.0.0.1:9/x.png' } })).rejects.toThrow(/^Prediction failed: input "image": cannot download/);
+    await expect(replicate.run('acme/flux-lora', { input: { ...SMALL, image: 'http://127.0.0.1:9/x.png' } })).rejects.toThrow(
+      /^Prediction failed: input "image": cannot download/,
+    );
     await expect(replicate.run('acme/flux-lora', { input: { ...SMALL, num_outputs: 7 } })).rejects.toThrow(/status 422 .*num_outputs/);
   });
 });

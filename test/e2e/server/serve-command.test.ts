@@ -38,7 +38,12 @@ function serveInProcess(args: string[]) {
     onInterrupt: (handler: () => void) => (interrupt = handler),
     offInterrupt: () => undefined,
   };
-  const code = main(['serve', ...args], (t) => (out += t), (t) => (err += t), context);
+  const code = main(
+    ['serve', ...args],
+    (t) => (out += t),
+    (t) => (err += t),
+    context,
+  );
   return { code, out: () => out, err: () => err, interrupt: () => interrupt() };
 }
 
@@ -75,7 +80,11 @@ describe('flux-lora serve', () => {
     expect((await request(`${url}/predictions`, 'POST', { input: SLOW })).body.detail).toBe('the server is shutting down');
     expect((await pending).body).toMatchObject({ id: 'interrupted', status: 'canceled' });
     expect(await run.code).toBe(0);
-    const lines = run.out().trim().split('\n').map((line) => JSON.parse(line) as { msg: string; predictionId?: string });
+    const lines = run
+      .out()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { msg: string; predictionId?: string });
     expect(lines.some((l) => l.msg.startsWith('shutdown deadline reached'))).toBe(true);
     expect(lines.find((l) => l.predictionId === 'interrupted' && l.msg === 'prediction finished')).toMatchObject({ status: 'canceled' });
   });

@@ -32,7 +32,11 @@ describe('flux-lora eval safety-clip / safety-vit', () => {
       const folders = goldenSafetyFolders(join(tmp(), component));
       const out = join(tmp(), `${component}.safetensors`);
       let stderr = '';
-      const code = await main(['eval', component, '--model', folders[model], '--case', safetyGolden(caseFile), '--out', out], () => undefined, (t) => (stderr += t));
+      const code = await main(
+        ['eval', component, '--model', folders[model], '--case', safetyGolden(caseFile), '--out', out],
+        () => undefined,
+        (t) => (stderr += t),
+      );
       expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
       const [written, golden] = [await readCaseFile(out), await readCaseFile(safetyGolden(caseFile))];
       expect(written.size).toBe(count);
@@ -46,7 +50,11 @@ describe('flux-lora eval safety-clip / safety-vit', () => {
 
   it('names a case file without pixel values', async () => {
     let stderr = '';
-    const code = await main(['eval', 'safety-vit', '--model', 'm', '--case', safetyGolden('preprocess.safetensors'), '--out', join(tmp(), 'x.safetensors')], () => undefined, (t) => (stderr += t));
+    const code = await main(
+      ['eval', 'safety-vit', '--model', 'm', '--case', safetyGolden('preprocess.safetensors'), '--out', join(tmp(), 'x.safetensors')],
+      () => undefined,
+      (t) => (stderr += t),
+    );
     expect({ code, stderr }).toEqual({ code: 1, stderr: `flux-lora: ${safetyGolden('preprocess.safetensors')}: needs "pixel_values" [N, 3, S, S]\n` });
   });
 });

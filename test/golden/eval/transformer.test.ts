@@ -9,7 +9,11 @@ const tmp = useTempDir('eval-transformer-');
 
 async function cli(...argv: string[]) {
   let stderr = '';
-  const code = await main(argv, () => undefined, (t) => (stderr += t));
+  const code = await main(
+    argv,
+    () => undefined,
+    (t) => (stderr += t),
+  );
   return { code, stderr };
 }
 
@@ -17,7 +21,10 @@ describe('flux-lora eval transformer', () => {
   it('evaluates every golden case and writes the outputs under the golden names', async () => {
     const out = join(tmp(), 'A.safetensors');
     const cases = goldenPath('transformer_A_cases.safetensors');
-    expect(await cli('eval', 'transformer', '--model', goldenPath('transformer_A_diffusers.safetensors'), '--case', cases, '--out', out)).toEqual({ code: 0, stderr: '' });
+    expect(await cli('eval', 'transformer', '--model', goldenPath('transformer_A_diffusers.safetensors'), '--case', cases, '--out', out)).toEqual({
+      code: 0,
+      stderr: '',
+    });
     const [written, golden] = [await SafetensorsFile.open(out), await SafetensorsFile.open(cases)];
     expect(written.names().sort()).toEqual(['case0.expected', 'case1.expected', 'case2.expected']);
     for (const name of written.names()) {
@@ -32,7 +39,13 @@ describe('flux-lora eval transformer', () => {
     const loras = ['--lora', `${goldenPath('lora_peft_r4.safetensors')}:0.7`, '--lora', `${goldenPath('lora_kohya_r8.safetensors')}:-0.4`];
     expect(await cli(...args, ...loras)).toEqual({ code: 0, stderr: '' });
     const golden = await SafetensorsFile.open(goldenPath('lora_cases.safetensors'));
-    expectAllClose(await (await SafetensorsFile.open(out)).readFloat32('input.expected'), await golden.readFloat32('pair_peft_kohya.expected'), 1e-5, 1e-5, 'pair');
+    expectAllClose(
+      await (await SafetensorsFile.open(out)).readFloat32('input.expected'),
+      await golden.readFloat32('pair_peft_kohya.expected'),
+      1e-5,
+      1e-5,
+      'pair',
+    );
     const noMatch = await cli(...args, '--lora', goldenPath('t5_weights.safetensors'));
     expect(noMatch.code).toBe(1);
     expect(noMatch.stderr).toMatch(/no tensor applies to this FLUX transformer/);
@@ -40,13 +53,38 @@ describe('flux-lora eval transformer', () => {
 
   it('reports a bad model or case file as a failure naming the file', async () => {
     const out = join(tmp(), 'x.safetensors');
-    const wrongModel = await cli('eval', 'transformer', '--model', goldenPath('vae_bfl.safetensors'), '--case', goldenPath('transformer_A_cases.safetensors'), '--out', out);
+    const wrongModel = await cli(
+      'eval',
+      'transformer',
+      '--model',
+      goldenPath('vae_bfl.safetensors'),
+      '--case',
+      goldenPath('transformer_A_cases.safetensors'),
+      '--out',
+      out,
+    );
     expect(wrongModel.code).toBe(1);
     expect(wrongModel.stderr).toMatch(/vae_bfl\.safetensors: not a FLUX\.1 transformer checkpoint/);
-    const wrongCase = await cli('eval', 'transformer', '--model', goldenPath('transformer_B_bfl.safetensors'), '--case', goldenPath('t5_cases.safetensors'), '--out', out);
+    const wrongCase = await cli(
+      'eval',
+      'transformer',
+      '--model',
+      goldenPath('transformer_B_bfl.safetensors'),
+      '--case',
+      goldenPath('t5_cases.safetensors'),
+      '--out',
+      out,
+    );
     expect(wrongCase.code).toBe(1);
     expect(wrongCase.stderr).toMatch(/t5_cases\.safetensors: no cases \(expected tensors named case<k>\.hidden_states\)/);
-    const missing = await cli('eval', 'transformer', '--model', goldenPath('transformer_B_bfl.safetensors'), '--case', goldenPath('transformer_B_cases.safetensors'));
+    const missing = await cli(
+      'eval',
+      'transformer',
+      '--model',
+      goldenPath('transformer_B_bfl.safetensors'),
+      '--case',
+      goldenPath('transformer_B_cases.safetensors'),
+    );
     expect(missing).toEqual({ code: 2, stderr: 'flux-lora: eval transformer: missing --out\n' });
   });
 });

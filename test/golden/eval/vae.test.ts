@@ -8,11 +8,18 @@ import { useTempDir } from '../../helpers/temp-dir.js';
 const tmp = useTempDir('eval-vae-');
 
 describe('flux-lora eval vae-encode / vae-decode', () => {
-  for (const [component, layout] of [['vae-encode', 'bfl'], ['vae-decode', 'diffusers']] as const) {
+  for (const [component, layout] of [
+    ['vae-encode', 'bfl'],
+    ['vae-decode', 'diffusers'],
+  ] as const) {
     it(`${component} writes the golden names within tolerance (${layout} layout)`, async () => {
       const out = join(tmp(), `${component}.safetensors`);
       let stderr = '';
-      const code = await main(['eval', component, '--model', goldenPath(`vae_${layout}.safetensors`), '--case', goldenPath('vae_cases.safetensors'), '--out', out], () => undefined, (t) => (stderr += t));
+      const code = await main(
+        ['eval', component, '--model', goldenPath(`vae_${layout}.safetensors`), '--case', goldenPath('vae_cases.safetensors'), '--out', out],
+        () => undefined,
+        (t) => (stderr += t),
+      );
       expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
       const [written, golden] = [await SafetensorsFile.open(out), await SafetensorsFile.open(goldenPath('vae_cases.safetensors'))];
       expect(written.names().length).toBe(component === 'vae-encode' ? 3 : 1);
@@ -22,7 +29,11 @@ describe('flux-lora eval vae-encode / vae-decode', () => {
 
   it('refuses --lora for components that take none', async () => {
     let stderr = '';
-    const code = await main(['eval', 'vae-decode', '--model', 'm', '--case', 'c', '--out', 'o', '--lora', 'x.safetensors'], () => undefined, (t) => (stderr += t));
+    const code = await main(
+      ['eval', 'vae-decode', '--model', 'm', '--case', 'c', '--out', 'o', '--lora', 'x.safetensors'],
+      () => undefined,
+      (t) => (stderr += t),
+    );
     expect({ code, stderr }).toEqual({ code: 2, stderr: 'flux-lora: eval vae-decode: --lora is not supported by this component\n' });
   });
 });

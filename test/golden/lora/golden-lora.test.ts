@@ -39,7 +39,14 @@ const CASES: { name: string; files: [string, number][]; format: string }[] = [
   { name: 'kohya_nonblock', files: [['lora_kohya_nonblock_r4.safetensors', 0.7]], format: 'kohya' },
   { name: 'bfl', files: [['lora_bfl_r4.safetensors', 0.7]], format: 'bfl' },
   { name: 'xlabs', files: [['lora_xlabs_r8.safetensors', 0.7]], format: 'xlabs' },
-  { name: 'pair_peft_kohya', files: [['lora_peft_r4.safetensors', 0.7], ['lora_kohya_r8.safetensors', -0.4]], format: 'peft' },
+  {
+    name: 'pair_peft_kohya',
+    files: [
+      ['lora_peft_r4.safetensors', 0.7],
+      ['lora_kohya_r8.safetensors', -0.4],
+    ],
+    format: 'peft',
+  },
 ];
 
 async function runCases(layout: 'bfl' | 'diffusers', precision: FluxPrecision, atol: number, rtol: number): Promise<number> {
@@ -61,7 +68,13 @@ async function runCases(layout: 'bfl' | 'diffusers', precision: FluxPrecision, a
     await model.setLowRankScales([0.7, 0]);
     expectAllClose((await model.forward(inputs)).data as Float32Array, await expected('peft'), atol, rtol, `pair with kohya at 0 (${layout}, ${precision})`);
     await model.setLowRank(NO_LOW_RANK);
-    expectAllClose((await model.forward(inputs)).data as Float32Array, await (await SafetensorsFile.open(goldenPath('lora_cases.safetensors'))).readFloat32('base_expected'), atol, rtol, 'base');
+    expectAllClose(
+      (await model.forward(inputs)).data as Float32Array,
+      await (await SafetensorsFile.open(goldenPath('lora_cases.safetensors'))).readFloat32('base_expected'),
+      atol,
+      rtol,
+      'base',
+    );
   } finally {
     await model.release();
   }
@@ -113,9 +126,12 @@ describe('LoRA formats against the golden LoRA cases', () => {
     const kohya = await lora('lora_kohya_r8.safetensors');
     expect(new Set(kohya.layers.map((l) => l.factor))).toEqual(new Set([12 / 8]));
     const bfl = await lora('lora_bfl_r4.safetensors');
-    expect(bfl.layers.filter((l) => l.bias !== undefined).map((l) => l.module).sort()).toEqual(
-      ['double_blocks.1.img_attn.qkv', 'final_layer.adaLN_modulation.1', 'single_blocks.0.linear1'].sort(),
-    );
+    expect(
+      bfl.layers
+        .filter((l) => l.bias !== undefined)
+        .map((l) => l.module)
+        .sort(),
+    ).toEqual(['double_blocks.1.img_attn.qkv', 'final_layer.adaLN_modulation.1', 'single_blocks.0.linear1'].sort());
     expect((await lora('lora_xlabs_r8.safetensors')).layers.every((l) => l.factor === 1 && l.namespace === 'xlabs')).toBe(true);
   });
 
@@ -125,7 +141,9 @@ describe('LoRA formats against the golden LoRA cases', () => {
     await model.release();
     const t5 = await parseLora(await SafetensorsFile.open(goldenPath('t5_weights.safetensors')), 't5_weights.safetensors');
     expect(() => combineLoras(targets, [{ lora: t5, scale: 1 }])).toThrow(LoraError);
-    expect(() => combineLoras(targets, [{ lora: t5, scale: 1 }])).toThrow(/LoRA t5_weights\.safetensors: no tensor applies to this FLUX transformer \(bfl format; 22 tensors, e\.g\. "encoder\./);
+    expect(() => combineLoras(targets, [{ lora: t5, scale: 1 }])).toThrow(
+      /LoRA t5_weights\.safetensors: no tensor applies to this FLUX transformer \(bfl format; 22 tensors, e\.g\. "encoder\./,
+    );
     const peft = await lora('lora_peft_r4.safetensors');
     const partial = { ...peft, layers: peft.layers.map((l, i) => (i === 0 ? { ...l, module: 'not_a_module' } : l)) };
     const { reports } = combineLoras(targets, [{ lora: partial, scale: 1 }]);

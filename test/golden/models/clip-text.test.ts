@@ -21,14 +21,18 @@ describe('CLIP text encoder', () => {
     const { lastHiddenState, pooled } = await clip.encode(ids);
     expectAllClose(lastHiddenState.data as Float32Array, await cases.readFloat32('case0.expected_last_hidden_state'), 1e-5, 1e-5, 'last hidden state');
     expectAllClose(pooled.data as Float32Array, await cases.readFloat32('case0.expected_pooler_output'), 1e-5, 1e-5, 'pooled');
-    await expect(clip.encode(int64Tensor([1, 17], new Array(17).fill(1)))).rejects.toThrow('input "input_ids" has 17 tokens, more than the 16 positions of this CLIP');
+    await expect(clip.encode(int64Tensor([1, 17], new Array(17).fill(1)))).rejects.toThrow(
+      'input "input_ids" has 17 tokens, more than the 16 positions of this CLIP',
+    );
     await expect(clip.encode(int64Tensor([1, 2], [1, -1]))).rejects.toThrow(TextEncoderInputError);
     await clip.release();
   });
 
   it('loads files that carry the int64 position_ids buffer older transformers saved', async () => {
     const golden = await SafetensorsFile.open(goldenPath('clip_weights.safetensors'));
-    const tensors: TensorToWrite[] = await Promise.all(golden.names().map(async (name) => ({ name, dtype: 'F32' as const, shape: golden.info(name).shape, data: await golden.readFloat32(name) })));
+    const tensors: TensorToWrite[] = await Promise.all(
+      golden.names().map(async (name) => ({ name, dtype: 'F32' as const, shape: golden.info(name).shape, data: await golden.readFloat32(name) })),
+    );
     tensors.push({ name: 'text_model.embeddings.position_ids', dtype: 'I64', shape: [1, 16], data: BigInt64Array.from({ length: 16 }, (_, i) => BigInt(i)) });
     const path = join(tmp(), 'clip-with-position-ids.safetensors');
     await writeSafetensors(path, tensors, golden.metadata);

@@ -39,7 +39,12 @@ async function checkpointError(path: string): Promise<Error> {
 
 describe('FLUX checkpoint loading', () => {
   it('infers the config from tensor shapes when a BFL file has no metadata (RoPE axes need 128-wide heads)', async () => {
-    const path = await variant('bare.safetensors', 'transformer_A_bfl.safetensors', (t) => t, () => ({}));
+    const path = await variant(
+      'bare.safetensors',
+      'transformer_A_bfl.safetensors',
+      (t) => t,
+      () => ({}),
+    );
     const error = await checkpointError(path);
     expect(error).toBeInstanceOf(FluxConfigError);
     expect(error.message).toMatch(/config inferred from tensor shapes.*RoPE axes dims/);
@@ -88,9 +93,7 @@ describe('FLUX checkpoint loading', () => {
     const missing = await variant('missing.safetensors', 'transformer_A_bfl.safetensors', (t) =>
       t.filter((x) => x.name !== 'double_blocks.1.txt_mlp.2.weight' && x.name !== 'final_layer.linear.bias'),
     );
-    expect((await checkpointError(missing)).message).toMatch(
-      /missing 2 tensor\(s\): "double_blocks\.1\.txt_mlp\.2\.weight", "final_layer\.linear\.bias"/,
-    );
+    expect((await checkpointError(missing)).message).toMatch(/missing 2 tensor\(s\): "double_blocks\.1\.txt_mlp\.2\.weight", "final_layer\.linear\.bias"/);
     const extra = await variant('extra.safetensors', 'transformer_A_bfl.safetensors', (t) => [
       ...t,
       { name: 'double_blocks.2.img_mod.lin.weight', dtype: 'F32', shape: [1], data: new Float32Array(1) },

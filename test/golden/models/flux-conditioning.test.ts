@@ -62,7 +62,20 @@ describe('FLUX conditioning inputs', () => {
       out[2 * k] = (x[2 * k] as number) * (cos[k] as number) - (x[2 * k + 1] as number) * (sin[k] as number);
       out[2 * k + 1] = (x[2 * k] as number) * (sin[k] as number) + (x[2 * k + 1] as number) * (cos[k] as number);
     }
-    const expected: [number, number][] = [[0, 1], [3, 4], [16, 22.082893], [17, -11.195793], [18, -8.229395], [19, -26.330154], [72, 6.417858], [73, 103.748795], [74, 95.988838], [75, -46.766911], [126, 126.875443], [127, 128.123459]];
+    const expected: [number, number][] = [
+      [0, 1],
+      [3, 4],
+      [16, 22.082893],
+      [17, -11.195793],
+      [18, -8.229395],
+      [19, -26.330154],
+      [72, 6.417858],
+      [73, 103.748795],
+      [74, 95.988838],
+      [75, -46.766911],
+      [126, 126.875443],
+      [127, 128.123459],
+    ];
     for (const [i, v] of expected) expect(out[i]).toBeCloseTo(v, 4);
     expect(Math.hypot(...out)).toBeCloseTo(840.98987, 3);
   });

@@ -35,7 +35,8 @@ describe('FLUX autoencoder against the golden cases', () => {
     const base = await cases.readFloat32('decode.latent_normalized');
     const [h, w] = [40, 56];
     const latent = new Float32Array(4 * h * w);
-    for (let c = 0; c < 4; c++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) latent[(c * h + y) * w + x] = base[(c * 16 + (y % 16)) * 24 + (x % 24)] as number;
+    for (let c = 0; c < 4; c++)
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) latent[(c * h + y) * w + x] = base[(c * 16 + (y % 16)) * 24 + (x % 24)] as number;
     const input = float32Tensor([1, 4, h, w], latent);
     const whole = (await vae.decode(input)).data as Float32Array;
     const tiled = await vae.decode(input, { tiling: { maxUntiledCells: 0, tileSize: 24, tileOverlap: 8 } });

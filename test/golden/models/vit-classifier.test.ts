@@ -29,17 +29,27 @@ describe('ViT image classifier (safety checker stage 2)', () => {
     const folder = join(tmp(), 'labels');
     mkdirSync(folder);
     symlinkSync(safetyGolden('falcon_vit.safetensors'), join(folder, 'model.safetensors'));
-    const config = (id2label: unknown) => writeFileSync(join(folder, 'config.json'), JSON.stringify({ hidden_size: 32, intermediate_size: 56, num_attention_heads: 4, num_hidden_layers: 2, patch_size: 8, image_size: 32, id2label }));
+    const config = (id2label: unknown) =>
+      writeFileSync(
+        join(folder, 'config.json'),
+        JSON.stringify({ hidden_size: 32, intermediate_size: 56, num_attention_heads: 4, num_hidden_layers: 2, patch_size: 8, image_size: 32, id2label }),
+      );
     config(undefined);
     await expect(ViTClassifier.load(worker(), folder)).rejects.toThrow('config.json: invalid config: "id2label" is missing');
     config({ 0: 'safe', 1: 'nsfw' });
     await expect(ViTClassifier.load(worker(), folder)).rejects.toThrow('"id2label" has no "normal" label, so no image could pass');
     config({ 0: 'normal', 2: 'nsfw' });
-    await expect(ViTClassifier.load(worker(), folder)).rejects.toThrow(`${folder} (no preprocessor_config.json, so the processor's defaults): invalid image processor config: the model takes 32×32 pixels, but the processor makes 224×224`);
+    await expect(ViTClassifier.load(worker(), folder)).rejects.toThrow(
+      `${folder} (no preprocessor_config.json, so the processor's defaults): invalid image processor config: the model takes 32×32 pixels, but the processor makes 224×224`,
+    );
     symlinkSync(safetyGolden('falcon_preprocessor_config.json'), join(folder, 'preprocessor_config.json'));
     const model = await ViTClassifier.load(worker(), folder);
-    expect(() => model.label(1)).toThrow(`${join(folder, 'config.json')}: the classifier predicted output 1, which "id2label" does not name (it maps 0 "normal", 2 "nsfw")`);
+    expect(() => model.label(1)).toThrow(
+      `${join(folder, 'config.json')}: the classifier predicted output 1, which "id2label" does not name (it maps 0 "normal", 2 "nsfw")`,
+    );
     await model.release();
-    await expect(ViTClassifier.load(worker(), safetyGolden('falcon_vit.safetensors'))).rejects.toThrow('the classifier needs its config.json (with "id2label") beside the weights');
+    await expect(ViTClassifier.load(worker(), safetyGolden('falcon_vit.safetensors'))).rejects.toThrow(
+      'the classifier needs its config.json (with "id2label") beside the weights',
+    );
   });
 });

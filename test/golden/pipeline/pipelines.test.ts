@@ -26,7 +26,9 @@ async function checkCase(name: string): Promise<Record<string, TensorData>> {
     expect(out.dims, key).toEqual(golden.info(key).shape);
     expectAllClose(out.data as Float32Array, await golden.readFloat32(key), TOL, TOL, `${name} ${key}`);
   }
-  expect(Array.from(sigmas(Number(golden.metadata.num_inference_steps), 384, 'dev'))).toEqual((JSON.parse(golden.metadata.sigmas as string) as number[]).map(Math.fround));
+  expect(Array.from(sigmas(Number(golden.metadata.num_inference_steps), 384, 'dev'))).toEqual(
+    (JSON.parse(golden.metadata.sigmas as string) as number[]).map(Math.fround),
+  );
   return outputs;
 }
 
@@ -63,7 +65,12 @@ describe('denoising loop control', () => {
     const transformer = await FluxTransformer.load(worker(), goldenPath('transformer_B_bfl.safetensors'));
     const file = await SafetensorsFile.open(goldenPath('transformer_B_cases.safetensors'));
     const read = (n: string) => file.readFloat32(`case0.${n}`);
-    const [context, pooled, imgIds, txtIds] = [await read('encoder_hidden_states'), await read('pooled_projections'), await read('img_ids'), await read('txt_ids')];
+    const [context, pooled, imgIds, txtIds] = [
+      await read('encoder_hidden_states'),
+      await read('pooled_projections'),
+      await read('img_ids'),
+      await read('txt_ids'),
+    ];
     const controller = new AbortController();
     const reported: number[] = [];
     const run = denoise(await read('hidden_states'), {

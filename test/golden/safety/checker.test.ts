@@ -49,9 +49,27 @@ describe('SafetyChecker on the golden pipeline case', () => {
     const embeds = (await checker.stage1.run(clipPixels)).image_embeds as TensorData;
     expectAllClose(embeds.data as Float32Array, tensor(cases, 'image_embeds').values, 1e-4, 0, 'image_embeds');
     const decisions = conceptDecisions(embeds, checker.stage1.concepts);
-    expectAllClose(decisions.flatMap((d) => Array.from(d.conceptCos)), tensor(cases, 'concept_cos').values, 2e-5, 0, 'concept_cos');
-    expectAllClose(decisions.flatMap((d) => Array.from(d.specialScores)), tensor(cases, 'special_scores').values, 0.001 + 1e-9, 0, 'special_scores');
-    expectAllClose(decisions.flatMap((d) => Array.from(d.conceptScores)), tensor(cases, 'concept_scores').values, 0.001 + 1e-9, 0, 'concept_scores');
+    expectAllClose(
+      decisions.flatMap((d) => Array.from(d.conceptCos)),
+      tensor(cases, 'concept_cos').values,
+      2e-5,
+      0,
+      'concept_cos',
+    );
+    expectAllClose(
+      decisions.flatMap((d) => Array.from(d.specialScores)),
+      tensor(cases, 'special_scores').values,
+      0.001 + 1e-9,
+      0,
+      'special_scores',
+    );
+    expectAllClose(
+      decisions.flatMap((d) => Array.from(d.conceptScores)),
+      tensor(cases, 'concept_scores').values,
+      0.001 + 1e-9,
+      0,
+      'concept_scores',
+    );
 
     const falconPixels = checker.stage2.preprocess(items);
     expect(Array.from(falconPixels.data as Float32Array)).toEqual(Array.from(tensor(cases, 'falcon_pixel_values').values));
@@ -62,7 +80,11 @@ describe('SafetyChecker on the golden pipeline case', () => {
     const verdicts = await checker.check(images);
     const hasNsfw = Array.from(tensor(cases, 'has_nsfw').values, Boolean);
     expect(verdicts).toEqual(
-      hasNsfw.map((flagged, index) => (flagged ? { index, unsafe: labels[index] !== 'normal', stage1Flagged: true, stage2Label: labels[index] } : { index, unsafe: false, stage1Flagged: false })),
+      hasNsfw.map((flagged, index) =>
+        flagged
+          ? { index, unsafe: labels[index] !== 'normal', stage1Flagged: true, stage2Label: labels[index] }
+          : { index, unsafe: false, stage1Flagged: false },
+      ),
     );
     expect(verdicts.filter((v) => !v.unsafe).map((v) => v.index)).toEqual([0, 1, 2]); // the file's kept_indices
     expect(verdicts.map((v) => Number(!v.unsafe))).toEqual(Array.from(tensor(cases, 'kept').values));
@@ -76,7 +98,13 @@ describe('SafetyChecker on the golden pipeline case', () => {
 describe('SafetyChecker on the built-in tiny pair', () => {
   it('flags none of a batch of ordinary images (stage 2 never runs)', async () => {
     const checker = await SafetyChecker.load(worker(), await tinyPair());
-    const images = [texture(1024, 1024, [112, 165, 89], 1), texture(512, 768, [112, 165, 89], 2), solid(64, 64, [128, 128, 128]), solid(40, 30, [255, 255, 255]), solid(30, 40, [0, 0, 0])];
+    const images = [
+      texture(1024, 1024, [112, 165, 89], 1),
+      texture(512, 768, [112, 165, 89], 2),
+      solid(64, 64, [128, 128, 128]),
+      solid(40, 30, [255, 255, 255]),
+      solid(30, 40, [0, 0, 0]),
+    ];
     expect(await checker.check(images)).toEqual(images.map((_, index) => ({ index, unsafe: false, stage1Flagged: false })));
     await checker.release();
   });
@@ -96,17 +124,26 @@ describe('SafetyChecker on the built-in tiny pair', () => {
   it('flags all', async () => {
     const checker = await SafetyChecker.load(worker(), await tinyPair());
     const verdicts = await checker.check([solid(64, 64, MAGENTA), solid(1024, 1024, MAGENTA), solid(20, 90, MAGENTA)]);
-    expect(verdicts.map((v) => [v.stage1Flagged, v.unsafe, v.stage2Label])).toEqual([[true, true, 'nsfw'], [true, true, 'nsfw'], [true, true, 'nsfw']]);
+    expect(verdicts.map((v) => [v.stage1Flagged, v.unsafe, v.stage2Label])).toEqual([
+      [true, true, 'nsfw'],
+      [true, true, 'nsfw'],
+      [true, true, 'nsfw'],
+    ]);
     await checker.release();
   });
 
-  it('counts a stage-2 failure unsafe: a classifier config whose id2label leaves out the output it predicts (the reference\'s KeyError)', async () => {
+  it("counts a stage-2 failure unsafe: a classifier config whose id2label leaves out the output it predicts (the reference's KeyError)", async () => {
     const paths = await writeTinySafetyPair(join(tmp(), 'broken-labels'));
     const configFile = join(paths.classifier, 'config.json');
     writeFileSync(configFile, JSON.stringify({ ...JSON.parse(readFileSync(configFile, 'utf8')), id2label: { 0: 'normal', 2: 'nsfw' } }));
     const checker = await SafetyChecker.load(worker(), paths);
     expect(await checker.check([solid(32, 32, MAGENTA), solid(32, 32, RED)])).toEqual([
-      { index: 0, unsafe: true, stage1Flagged: true, error: `${configFile}: the classifier predicted output 1, which "id2label" does not name (it maps 0 "normal", 2 "nsfw")` },
+      {
+        index: 0,
+        unsafe: true,
+        stage1Flagged: true,
+        error: `${configFile}: the classifier predicted output 1, which "id2label" does not name (it maps 0 "normal", 2 "nsfw")`,
+      },
       { index: 1, unsafe: false, stage1Flagged: true, stage2Label: 'normal' },
     ]);
     await checker.release();
@@ -114,7 +151,9 @@ describe('SafetyChecker on the built-in tiny pair', () => {
 
   it('names a bad image, answers an empty batch and stops when cancelled', async () => {
     const checker = await SafetyChecker.load(worker(), await tinyPair());
-    await expect(checker.check([solid(8, 8, RED), { width: 8, height: 8, data: new Uint8Array(10) }])).rejects.toThrow(new SafetyInputError('image 1: a 8×8 RGB image needs 192 bytes, got 10'));
+    await expect(checker.check([solid(8, 8, RED), { width: 8, height: 8, data: new Uint8Array(10) }])).rejects.toThrow(
+      new SafetyInputError('image 1: a 8×8 RGB image needs 192 bytes, got 10'),
+    );
     expect(await checker.check([])).toEqual([]);
     const abort = new AbortController();
     abort.abort();
@@ -124,6 +163,8 @@ describe('SafetyChecker on the built-in tiny pair', () => {
 
   it('refuses missing weights, naming the path', async () => {
     const missing = join(tmp(), 'no-classifier');
-    await expect(SafetyChecker.load(worker(), { ...(await tinyPair()), classifier: missing })).rejects.toThrow(`${missing}: no such file or folder (expected the ViT image classifier)`);
+    await expect(SafetyChecker.load(worker(), { ...(await tinyPair()), classifier: missing })).rejects.toThrow(
+      `${missing}: no such file or folder (expected the ViT image classifier)`,
+    );
   });
 });

@@ -4,7 +4,15 @@ import { UsageError } from '../../../src/cli/usage-error.js';
 
 describe('shared model options of predict and serve', () => {
   it('take flags over the environment, and treat empty variables as unset', () => {
-    const env = { FLUX_MODEL_DIR: '/env/models', FLUX_SAFETY_CHECKER: '/env/sc', FLUX_SAFETY_CLASSIFIER: '/env/cls', FLUX_LORA_DIR: '', FLUX_LORA_CACHE_DIR: '/cache', HF_TOKEN: '', HUGGING_FACE_HUB_TOKEN: 'hf' };
+    const env = {
+      FLUX_MODEL_DIR: '/env/models',
+      FLUX_SAFETY_CHECKER: '/env/sc',
+      FLUX_SAFETY_CLASSIFIER: '/env/cls',
+      FLUX_LORA_DIR: '',
+      FLUX_LORA_CACHE_DIR: '/cache',
+      HF_TOKEN: '',
+      HUGGING_FACE_HUB_TOKEN: 'hf',
+    };
     expect(modelSettings('predict', {}, env, '/')).toEqual({
       modelDir: '/env/models',
       cacheDir: '/cache',
@@ -18,13 +26,21 @@ describe('shared model options of predict and serve', () => {
       safety: { checker: '/sc', classifier: '/env/cls' },
       loraCache: { localRoot: '/loras' },
     });
-    expect(modelSettings('serve', { 'disable-safety-checker': true }, {}, null)).toMatchObject({ modelDir: undefined, safety: 'disabled', loraCache: { localRoot: null } });
+    expect(modelSettings('serve', { 'disable-safety-checker': true }, {}, null)).toMatchObject({
+      modelDir: undefined,
+      safety: 'disabled',
+      loraCache: { localRoot: null },
+    });
     expect(modelSettings('serve', {}, { FLUX_MODEL_DIR: '' }, null).safety).toBeUndefined();
   });
 
   it('refuse half a safety pair, a contradiction and a bad budget, naming the command', () => {
-    expect(() => modelSettings('serve', { 'safety-checker': '/sc' }, {}, null)).toThrow(new UsageError('serve: the safety checker needs both --safety-checker and --safety-classifier (or FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER)'));
-    expect(() => modelSettings('predict', { 'disable-safety-checker': true, 'safety-checker': '/a', 'safety-classifier': '/b' }, {}, '/')).toThrow('predict: --disable-safety-checker contradicts');
+    expect(() => modelSettings('serve', { 'safety-checker': '/sc' }, {}, null)).toThrow(
+      new UsageError('serve: the safety checker needs both --safety-checker and --safety-classifier (or FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER)'),
+    );
+    expect(() => modelSettings('predict', { 'disable-safety-checker': true, 'safety-checker': '/a', 'safety-classifier': '/b' }, {}, '/')).toThrow(
+      'predict: --disable-safety-checker contradicts',
+    );
     expect(() => modelSettings('predict', { 'memory-budget': '0' }, {}, '/')).toThrow('predict: --memory-budget must be a positive number of GiB, got "0"');
   });
 });

@@ -42,14 +42,30 @@ function bombPng(width: number, height: number): Buffer {
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([8, 0, 0, 0, 0], 8);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(width + 1))), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(Buffer.alloc(width + 1))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 describe('generation size from an input image (reference §7.2)', () => {
   it.each([
-    [1024, 1024, 1024, 1024], [1000, 750, 1008, 752], [2000, 1500, 1440, 1088], [4032, 3024, 1440, 1088], [3024, 4032, 1088, 1440],
-    [1920, 1080, 1440, 816], [1080, 1920, 816, 1440], [512, 512, 512, 512], [100, 60, 112, 64], [1441, 1441, 1440, 1440],
-    [1500, 1499, 1440, 1440], [3000, 1000, 1440, 480], [5000, 200, 1440, 64], [2496, 1222, 1440, 704],
+    [1024, 1024, 1024, 1024],
+    [1000, 750, 1008, 752],
+    [2000, 1500, 1440, 1088],
+    [4032, 3024, 1440, 1088],
+    [3024, 4032, 1088, 1440],
+    [1920, 1080, 1440, 816],
+    [1080, 1920, 816, 1440],
+    [512, 512, 512, 512],
+    [100, 60, 112, 64],
+    [1441, 1441, 1440, 1440],
+    [1500, 1499, 1440, 1440],
+    [3000, 1000, 1440, 480],
+    [5000, 200, 1440, 64],
+    [2496, 1222, 1440, 704],
   ])('%i×%i → %i×%i', (w, h, ow, oh) => {
     expect(sizeForInputImage(w, h)).toEqual({ width: ow, height: oh });
   });
@@ -57,7 +73,12 @@ describe('generation size from an input image (reference §7.2)', () => {
 
 describe('masks (docs/reference-behaviour.md §7.10)', () => {
   it.each([
-    [[255, 255, 255], 1], [[0, 0, 0], 0], [[128, 128, 128], 1], [[127, 127, 127], 0], [[255, 0, 0], 0], [[0, 255, 0], 1],
+    [[255, 255, 255], 1],
+    [[0, 0, 0], 0],
+    [[128, 128, 128], 1],
+    [[127, 127, 127], 0],
+    [[255, 0, 0], 0],
+    [[0, 255, 0], 1],
   ] as [number[], number][])('pixel %j → %i', (pixel, expected) => {
     expect(Array.from(maskToBinary({ width: 1, height: 1, data: Uint8Array.from(pixel) }, 1, 1))).toEqual([expected]);
   });
@@ -72,7 +93,12 @@ describe('masks (docs/reference-behaviour.md §7.10)', () => {
 describe('decoding input images', () => {
   it('decodes png, jpeg, webp and the first frame of a gif', async () => {
     const base = rgb(8, 6, (x, y) => [x * 30, y * 40, 200]);
-    for (const encoded of [await base.clone().png().toBuffer(), await base.clone().jpeg({ quality: 95 }).toBuffer(), await base.clone().webp({ lossless: true }).toBuffer(), await base.clone().gif().toBuffer()]) {
+    for (const encoded of [
+      await base.clone().png().toBuffer(),
+      await base.clone().jpeg({ quality: 95 }).toBuffer(),
+      await base.clone().webp({ lossless: true }).toBuffer(),
+      await base.clone().gif().toBuffer(),
+    ]) {
       const image = await decodeImage('image', encoded);
       expect([image.width, image.height, image.data.length]).toEqual([8, 6, 8 * 6 * 3]);
     }
@@ -81,19 +107,28 @@ describe('decoding input images', () => {
   });
 
   it('applies EXIF orientation and flattens transparency onto white', async () => {
-    const rotated = await rgb(4, 2, () => [10, 20, 30]).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const rotated = await rgb(4, 2, () => [10, 20, 30])
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     const image = await decodeImage('image', rotated);
     expect([image.width, image.height]).toEqual([2, 4]);
-    const transparent = await sharp(Buffer.from([255, 0, 0, 0, 0, 0, 255, 255]), { raw: { width: 2, height: 1, channels: 4 } }).png().toBuffer();
+    const transparent = await sharp(Buffer.from([255, 0, 0, 0, 0, 0, 255, 255]), { raw: { width: 2, height: 1, channels: 4 } })
+      .png()
+      .toBuffer();
     expect(Array.from((await decodeImage('image', transparent)).data)).toEqual([255, 255, 255, 0, 0, 255]);
   });
 
   it('names the input for every bad image', async () => {
-    const png = await rgb(16, 16, () => [1, 2, 3]).png().toBuffer();
+    const png = await rgb(16, 16, () => [1, 2, 3])
+      .png()
+      .toBuffer();
     expect((await inputError(decodeImage('mask', new Uint8Array(0)))).message).toBe('input "mask": the image is empty (0 bytes)');
     expect((await inputError(decodeImage('image', Buffer.from('hello, not an image')))).message).toMatch(/^input "image": not a readable image/);
     expect((await inputError(decodeImage('image', png.subarray(0, 60)))).message).toMatch(/^input "image": (cannot decode the png image|not a readable image)/);
-    const tiff = await rgb(4, 4, () => [0, 0, 0]).tiff().toBuffer();
+    const tiff = await rgb(4, 4, () => [0, 0, 0])
+      .tiff()
+      .toBuffer();
     expect((await inputError(decodeImage('image', tiff))).message).toBe('input "image": unsupported image format "tiff" (expected png, jpeg, webp or gif)');
     const bomb = bombPng(60000, 60000);
     expect(bomb.length).toBeLessThan(1000);
@@ -104,7 +139,9 @@ describe('decoding input images', () => {
 describe('reading image inputs', () => {
   let server: Server;
   let base = '';
-  const png = rgb(2, 2, () => [9, 9, 9]).png().toBuffer();
+  const png = rgb(2, 2, () => [9, 9, 9])
+    .png()
+    .toBuffer();
   beforeAll(async () => {
     const body = await png;
     server = createServer((req, res) => {
@@ -134,20 +171,29 @@ describe('reading image inputs', () => {
   });
 
   it('reports missing files, HTTP errors, time-outs, oversize bodies and private addresses', async () => {
-    expect((await inputError(readImageSource('image', join(tmp(), 'nope.png'), { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true }))).message).toMatch(/^input "image": cannot read .*nope\.png: no such file$/);
+    expect((await inputError(readImageSource('image', join(tmp(), 'nope.png'), { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true }))).message).toMatch(
+      /^input "image": cannot read .*nope\.png: no such file$/,
+    );
     expect((await inputError(readImageSource('mask', `${base}/missing.png`, local))).message).toMatch(/^input "mask": cannot download: HTTP 404/);
     expect((await inputError(readImageSource('image', `${base}/hang`, local))).message).toMatch(/timed out after 500 ms/);
     expect((await inputError(readImageSource('image', `${base}/ok.png`, { ...local, maxBytes: 10 }))).message).toMatch(/exceeds the 10-byte limit/);
     expect((await inputError(readImageSource('image', `${base}/ok.png`, { maxBytes: 1 << 20, timeoutMs: 500 }))).message).toMatch(
       /127\.0\.0\.1 is a private, loopback or link-local address, which is not allowed/,
     );
-    expect((await inputError(readImageSource('image', 'ftp://example.com/x.png', { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true }))).message).toMatch(/only data URIs, http\(s\) URLs and local files/);
+    expect((await inputError(readImageSource('image', 'ftp://example.com/x.png', { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true }))).message).toMatch(
+      /only data URIs, http\(s\) URLs and local files/,
+    );
   });
 });
 
 describe('tensors and output encoding', () => {
   it('converts images to [-1, 1] tensors and back, and resizes with Lanczos', async () => {
-    const image = await decodeImage('image', await rgb(5, 3, (x, y) => [x * 50, y * 100, 255]).png().toBuffer());
+    const image = await decodeImage(
+      'image',
+      await rgb(5, 3, (x, y) => [x * 50, y * 100, 255])
+        .png()
+        .toBuffer(),
+    );
     const t = imageToTensor(image);
     expect(t.dims).toEqual([1, 3, 3, 5]);
     expect((t.data as Float32Array)[0]).toBe(-1);
@@ -158,7 +204,12 @@ describe('tensors and output encoding', () => {
   });
 
   it('encodes webp (lossy), jpg and png with their names', async () => {
-    const image = await decodeImage('image', await rgb(32, 32, (x, y) => [x * 8, y * 8, (x * y) % 256]).png().toBuffer());
+    const image = await decodeImage(
+      'image',
+      await rgb(32, 32, (x, y) => [x * 8, y * 8, (x * y) % 256])
+        .png()
+        .toBuffer(),
+    );
     const formats = { webp: 'webp', jpg: 'jpeg', png: 'png' } as const;
     for (const [format, sharpName] of Object.entries(formats) as [keyof typeof formats, string][]) {
       const bytes = await encodeImage(image, format, 80);

@@ -27,14 +27,38 @@ let D: Uint8Array;
 beforeAll(async () => {
   fake = await FakeLoraHosts.start();
   [A, B, C, D] = await Promise.all([makeSafetensors(1), makeSafetensors(2), makeSafetensors(3), makeSafetensors(4)]);
-  fake.replicateWeights.set('fofr/flux-mona-lisa', makeTar([{ path: 'output/config.yaml', data: Buffer.from('a: 1') }, { path: 'output/flux_train_replicate/lora.safetensors', data: A }]));
+  fake.replicateWeights.set(
+    'fofr/flux-mona-lisa',
+    makeTar([
+      { path: 'output/config.yaml', data: Buffer.from('a: 1') },
+      { path: 'output/flux_train_replicate/lora.safetensors', data: A },
+    ]),
+  );
   fake.replicateWeights.set('fofr/flux-mona-lisa/abc123', makeTar([{ path: 'lora.safetensors', data: B }]));
-  fake.hfRepos.set('alice/tarot', new Map([['README.md', Buffer.from('# tarot')], ['lora.safetensors', A]]));
-  fake.hfRepos.set('alice/two', new Map([['a.safetensors', A], ['sub/b.safetensors', B]]));
+  fake.hfRepos.set(
+    'alice/tarot',
+    new Map([
+      ['README.md', Buffer.from('# tarot')],
+      ['lora.safetensors', A],
+    ]),
+  );
+  fake.hfRepos.set(
+    'alice/two',
+    new Map([
+      ['a.safetensors', A],
+      ['sub/b.safetensors', B],
+    ]),
+  );
   fake.civitaiModels.set('12345', ['700', '600']);
   fake.civitaiFiles.set('700', C);
   fake.civitaiFiles.set('600', D);
-  for (const [path, body] of [['/a.safetensors', A], ['/b.safetensors', B], ['/c.safetensors', C], ['/d.safetensors', D]] as const) fake.files.set(path, { body });
+  for (const [path, body] of [
+    ['/a.safetensors', A],
+    ['/b.safetensors', B],
+    ['/c.safetensors', C],
+    ['/d.safetensors', D],
+  ] as const)
+    fake.files.set(path, { body });
 });
 
 afterAll(async () => {
@@ -57,7 +81,15 @@ interface Harness {
 async function harness(options: Partial<LoraCacheOptions> = {}, dir?: string): Promise<Harness> {
   const logs: string[] = [];
   const cacheDir = dir ?? (await freshDir());
-  const cache = new LoraCache({ dir: cacheDir, hosts: fake.hosts, tokens: TOKENS, allowPrivateNetworks: true, timeoutMs: 5000, log: (line) => logs.push(line), ...options });
+  const cache = new LoraCache({
+    dir: cacheDir,
+    hosts: fake.hosts,
+    tokens: TOKENS,
+    allowPrivateNetworks: true,
+    timeoutMs: 5000,
+    log: (line) => logs.push(line),
+    ...options,
+  });
   return { cache, dir: cacheDir, logs };
 }
 
@@ -89,7 +121,10 @@ describe('LoraCache sources', () => {
     expect(dirname(path)).toBe(dir);
     expect(path).toMatch(/[0-9a-f]{32}\.safetensors$/);
     const seen = fake.requests.slice(before);
-    expect(seen.map((r) => `${r.host} ${r.path}`)).toEqual(['replicate /fofr/flux-mona-lisa/_weights', 'files /delivery/fofr/flux-mona-lisa/trained_model.tar?signature=abc']);
+    expect(seen.map((r) => `${r.host} ${r.path}`)).toEqual([
+      'replicate /fofr/flux-mona-lisa/_weights',
+      'files /delivery/fofr/flux-mona-lisa/trained_model.tar?signature=abc',
+    ]);
     expect(seen[0]?.headers.authorization).toBe(`Bearer ${TOKENS.replicate}`);
     expect(seen[1]?.headers.authorization).toBeUndefined();
     expect(logs[0]).toBe('Downloading weights');
@@ -164,7 +199,12 @@ describe('LoraCache sources', () => {
     const { cache } = await harness();
     expect(new Uint8Array(await readFile(await cache.fetch('replicate_weights', url('/b.safetensors?sig=abc&exp=1'))))).toEqual(B);
     expect(fake.requests.at(-1)?.headers.authorization).toBeUndefined();
-    fake.files.set('/weights.tar', { body: makeTar([{ path: 'x/y/only.safetensors', data: C }, { path: 'x/notes.txt', data: Buffer.from('hi') }]) });
+    fake.files.set('/weights.tar', {
+      body: makeTar([
+        { path: 'x/y/only.safetensors', data: C },
+        { path: 'x/notes.txt', data: Buffer.from('hi') },
+      ]),
+    });
     expect(new Uint8Array(await readFile(await cache.fetch('replicate_weights', url('/weights.tar'))))).toEqual(C);
     fake.files.set('/weights.tar.gz', { body: gzipSync(makeTar([{ path: 'only.safetensors', data: D }])) });
     expect(new Uint8Array(await readFile(await cache.fetch('replicate_weights', url('/weights.tar.gz'))))).toEqual(D);
@@ -182,7 +222,12 @@ describe('LoraCache sources', () => {
 
     const none = `data:application/x-tar;base64,${Buffer.from(makeTar([{ path: 'a.txt', data: Buffer.from('x') }])).toString('base64')}`;
     await expectFailure(cache.fetch('replicate_weights', none), 'replicate_weights', /data URI of \d+ characters: No \.safetensors file found in data URI$/);
-    const two = `data:application/x-tar;base64,${Buffer.from(makeTar([{ path: 'a.safetensors', data: A }, { path: 'b/b.safetensors', data: B }])).toString('base64')}`;
+    const two = `data:application/x-tar;base64,${Buffer.from(
+      makeTar([
+        { path: 'a.safetensors', data: A },
+        { path: 'b/b.safetensors', data: B },
+      ]),
+    ).toString('base64')}`;
     await expectFailure(cache.fetch('replicate_weights', two), 'replicate_weights', /Multiple \.safetensors files found in data URI/);
     await expectFailure(cache.fetch('replicate_weights', 'data:text/plain,hello'), 'replicate_weights', /must be base64/);
   });
@@ -191,29 +236,104 @@ describe('LoraCache sources', () => {
 describe('LoraCache faults: a clear error naming the input, no partial file, and the next fetch works', () => {
   const goodTar = (): Uint8Array => makeTar([{ path: 'ok.safetensors', data: A }]);
   const cases: [string, () => void, string, RegExp, Partial<LoraCacheOptions>?][] = [
-    ['401', () => fake.files.set('/f401.safetensors', { status: 401 }), 'FILES/f401.safetensors', /Authorization to download weights failed\. Please check to see if an API key is needed and if so pass in with the URL\./],
+    [
+      '401',
+      () => fake.files.set('/f401.safetensors', { status: 401 }),
+      'FILES/f401.safetensors',
+      /Authorization to download weights failed\. Please check to see if an API key is needed and if so pass in with the URL\./,
+    ],
     ['403', () => fake.files.set('/f403.safetensors', { status: 403 }), 'FILES/f403.safetensors', /Authorization to download weights failed.*HTTP 403/],
     ['404 (plain)', () => undefined, 'FILES/missing.safetensors', /: Weights not found at the supplied URL\. Please check the URL\.$/],
     ['404 (HuggingFace repo)', () => undefined, 'huggingface.co/alice/nope', /Failed to download from HuggingFace: Weights not found at the supplied URL/],
-    ['404 (HuggingFace file)', () => undefined, 'https://huggingface.co/alice/tarot/missing.safetensors', /Failed to download from HuggingFace: Weights not found/],
+    [
+      '404 (HuggingFace file)',
+      () => undefined,
+      'https://huggingface.co/alice/tarot/missing.safetensors',
+      /Failed to download from HuggingFace: Weights not found/,
+    ],
     ['404 (CivitAI model)', () => undefined, 'https://civitai.com/models/999', /Model not found on CivitAI at that URL\. Double check the CivitAI model ID/],
     ['404 (CivitAI version)', () => undefined, 'https://civitai.com/api/download/models/424242', /Model not found on CivitAI at that URL/],
     ['404 (Replicate)', () => undefined, 'nobody/nothing', /nobody\/nothing: Weights not found at the supplied URL/],
-    ['500', () => fake.files.set('/f500.safetensors', { status: 500 }), 'FILES/f500.safetensors', /Failed to download safetensors file: HTTP 500 Internal Server Error \(http:\/\/127\.0\.0\.1:\d+\/f500\.safetensors\)/],
-    ['timeout', () => fake.files.set('/hang.safetensors', { hang: true }), 'FILES/hang.safetensors', /Failed to download safetensors file: timed out after 300 ms/, { timeoutMs: 300 }],
-    ['connection dropped mid-body', () => fake.files.set('/drop.safetensors', { body: new Uint8Array(100_000), dropAfter: 1000 }), 'FILES/drop.safetensors', /Failed to download safetensors file: (download failed: |connection closed after)/],
+    [
+      '500',
+      () => fake.files.set('/f500.safetensors', { status: 500 }),
+      'FILES/f500.safetensors',
+      /Failed to download safetensors file: HTTP 500 Internal Server Error \(http:\/\/127\.0\.0\.1:\d+\/f500\.safetensors\)/,
+    ],
+    [
+      'timeout',
+      () => fake.files.set('/hang.safetensors', { hang: true }),
+      'FILES/hang.safetensors',
+      /Failed to download safetensors file: timed out after 300 ms/,
+      { timeoutMs: 300 },
+    ],
+    [
+      'connection dropped mid-body',
+      () => fake.files.set('/drop.safetensors', { body: new Uint8Array(100_000), dropAfter: 1000 }),
+      'FILES/drop.safetensors',
+      /Failed to download safetensors file: (download failed: |connection closed after)/,
+    ],
     ['oversize', () => undefined, 'FILES/a.safetensors', /exceeds the 100-byte limit/, { maxDownloadBytes: 100 }],
     // A small gzip tar whose entry inflates past the cap: refused from its header, before it is written.
-    ['oversize tar entry', () => fake.files.set('/big-entry.tar.gz', { body: gzipSync(makeTar([{ path: 'x.safetensors', data: new Uint8Array(200_000) }])) }), 'FILES/big-entry.tar.gz', /tarball entry "x\.safetensors" is 200000 bytes, over the 5000-byte limit/, { maxDownloadBytes: 5000 }],
-    ['tar without .safetensors', () => fake.files.set('/none.tar', { body: makeTar([{ path: 'a.txt', data: Buffer.from('x') }]) }), 'FILES/none.tar', /No \.safetensors file found in tarball$/],
-    ['tar with two .safetensors', () => fake.files.set('/two.tar', { body: makeTar([{ path: 'a.safetensors', data: A }, { path: 'b/b.safetensors', data: B }]) }), 'FILES/two.tar', /Multiple \.safetensors files found in tarball/],
-    ['tar entry escaping its folder', () => fake.files.set('/evil.tar', { body: makeTar([{ path: '../../evil.safetensors', data: A }]) }), 'FILES/evil.tar', /tarball entry "\.\.\/\.\.\/evil\.safetensors" has an unsafe path/],
-    ['tar with an absolute entry', () => fake.files.set('/abs.tar', { body: makeTar([{ path: '/tmp/abs-evil.safetensors', data: A }]) }), 'FILES/abs.tar', /unsafe path/],
+    [
+      'oversize tar entry',
+      () => fake.files.set('/big-entry.tar.gz', { body: gzipSync(makeTar([{ path: 'x.safetensors', data: new Uint8Array(200_000) }])) }),
+      'FILES/big-entry.tar.gz',
+      /tarball entry "x\.safetensors" is 200000 bytes, over the 5000-byte limit/,
+      { maxDownloadBytes: 5000 },
+    ],
+    [
+      'tar without .safetensors',
+      () => fake.files.set('/none.tar', { body: makeTar([{ path: 'a.txt', data: Buffer.from('x') }]) }),
+      'FILES/none.tar',
+      /No \.safetensors file found in tarball$/,
+    ],
+    [
+      'tar with two .safetensors',
+      () =>
+        fake.files.set('/two.tar', {
+          body: makeTar([
+            { path: 'a.safetensors', data: A },
+            { path: 'b/b.safetensors', data: B },
+          ]),
+        }),
+      'FILES/two.tar',
+      /Multiple \.safetensors files found in tarball/,
+    ],
+    [
+      'tar entry escaping its folder',
+      () => fake.files.set('/evil.tar', { body: makeTar([{ path: '../../evil.safetensors', data: A }]) }),
+      'FILES/evil.tar',
+      /tarball entry "\.\.\/\.\.\/evil\.safetensors" has an unsafe path/,
+    ],
+    [
+      'tar with an absolute entry',
+      () => fake.files.set('/abs.tar', { body: makeTar([{ path: '/tmp/abs-evil.safetensors', data: A }]) }),
+      'FILES/abs.tar',
+      /unsafe path/,
+    ],
     ['not a tar', () => fake.files.set('/junk.tar', { body: Buffer.from('<html>not a tar</html>'.repeat(40)) }), 'FILES/junk.tar', /Failed to read tarball/],
-    ['not a safetensors body', () => fake.files.set('/html.safetensors', { body: Buffer.from('<!doctype html><title>Sign in</title>') }), 'FILES/html.safetensors', /is not a valid \.safetensors file/],
+    [
+      'not a safetensors body',
+      () => fake.files.set('/html.safetensors', { body: Buffer.from('<!doctype html><title>Sign in</title>') }),
+      'FILES/html.safetensors',
+      /is not a valid \.safetensors file/,
+    ],
     ['redirect loop', () => fake.files.set('/loop.safetensors', { redirect: '/loop.safetensors' }), 'FILES/loop.safetensors', /too many redirects/],
-    ['private address refused', () => undefined, 'FILES/a.safetensors', /127\.0\.0\.1 is a private, loopback or link-local address, which is not allowed/, { allowPrivateNetworks: false }],
-    ['a host that resolves to loopback', () => undefined, 'LOCALHOST/a.safetensors', /localhost.*private, loopback or link-local address/, { allowPrivateNetworks: false }],
+    [
+      'private address refused',
+      () => undefined,
+      'FILES/a.safetensors',
+      /127\.0\.0\.1 is a private, loopback or link-local address, which is not allowed/,
+      { allowPrivateNetworks: false },
+    ],
+    [
+      'a host that resolves to loopback',
+      () => undefined,
+      'LOCALHOST/a.safetensors',
+      /localhost.*private, loopback or link-local address/,
+      { allowPrivateNetworks: false },
+    ],
   ];
 
   /** Case values name the files host by placeholder: its port is known only once it runs. */
@@ -251,7 +371,11 @@ describe('LoraCache faults: a clear error naming the input, no partial file, and
     const { cache } = await harness({ tokens: { ...TOKENS, huggingface: 'hf_SECRET_wrong' } });
     fake.requiredTokens.huggingface = TOKENS.huggingface;
     try {
-      const error = await expectFailure(cache.fetch('replicate_weights', 'huggingface.co/alice/tarot'), 'replicate_weights', /Failed to download from HuggingFace: Authorization to download weights failed.*HF_TOKEN/);
+      const error = await expectFailure(
+        cache.fetch('replicate_weights', 'huggingface.co/alice/tarot'),
+        'replicate_weights',
+        /Failed to download from HuggingFace: Authorization to download weights failed.*HF_TOKEN/,
+      );
       expect(error.message).not.toMatch(/SECRET/);
       expect(fake.requests.at(-1)?.headers.authorization).toBe('Bearer hf_SECRET_wrong');
     } finally {
@@ -384,13 +508,21 @@ describe('LoraCache local paths', () => {
     await symlink(join(outside, 'secret.safetensors'), join(root, 'link.safetensors'));
 
     const refused = await harness();
-    await expectFailure(refused.cache.fetch('replicate_weights', join(root, 'mine.safetensors')), 'replicate_weights', /local paths are not allowed on this server/);
+    await expectFailure(
+      refused.cache.fetch('replicate_weights', join(root, 'mine.safetensors')),
+      'replicate_weights',
+      /local paths are not allowed on this server/,
+    );
 
     const { cache } = await harness({ localRoot: root });
     expect(await cache.fetch('replicate_weights', join(root, 'mine.safetensors'))).toBe(join(root, 'mine.safetensors'));
     expect(await cache.fetch('replicate_weights', './mine.safetensors')).toBe(join(root, 'mine.safetensors'));
     expect(await cache.fetch('replicate_weights', `file://${join(root, 'mine.safetensors')}`)).toBe(join(root, 'mine.safetensors'));
-    await expectFailure(cache.fetch('replicate_weights', join(outside, 'secret.safetensors')), 'replicate_weights', /must lie inside the server's LoRA folder$/);
+    await expectFailure(
+      cache.fetch('replicate_weights', join(outside, 'secret.safetensors')),
+      'replicate_weights',
+      /must lie inside the server's LoRA folder$/,
+    );
     await expectFailure(cache.fetch('replicate_weights', '../outside/secret.safetensors'), 'replicate_weights', /must lie inside the server's LoRA folder$/);
     await expectFailure(cache.fetch('replicate_weights', './link.safetensors'), 'replicate_weights', /links outside it/);
     await expectFailure(cache.fetch('replicate_weights', './nope.safetensors'), 'replicate_weights', /no such file in the server's LoRA folder/);

@@ -25,9 +25,13 @@ function resolved(source: LoraSource): string {
     case 'replicate':
       return replicateWeightsUrl(HOSTS, source.owner, source.name, source.version);
     case 'huggingface':
-      return source.file === undefined ? `list ${huggingFaceListUrl(HOSTS, source.owner, source.repo)}` : huggingFaceFileUrl(HOSTS, source.owner, source.repo, source.revision, source.file);
+      return source.file === undefined
+        ? `list ${huggingFaceListUrl(HOSTS, source.owner, source.repo)}`
+        : huggingFaceFileUrl(HOSTS, source.owner, source.repo, source.revision, source.file);
     case 'civitai':
-      return source.version === undefined ? `look up ${civitaiModelUrl(HOSTS, source.model as string)}` : civitaiDownloadUrl(HOSTS, source.version, source.query);
+      return source.version === undefined
+        ? `look up ${civitaiModelUrl(HOSTS, source.model as string)}`
+        : civitaiDownloadUrl(HOSTS, source.version, source.query);
     case 'url':
       return `${source.format} ${source.url}`;
     case 'data':
@@ -62,7 +66,10 @@ describe('§7.5 LoRA identifier → download URL (with docs/decisions.md)', () =
     ['https://civitai.com/models/12345?modelVersionId=678', 'https://civitai.com/api/download/models/678?type=Model&format=SafeTensor'],
     ['civitai.com/models/12345?modelVersionId=678', 'https://civitai.com/api/download/models/678?type=Model&format=SafeTensor'],
     ['https://civitai.com/api/download/models/735262', 'https://civitai.com/api/download/models/735262'],
-    ['https://civitai.com/api/download/models/735262?type=Model&format=SafeTensor&token=SECRET', 'https://civitai.com/api/download/models/735262?type=Model&format=SafeTensor'],
+    [
+      'https://civitai.com/api/download/models/735262?type=Model&format=SafeTensor&token=SECRET',
+      'https://civitai.com/api/download/models/735262?type=Model&format=SafeTensor',
+    ],
     ['https://example.com/x.safetensors?sig=abc&exp=1', 'safetensors https://example.com/x.safetensors?sig=abc&exp=1'],
     ['example.com/x.safetensors', 'safetensors https://example.com/x.safetensors'],
     ['http://example.com:8080/dir/x.safetensors', 'safetensors http://example.com:8080/dir/x.safetensors'],
@@ -81,13 +88,19 @@ describe('§7.5 LoRA identifier → download URL (with docs/decisions.md)', () =
 
   it('names the parts of each source', () => {
     expect(parse('fofr/flux-mona-lisa/versions/abc123')).toEqual({ kind: 'replicate', owner: 'fofr', name: 'flux-mona-lisa', version: 'abc123' });
-    expect(parse('huggingface.co/multimodalart/flux-tarot-v1')).toEqual({ kind: 'huggingface', owner: 'multimodalart', repo: 'flux-tarot-v1', revision: 'main' });
+    expect(parse('huggingface.co/multimodalart/flux-tarot-v1')).toEqual({
+      kind: 'huggingface',
+      owner: 'multimodalart',
+      repo: 'flux-tarot-v1',
+      revision: 'main',
+    });
     expect(parse('https://civitai.com/models/12345/name?modelVersionId=678')).toEqual({ kind: 'civitai', model: '12345', version: '678' });
     expect(parse('https://civitai.com/api/download/models/9?token=SECRET')).toEqual({ kind: 'civitai', version: '9', query: '', token: 'SECRET' });
   });
 
   const GENERAL = /^input "replicate_weights": Failed to parse URL\. Expected either:\n\* Replicate model/;
-  const HF = /^input "replicate_weights": Failed to parse HuggingFace URL\. Expected huggingface\.co\/<owner>\/<model-name>\[\/<lora-weights-file\.safetensors>\]$/;
+  const HF =
+    /^input "replicate_weights": Failed to parse HuggingFace URL\. Expected huggingface\.co\/<owner>\/<model-name>\[\/<lora-weights-file\.safetensors>\]$/;
   const CIVITAI = /^input "replicate_weights": Failed to parse CivitAI URL\. Expected civitai\.com\/models\/<id>\[\/<model-name>\]$/;
   it.each([
     ['https://www.huggingface.co/owner/model', HF],

@@ -59,12 +59,16 @@ describe('readCheckpointConfig', () => {
     expect(() => read({ folder: list, metadata: METADATA })).toThrow(new TestCheckpointError(join(list, 'config.json'), 'config is not a JSON object'));
     const unreadable = folderWith('unreadable', {});
     mkdirSync(join(unreadable, 'config.json'));
-    expect(() => read({ folder: unreadable, metadata: METADATA })).toThrow(new RegExp(`^${literal(join(unreadable, 'config.json'))}: cannot read config: EISDIR`));
+    expect(() => read({ folder: unreadable, metadata: METADATA })).toThrow(
+      new RegExp(`^${literal(join(unreadable, 'config.json'))}: cannot read config: EISDIR`),
+    );
   });
 
   it('rejects malformed `config` metadata naming the checkpoint', () => {
     expect(() => read({ folder: null, metadata: { config: 'not json' } })).toThrow(/^\/ckpt\/model\.safetensors: the "config" metadata is not valid JSON: /);
-    expect(() => read({ folder: null, metadata: { config: '"a string"' } })).toThrow(new TestCheckpointError('/ckpt/model.safetensors', 'the "config" metadata is not a JSON object'));
+    expect(() => read({ folder: null, metadata: { config: '"a string"' } })).toThrow(
+      new TestCheckpointError('/ckpt/model.safetensors', 'the "config" metadata is not a JSON object'),
+    );
   });
 });
 

@@ -14,14 +14,31 @@ const worker = useWorker();
 const tmp = useTempDir('conditioner-');
 
 const T5_CONFIG: T5Config = { vocabSize: 16, dModel: 32, dKv: 8, heads: 4, dFf: 64, layers: 2, buckets: 32, maxDistance: 128, eps: 1e-6 };
-const CLIP_CONFIG: ClipTextConfig = { vocabSize: 522, hidden: 32, heads: 4, intermediate: 64, layers: 2, maxPositions: 77, eps: 1e-5, activation: 'quick_gelu' };
+const CLIP_CONFIG: ClipTextConfig = {
+  vocabSize: 522,
+  hidden: 32,
+  heads: 4,
+  intermediate: 64,
+  layers: 2,
+  maxPositions: 77,
+  eps: 1e-5,
+  activation: 'quick_gelu',
+};
 
 async function conditioner(cacheEntries = 4): Promise<TextConditioner> {
   const dir = tmp();
   const t5 = join(dir, 't5.safetensors');
   const clip = join(dir, 'clip.safetensors');
   const t5Config = { vocab_size: 16, d_model: 32, d_kv: 8, num_heads: 4, d_ff: 64, num_layers: 2, feed_forward_proj: 'gated-gelu' };
-  const clipConfig = { vocab_size: 522, hidden_size: 32, num_attention_heads: 4, intermediate_size: 64, num_hidden_layers: 2, max_position_embeddings: 77, hidden_act: 'quick_gelu' };
+  const clipConfig = {
+    vocab_size: 522,
+    hidden_size: 32,
+    num_attention_heads: 4,
+    intermediate_size: 64,
+    num_hidden_layers: 2,
+    max_position_embeddings: 77,
+    hidden_act: 'quick_gelu',
+  };
   await writeRandomWeights(t5, [...T5_KIND.expected(T5_CONFIG).required, ['shared.weight', [16, 32]]], { config: JSON.stringify(t5Config) });
   await writeRandomWeights(clip, CLIP_KIND.expected(CLIP_CONFIG).required, { config: JSON.stringify(clipConfig) });
   return new TextConditioner(worker(), {

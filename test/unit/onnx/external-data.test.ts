@@ -44,7 +44,10 @@ describe('initializers as external data inside safetensors files', () => {
     ]);
     const file = await SafetensorsFile.open(path);
     const inline = mlp('inline', (g) => ({ w: g.initializer('w', 'float32', [K, N], w), b: g.initializer('b', 'float32', [N], b) }));
-    const external = mlp('external', (g) => ({ w: floatWeight(g, 'w', externalRef(file.info('weight'))), b: floatWeight(g, 'b', externalRef(file.info('bias'))) }));
+    const external = mlp('external', (g) => ({
+      w: floatWeight(g, 'w', externalRef(file.info('weight'))),
+      b: floatWeight(g, 'b', externalRef(file.info('bias'))),
+    }));
     expect(external.bytes.byteLength).toBeLessThan(1024);
     expect(inline.bytes.byteLength).toBeGreaterThan(K * N * 4);
     expect(external.externalDataFolder).toBe(dir);
@@ -83,7 +86,7 @@ describe('initializers as external data inside safetensors files', () => {
 
   it('casts float8 (E4M3FN, E5M2) and float16 weights exactly in-graph', async () => {
     const path = join(dir, 'f8.safetensors');
-    const e4m3 = Uint8Array.from({ length: K * N }, (_, i) => (i * 37) % 256 === 0x7f || (i * 37) % 256 === 0xff ? 0 : (i * 37) % 256);
+    const e4m3 = Uint8Array.from({ length: K * N }, (_, i) => ((i * 37) % 256 === 0x7f || (i * 37) % 256 === 0xff ? 0 : (i * 37) % 256));
     const e5m2 = Uint8Array.from({ length: K * N }, (_, i) => (i * 11) % 120);
     const f16 = f32ToF16(w);
     await writeSafetensors(path, [
@@ -111,7 +114,10 @@ describe('initializers as external data inside safetensors files', () => {
     await writeSafetensors(biasPath, [{ name: 'bias', dtype: 'F32', shape: [N], data: b }]);
     const weights = await SafetensorsFile.open(join(dir, 'snapshots', 'rev', 'model.safetensors'));
     const bias = await SafetensorsFile.open(biasPath);
-    const model = mlp('linked', (g) => ({ w: floatWeight(g, 'w', externalRef(weights.info('weight'))), b: floatWeight(g, 'b', externalRef(bias.info('bias'))) }));
+    const model = mlp('linked', (g) => ({
+      w: floatWeight(g, 'w', externalRef(weights.info('weight'))),
+      b: floatWeight(g, 'b', externalRef(bias.info('bias'))),
+    }));
     const inline = mlp('inline2', (g) => ({ w: g.initializer('w', 'float32', [K, N], w), b: g.initializer('b', 'float32', [N], b) }));
     expect(Buffer.from((await run(model)).buffer).equals(Buffer.from((await run(inline)).buffer))).toBe(true);
   });

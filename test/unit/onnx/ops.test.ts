@@ -136,9 +136,24 @@ describe('graph builder ops against TypeScript references', () => {
     g.output(op.rmsNorm(g, x, s, 1e-6), 'rms');
     const xv = randomFloats(4 * 8, 23, 3);
     const out = await runOnce(worker(), g.build(), { x: float32Tensor([4, 8], xv) });
-    expect(ref.maxAbsDiff(outputData(out, 'plain'), ref.rows(xv, 8, (r) => ref.layerNormRow(r, 1e-6)))).toBeLessThan(1e-5);
-    expect(ref.maxAbsDiff(outputData(out, 'affine'), ref.rows(xv, 8, (r) => ref.layerNormRow(r, 1e-5, scale, bias)))).toBeLessThan(1e-5);
-    expect(ref.maxAbsDiff(outputData(out, 'rms'), ref.rows(xv, 8, (r) => ref.rmsNormRow(r, 1e-6, scale)))).toBeLessThan(1e-5);
+    expect(
+      ref.maxAbsDiff(
+        outputData(out, 'plain'),
+        ref.rows(xv, 8, (r) => ref.layerNormRow(r, 1e-6)),
+      ),
+    ).toBeLessThan(1e-5);
+    expect(
+      ref.maxAbsDiff(
+        outputData(out, 'affine'),
+        ref.rows(xv, 8, (r) => ref.layerNormRow(r, 1e-5, scale, bias)),
+      ),
+    ).toBeLessThan(1e-5);
+    expect(
+      ref.maxAbsDiff(
+        outputData(out, 'rms'),
+        ref.rows(xv, 8, (r) => ref.rmsNormRow(r, 1e-6, scale)),
+      ),
+    ).toBeLessThan(1e-5);
   });
 
   it('computes attention with com.microsoft MultiHeadAttention, plain, biased and causal', async () => {
@@ -200,7 +215,11 @@ describe('graph builder ops against TypeScript references', () => {
     const up = outputData(out, 'up');
     expect(out.up?.dims).toEqual([1, 8, 10, 12]);
     const actual = outputData(out, 'act');
-    for (const [c, y, xx] of [[0, 0, 0], [3, 9, 11], [7, 4, 7]] as const) {
+    for (const [c, y, xx] of [
+      [0, 0, 0],
+      [3, 9, 11],
+      [7, 4, 7],
+    ] as const) {
       expect(up[(c * 10 + y) * 12 + xx]).toBe(actual[(c * 5 + Math.floor(y / 2)) * 6 + Math.floor(xx / 2)]);
     }
   });

@@ -73,7 +73,10 @@ describe('InferenceWorker', () => {
     const g = new GraphBuilder('reshaper');
     const x = g.input('x', 'float32', ['n']);
     const target = g.input('target', 'int64', [2]);
-    g.output(g.scope('block3', () => op.reshape(g, x, target, 'to_grid')), 'y');
+    g.output(
+      g.scope('block3', () => op.reshape(g, x, target, 'to_grid')),
+      'y',
+    );
     const session = await worker().load(g.build());
     const error = await rejection(session.run({ x: float32Tensor([6], [1, 2, 3, 4, 5, 6]), target: int64Tensor([2], [4, 4]) }));
     expect(error).toBeInstanceOf(OnnxRuntimeError);

@@ -77,7 +77,11 @@ describe('model assets under FLUX_MODEL_DIR', () => {
     cpSync(join(builtin, 'FLUX.1-dev', 'tokenizer'), join(dir, 'tokenizer'), { recursive: true });
     cpSync(join(builtin, 'FLUX.1-dev', 'tokenizer_2'), join(dir, 'tokenizer_2'), { recursive: true });
     const assets = resolveModelAssets(dir);
-    expect(assets.pipelines.dev).toMatchObject({ transformer: join(dir, 'flux1-dev.safetensors'), vae: join(dir, 'ae.safetensors'), t5: join(dir, 't5xxl_fp16.safetensors') });
+    expect(assets.pipelines.dev).toMatchObject({
+      transformer: join(dir, 'flux1-dev.safetensors'),
+      vae: join(dir, 'ae.safetensors'),
+      t5: join(dir, 't5xxl_fp16.safetensors'),
+    });
     expect(assets.pipelines.schnell?.transformer).toBe(join(dir, 'flux1-schnell-fp8.sft'));
     expect(assets.pipelines.schnell?.clip).toBe(join(dir, 'clip_l.safetensors'));
   });
@@ -88,7 +92,9 @@ describe('model assets under FLUX_MODEL_DIR', () => {
     cpSync(join(builtin, 'FLUX.1-dev', 'vae', 'diffusion_pytorch_model.safetensors'), join(dir, 'ae.safetensors'));
     const message = error(dir);
     expect(message).toContain(`FLUX.1-dev (${join(dir, 'flux1-dev.safetensors')}) is incomplete, missing: `);
-    expect(message).toContain('clip_l.safetensors (the CLIP-L text encoder); t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors (the T5-XXL encoder); tokenizer/');
+    expect(message).toContain(
+      'clip_l.safetensors (the CLIP-L text encoder); t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors (the T5-XXL encoder); tokenizer/',
+    );
     expect(message).toContain('tokenizer_2/tokenizer.json (the T5 tokenizer)');
     expect(message).not.toContain('ae.safetensors (the autoencoder)');
   });
@@ -123,7 +129,11 @@ describe('the built-in model', () => {
     const [a, b] = await Promise.all([ensureBuiltinModel(join(tmp(), 'c1')), ensureBuiltinModel(join(tmp(), 'c1'))]);
     expect(a).toBe(b);
     const { readFileSync } = await import('node:fs');
-    for (const file of ['FLUX.1-dev/transformer/diffusion_pytorch_model.safetensors', 'FLUX.1-dev/vae/diffusion_pytorch_model.safetensors', 'FLUX.1-schnell/text_encoder_2/model.safetensors']) {
+    for (const file of [
+      'FLUX.1-dev/transformer/diffusion_pytorch_model.safetensors',
+      'FLUX.1-dev/vae/diffusion_pytorch_model.safetensors',
+      'FLUX.1-schnell/text_encoder_2/model.safetensors',
+    ]) {
       expect(readFileSync(join(a, file)).equals(readFileSync(join(builtin, file))), file).toBe(true);
     }
     const { readdirSync } = await import('node:fs');

@@ -16,8 +16,27 @@ function problems(input: unknown): { input: string; message: string }[] {
 describe('input schema', () => {
   it('has the 21 inputs of the contract in order, then the loras extension, with their defaults and bounds', () => {
     expect(INPUT_NAMES).toEqual([
-      'prompt', 'image', 'mask', 'aspect_ratio', 'height', 'width', 'prompt_strength', 'model', 'num_outputs', 'num_inference_steps', 'guidance_scale',
-      'seed', 'output_format', 'output_quality', 'disable_safety_checker', 'go_fast', 'megapixels', 'replicate_weights', 'lora_scale', 'extra_lora', 'extra_lora_scale',
+      'prompt',
+      'image',
+      'mask',
+      'aspect_ratio',
+      'height',
+      'width',
+      'prompt_strength',
+      'model',
+      'num_outputs',
+      'num_inference_steps',
+      'guidance_scale',
+      'seed',
+      'output_format',
+      'output_quality',
+      'disable_safety_checker',
+      'go_fast',
+      'megapixels',
+      'replicate_weights',
+      'lora_scale',
+      'extra_lora',
+      'extra_lora_scale',
       'loras',
     ]);
     expect(INPUT_SCHEMA.properties.loras).toMatchObject({ type: 'array', maxItems: 8, 'x-order': 21 });
@@ -28,9 +47,19 @@ describe('input schema', () => {
 
 describe('txt2img sizes (docs/reference-behaviour.md §7.1, with docs/decisions.md rounding)', () => {
   it.each([
-    ['1:1', '1', 1024, 1024], ['1:1', '0.25', 512, 512], ['16:9', '1', 1344, 768], ['16:9', '0.25', 672, 384], ['21:9', '0.25', 768, 320],
-    ['3:2', '1', 1216, 832], ['2:3', '0.25', 416, 608], ['4:5', '1', 896, 1088], ['5:4', '0.25', 544, 448], ['3:4', '1', 896, 1152],
-    ['4:3', '0.25', 576, 448], ['9:16', '1', 768, 1344], ['9:21', '0.25', 320, 768],
+    ['1:1', '1', 1024, 1024],
+    ['1:1', '0.25', 512, 512],
+    ['16:9', '1', 1344, 768],
+    ['16:9', '0.25', 672, 384],
+    ['21:9', '0.25', 768, 320],
+    ['3:2', '1', 1216, 832],
+    ['2:3', '0.25', 416, 608],
+    ['4:5', '1', 896, 1088],
+    ['5:4', '0.25', 544, 448],
+    ['3:4', '1', 896, 1152],
+    ['4:3', '0.25', 576, 448],
+    ['9:16', '1', 768, 1344],
+    ['9:21', '0.25', 320, 768],
   ] as const)('%s at %s MP → %i×%i', (ratio, mp, w, h) => {
     expect(txt2imgSize(ratio, mp)).toEqual({ width: w, height: h });
   });
@@ -44,7 +73,21 @@ describe('txt2img sizes (docs/reference-behaviour.md §7.1, with docs/decisions.
 describe('resolving a request', () => {
   it('applies the contract defaults', () => {
     const r = resolveInput({ prompt: 'a cat' });
-    expect(r).toMatchObject({ mode: 'txt2img', size: { width: 1024, height: 1024 }, model: 'dev', steps: 28, guidance: 3, numOutputs: 1, outputFormat: 'webp', outputQuality: 80, goFast: false, disableSafetyChecker: false, promptStrength: 0.8, loras: [], seedRandom: true });
+    expect(r).toMatchObject({
+      mode: 'txt2img',
+      size: { width: 1024, height: 1024 },
+      model: 'dev',
+      steps: 28,
+      guidance: 3,
+      numOutputs: 1,
+      outputFormat: 'webp',
+      outputQuality: 80,
+      goFast: false,
+      disableSafetyChecker: false,
+      promptStrength: 0.8,
+      loras: [],
+      seedRandom: true,
+    });
     expect(r.seed).toBeGreaterThanOrEqual(0);
     expect(r.seed).toBeLessThan(2 ** 32);
   });
@@ -64,13 +107,18 @@ describe('resolving a request', () => {
 
   it('picks the mode and ignores the size inputs when an image is given', () => {
     expect(resolveInput({ prompt: 'x', image: 'data:image/png;base64,AA' })).toMatchObject({ mode: 'img2img' });
-    expect(resolveInput({ prompt: 'x', image: 'https://example.com/a.png', mask: 'https://example.com/m.png', aspect_ratio: 'custom' })).toMatchObject({ mode: 'inpaint' });
+    expect(resolveInput({ prompt: 'x', image: 'https://example.com/a.png', mask: 'https://example.com/m.png', aspect_ratio: 'custom' })).toMatchObject({
+      mode: 'inpaint',
+    });
     expect(resolveInput({ prompt: 'x', image: 'https://example.com/a.png' }).size).toBeUndefined();
     expect(resolveInput({ prompt: 'x', aspect_ratio: '16:9', width: 512, height: 512 }).size).toEqual({ width: 1344, height: 768 });
   });
 
   it('lists the LoRA inputs with their scales: main, extra, then the loras list', () => {
-    expect(resolveInput({ prompt: 'x', replicate_weights: 'a/b', lora_scale: 0.5, extra_lora: 'c/d', loras: [{ weights: 'e/f', scale: 2 }, { weights: 'g/h' }] }).loras).toEqual([
+    expect(
+      resolveInput({ prompt: 'x', replicate_weights: 'a/b', lora_scale: 0.5, extra_lora: 'c/d', loras: [{ weights: 'e/f', scale: 2 }, { weights: 'g/h' }] })
+        .loras,
+    ).toEqual([
       { input: 'replicate_weights', source: 'a/b', scale: 0.5 },
       { input: 'extra_lora', source: 'c/d', scale: 1 },
       { input: 'loras[0]', source: 'e/f', scale: 2 },
@@ -83,10 +131,18 @@ describe('resolving a request', () => {
       { input: 'loras[1].weights', message: 'is required' },
       { input: 'loras[2].extra', message: 'is not a known field' },
     ]);
-    const malformed: [unknown, string][] = [['x', 'loras'], [5, 'loras'], [{}, 'loras'], [[null], 'loras[0]'], [[5], 'loras[0]']];
+    const malformed: [unknown, string][] = [
+      ['x', 'loras'],
+      [5, 'loras'],
+      [{}, 'loras'],
+      [[null], 'loras[0]'],
+      [[5], 'loras[0]'],
+    ];
     for (const [loras, input] of malformed) expect(problems({ prompt: 'x', loras }).map((p) => p.input)).toEqual([input]);
     const eight = Array.from({ length: 7 }, (_, i) => ({ weights: `o/l${i}` }));
-    expect(problems({ prompt: 'x', replicate_weights: 'a/b', extra_lora: 'c/d', loras: eight })).toEqual([{ input: 'loras', message: 'at most 8 LoRAs in all (replicate_weights, extra_lora and loras), got 9' }]);
+    expect(problems({ prompt: 'x', replicate_weights: 'a/b', extra_lora: 'c/d', loras: eight })).toEqual([
+      { input: 'loras', message: 'at most 8 LoRAs in all (replicate_weights, extra_lora and loras), got 9' },
+    ]);
   });
 
   it('collects every problem, each naming its input', () => {
@@ -98,7 +154,9 @@ describe('resolving a request', () => {
     ]);
     expect(problems({})).toEqual([{ input: 'prompt', message: 'is required' }]);
     expect(problems({ prompt: 'x', aspect_ratio: 'custom', width: 512 })).toEqual([{ input: 'height', message: 'is required when aspect_ratio is "custom"' }]);
-    expect(problems({ prompt: 'x', mask: 'https://example.com/m.png' })).toEqual([{ input: 'mask', message: 'needs an image: a mask marks which parts of `image` to repaint' }]);
+    expect(problems({ prompt: 'x', mask: 'https://example.com/m.png' })).toEqual([
+      { input: 'mask', message: 'needs an image: a mask marks which parts of `image` to repaint' },
+    ]);
     expect(problems({ prompt: 'x', image: 'https://example.com/a.png', prompt_strength: 0 })).toEqual([
       { input: 'prompt_strength', message: 'must be greater than 0 with an image (0 leaves no denoising step)' },
     ]);

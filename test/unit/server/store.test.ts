@@ -31,7 +31,15 @@ describe('PredictionStore', () => {
 
   it('keeps unfinished predictions and at most maxRetained finished ones, oldest dropped first', async () => {
     const store = new PredictionStore({ retentionMs: 60_000, maxRetained: 2 });
-    const running = new Prediction({ id: 'running', key: 'running-key', api: 'replicate', input: {}, output: { kind: 'data-uri' }, baseUrl: 'http://x', dir: join(tmp(), 'running') });
+    const running = new Prediction({
+      id: 'running',
+      key: 'running-key',
+      api: 'replicate',
+      input: {},
+      output: { kind: 'data-uri' },
+      baseUrl: 'http://x',
+      dir: join(tmp(), 'running'),
+    });
     store.add(running);
     const done = ['a', 'b', 'c'].map(finished);
     for (const p of done) {

@@ -91,8 +91,15 @@ describe('safetensors round trip', () => {
     expect((error as Error).message).toBe(`${short}: tensor "w": F32[4] needs 16 bytes, got 12`);
     const long = join(dir, 'long.safetensors');
     await expect(writeSafetensors(long, [{ name: 'w', dtype: 'F32', shape: [1], data: new Float32Array(2) }])).rejects.toThrow(/needs 4 bytes, got 8 or more/);
-    await expect(writeSafetensors(long, [{ name: 'w', dtype: 'F32', shape: [1], data: new Float32Array(1) }, { name: 'w', dtype: 'F32', shape: [1], data: new Float32Array(1) }])).rejects.toThrow(/duplicate tensor name/);
-    await expect(writeSafetensors(long, [{ name: '__metadata__', dtype: 'F32', shape: [1], data: new Float32Array(1) }])).rejects.toThrow(/invalid tensor name/);
+    await expect(
+      writeSafetensors(long, [
+        { name: 'w', dtype: 'F32', shape: [1], data: new Float32Array(1) },
+        { name: 'w', dtype: 'F32', shape: [1], data: new Float32Array(1) },
+      ]),
+    ).rejects.toThrow(/duplicate tensor name/);
+    await expect(writeSafetensors(long, [{ name: '__metadata__', dtype: 'F32', shape: [1], data: new Float32Array(1) }])).rejects.toThrow(
+      /invalid tensor name/,
+    );
     await expect(writeSafetensors(long, [{ name: 'x', dtype: 'F32', shape: [-1], data: new Float32Array(1) }])).rejects.toThrow(/invalid shape/);
     const failing = async function* (): AsyncIterable<Uint8Array> {
       yield new Uint8Array(4);
@@ -176,7 +183,10 @@ function invalidMutations(valid: Buffer, headerLength: number): { label: string;
     out.push({ label: `data truncated by ${cut}`, bytes: valid.subarray(0, valid.length - cut) });
   }
   for (let extra = 1; extra <= 48; extra++) out.push({ label: `${extra} trailing bytes`, bytes: Buffer.concat([valid, Buffer.alloc(extra, 7)]) });
-  const json = valid.subarray(8, 8 + headerLength).toString().trimEnd();
+  const json = valid
+    .subarray(8, 8 + headerLength)
+    .toString()
+    .trimEnd();
   for (let cut = 1; cut < json.length; cut += 2) out.push({ label: `JSON cut at ${cut}`, bytes: withHeader(null, json.slice(0, cut)) });
   // Every structural character of the JSON replaced: always a syntax error. Every digit of a shape
   // or data_offsets array changed: the sizes no longer match.
@@ -188,7 +198,8 @@ function invalidMutations(valid: Buffer, headerLength: number): { label: string;
       }
     }
     if (ch === '[' || ch === ']') inArray = ch === '[';
-    if (inArray && /[0-9]/.test(ch)) out.push({ label: `digit ${i} changed`, bytes: withHeader(null, json.slice(0, i) + String((Number(ch) + 1) % 10) + json.slice(i + 1)) });
+    if (inArray && /[0-9]/.test(ch))
+      out.push({ label: `digit ${i} changed`, bytes: withHeader(null, json.slice(0, i) + String((Number(ch) + 1) % 10) + json.slice(i + 1)) });
   });
   for (const raw of ['[]', '"x"', '42', 'null', 'true', '{"a": 1}', '{"a": null}', '{"a": []}', '{"__metadata__": []}', '{"__metadata__": {"k": 1}}']) {
     out.push({ label: `header ${raw}`, bytes: withHeader(null, raw) });
@@ -203,7 +214,10 @@ function invalidMutations(valid: Buffer, headerLength: number): { label: string;
   edit('huge dim', (h, n) => void ((h[n] as { shape: number[] }).shape = [2 ** 60, 2 ** 60]));
   edit('extra dim', (h, n) => void (h[n] as { shape: number[] }).shape.push(3));
   edit('offsets reversed', (h, n) => void (h[n] as { data_offsets: number[] }).data_offsets.reverse());
-  edit('offsets shifted', (h, n) => void ((h[n] as { data_offsets: number[] }).data_offsets = (h[n] as { data_offsets: number[] }).data_offsets.map((o) => o + 4)));
+  edit(
+    'offsets shifted',
+    (h, n) => void ((h[n] as { data_offsets: number[] }).data_offsets = (h[n] as { data_offsets: number[] }).data_offsets.map((o) => o + 4)),
+  );
   edit('offsets past end', (h, n) => void ((h[n] as { data_offsets: number[] }).data_offsets[1] = data.length + 8));
   edit('offsets missing', (h, n) => void delete (h[n] as Partial<{ data_offsets: number[] }>).data_offsets);
   edit('offsets one value', (h, n) => void ((h[n] as { data_offsets: number[] }).data_offsets = [0]));
@@ -230,7 +244,9 @@ describe('safetensors validation fuzz', () => {
       dtype,
       shape: [3, i + 1],
       // Bytes with small values: valid in every dtype (I64 values stay far below 2^53).
-      data: new Uint8Array(3 * (i + 1) * { F32: 4, BF16: 2, I64: 8, U8: 1, F16: 2, I32: 4 }[dtype as 'F32']).map((_, j) => (j % 4 === 0 ? (j * 37 + i) & 0x3f : 0)),
+      data: new Uint8Array(3 * (i + 1) * { F32: 4, BF16: 2, I64: 8, U8: 1, F16: 2, I32: 4 }[dtype as 'F32']).map((_, j) =>
+        j % 4 === 0 ? (j * 37 + i) & 0x3f : 0,
+      ),
     }));
     await writeSafetensors(base, tensors, { kind: 'fuzz' });
     const valid = readFileSync(base);
