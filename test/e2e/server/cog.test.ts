@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { INPUT_NAMES, INPUT_SCHEMA } from '../../../src/predictor/schema.js';
 import { DEFAULT_SERVER_OPTIONS, startServer, type FluxServer } from '../../../src/server/app.js';
 import { useTempDir } from '../../helpers/temp-dir.js';
-import { SLOW, receiver, request, SMALL, untilStatus, useServers, type Body } from './helpers.js';
+import { inject, receiver, request, SLOW, SMALL, untilStatus, useServers, type Body } from './helpers.js';
 
 const serve = useServers('server-cog-');
 const tmp = useTempDir('server-cog-setup-');
@@ -24,7 +24,7 @@ async function imageOf(dataUri: string) {
 
 describe('Cog contract: discovery, health and schema', () => {
   it('GET / lists the endpoints', async () => {
-    const { status, body } = await request(`${server.url}/`, 'GET');
+    const { status, body } = await inject(server, 'GET', '/');
     expect(status).toBe(200);
     expect(body).toMatchObject({ openapi_url: '/openapi.json', healthcheck_url: '/health-check', predictions_url: '/predictions', shutdown_url: '/shutdown' });
   });
@@ -77,7 +77,7 @@ describe('Cog contract: discovery, health and schema', () => {
   it('a server without a safety checker refuses, with 422 naming the input, requests that do not disable it (async ones too)', async () => {
     const unchecked = await serve({ safety: 'disabled' });
     for (const headers of [{}, async]) {
-      const refused = await request(`${unchecked.url}/predictions`, 'POST', { input: SMALL }, headers);
+      const refused = await inject(unchecked, 'POST', '/predictions', { input: SMALL }, headers);
       expect(refused.status).toBe(422);
       expect(refused.body.detail).toEqual([
         { loc: ['body', 'input', 'disable_safety_checker'], msg: expect.stringContaining('safety checker is disabled on this server'), type: 'value_error' },
@@ -89,7 +89,7 @@ describe('Cog contract: discovery, health and schema', () => {
   });
 
   it("GET /openapi.json publishes the predictor's input schema input for input, an array-of-URI output and Cog's paths", async () => {
-    const { body } = await request(`${server.url}/openapi.json`, 'GET');
+    const { body } = await inject(server, 'GET', '/openapi.json');
     const schemas = (body.components as { schemas: Record<string, { properties: Record<string, unknown> }> }).schemas;
     expect(body.openapi).toBe('3.0.2');
     for (const name of INPUT_NAMES) expect(schemas.Input?.properties[name], name).toEqual((INPUT_SCHEMA.properties as Record<string, unknown>)[name]);
@@ -123,7 +123,7 @@ describe('Cog contract: predictions', () => {
   });
 
   it('answers 422 with a detail list naming each bad input, unknown inputs included', async () => {
-    const { status, body } = await request(`${server.url}/predictions`, 'POST', { input: { num_outputs: 9, output_format: 'gif', colour: 'red' } });
+    const { status, body } = await inject(server, 'POST', '/predictions', { input: { num_outputs: 9, output_format: 'gif', colour: 'red' } });
     expect(status).toBe(422);
     const detail = body.detail as { loc: string[]; msg: string; type: string }[];
     expect(detail.map((d) => d.loc)).toEqual(

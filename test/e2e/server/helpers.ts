@@ -60,14 +60,42 @@ export interface Answer {
   body: Body;
 }
 
-/** One JSON request; the answer's body parsed (or its text when it is not JSON). */
+function answer(status: number, headers: Headers, text: string): Answer {
+  const json = (headers.get('content-type') ?? '').includes('json');
+  return { status, headers, text, body: (json ? JSON.parse(text) : {}) as Body };
+}
+
+function requestHeaders(body: unknown, headers: Record<string, string>): Record<string, string> {
+  return { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers };
+}
+
+const bodyText = (body: unknown): string | undefined => (body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body));
+
+/** One JSON request over a real socket; the answer's body parsed (or its text when it is not JSON). */
 export async function request(url: string, method: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  const init: RequestInit = { method, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers } };
-  if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
+  const init: RequestInit = { method, headers: requestHeaders(body, headers) };
+  const text = bodyText(body);
+  if (text !== undefined) init.body = text;
   const response = await fetch(url, init);
-  const text = await response.text();
-  const json = (response.headers.get('content-type') ?? '').includes('json');
-  return { status: response.status, headers: response.headers, text, body: (json ? JSON.parse(text) : {}) as Body };
+  return answer(response.status, response.headers, await response.text());
+}
+
+/**
+ * The same request handed to the server's router in-process (Fastify's inject): for checks of
+ * envelopes and error shapes, where the transport does not matter.
+ */
+export async function inject(
+  server: FluxServer,
+  method: 'GET' | 'POST' | 'PUT',
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  const text = bodyText(body);
+  const response = await server.app.inject({ method, url: path, headers: requestHeaders(body, headers), ...(text === undefined ? {} : { payload: text }) });
+  const received = new Headers();
+  for (const [name, value] of Object.entries(response.headers)) if (value !== undefined) received.set(name, String(value));
+  return answer(response.statusCode, received, response.body);
 }
 
 export interface Received {
