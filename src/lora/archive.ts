@@ -62,7 +62,13 @@ export async function extractSingleSafetensors(source: Uint8Array | { file: stri
   };
 
   const done = new Promise<void>((resolvePromise, reject) => {
-    parser.on('error', (error: Error) => reject(failure ?? new ArchiveError('invalid', `Failed to read ${options.label}: ${error.message}`)));
+    // Every way the parser stops (its own errors and aborts, e.g. its decompression-ratio guard
+    // against archive bombs) is recorded as the failure, so the cleanup below closes the file
+    // being written (else `written` would never settle and the extraction would hang).
+    parser.on('error', (error: Error) => {
+      failure ??= new ArchiveError('invalid', `Failed to read ${options.label}: ${error.message}`);
+      reject(failure);
+    });
     parser.on('end', () => (failure === undefined ? resolvePromise() : reject(failure)));
   });
   parser.on('entry', (entry: ReadEntry) => {

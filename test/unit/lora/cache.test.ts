@@ -112,6 +112,9 @@ async function expectFailure(promise: Promise<unknown>, input: string, message: 
 
 const url = (path: string): string => `${fake.urls.files}${path}`;
 
+/** A gzip tar of ~8 KB whose .safetensors entry inflates to 8 MiB of zeros. */
+const tarBomb = (): Uint8Array => gzipSync(makeTar([{ path: 'lora.safetensors', data: new Uint8Array(8 * 2 ** 20) }]), { level: 9 });
+
 describe('LoraCache sources', () => {
   it('Replicate: _weights redirects to a tar; the token goes to Replicate only; spellings share one entry', async () => {
     const { cache, dir, logs } = await harness();
@@ -282,6 +285,15 @@ describe('LoraCache faults: a clear error naming the input, no partial file, and
       /tarball entry "x\.safetensors" is 200000 bytes, over the 5000-byte limit/,
       { maxDownloadBytes: 5000 },
     ],
+    // Archive bombs: ~8 KB of gzip that inflates 1000× and more; node-tar's ratio guard stops it and the
+    // extraction fails promptly (it once hung with the entry's file open).
+    [
+      'gzip tar bomb (URL)',
+      () => fake.files.set('/bomb.tar.gz', { body: tarBomb() }),
+      'FILES/bomb.tar.gz',
+      /Failed to read tarball: max decompression ratio exceeded/,
+    ],
+    ['gzip tar bomb (data URI)', () => undefined, 'BOMB_DATA_URI', /Failed to read data URI: max decompression ratio exceeded/],
     [
       'tar without .safetensors',
       () => fake.files.set('/none.tar', { body: makeTar([{ path: 'a.txt', data: Buffer.from('x') }]) }),
@@ -337,7 +349,11 @@ describe('LoraCache faults: a clear error naming the input, no partial file, and
   ];
 
   /** Case values name the files host by placeholder: its port is known only once it runs. */
-  const expand = (value: string): string => value.replace(/^FILES/, fake.urls.files).replace(/^LOCALHOST/, `http://localhost:${new URL(fake.urls.files).port}`);
+  const expand = (value: string): string =>
+    value
+      .replace(/^BOMB_DATA_URI$/, `data:application/gzip;base64,${Buffer.from(tarBomb()).toString('base64')}`)
+      .replace(/^FILES/, fake.urls.files)
+      .replace(/^LOCALHOST/, `http://localhost:${new URL(fake.urls.files).port}`);
 
   it.each(cases)('%s', async (_name, setup, template, message, options = {}) => {
     setup();
