@@ -14,11 +14,20 @@ export interface ImageSourceOptions {
 
 export const DEFAULT_IMAGE_SOURCE: ImageSourceOptions = { maxBytes: 50 * 1024 * 1024, timeoutMs: 30_000 };
 
+/**
+ * The octets of a percent-encoded data URI payload (RFC 2397: each `%XX` is one byte, other
+ * characters stand for their UTF-8 bytes); a `%` not followed by two hex digits is an error.
+ */
+function percentDecode(input: string, payload: string): Buffer {
+  if (/%(?![0-9a-f]{2})/i.test(payload)) throw new ImageInputError(input, 'malformed data URI: "%" must be followed by two hex digits');
+  return Buffer.concat(payload.split(/(%[0-9a-f]{2})/i).map((part, i) => (i % 2 === 1 ? Buffer.of(parseInt(part.slice(1), 16)) : Buffer.from(part))));
+}
+
 function fromDataUri(input: string, value: string, maxBytes: number): Uint8Array {
   const m = /^data:([^,]*?)(;base64)?,(.*)$/s.exec(value);
   if (m === null) throw new ImageInputError(input, 'malformed data URI');
   const payload = m[3] as string;
-  const bytes = m[2] ? Buffer.from(payload, 'base64') : Buffer.from(decodeURIComponent(payload), 'latin1');
+  const bytes = m[2] ? Buffer.from(payload, 'base64') : percentDecode(input, payload);
   if (bytes.length > maxBytes) throw new ImageInputError(input, `data URI holds ${bytes.length} bytes, more than the ${maxBytes}-byte limit`);
   return bytes;
 }

@@ -170,6 +170,18 @@ describe('reading image inputs', () => {
     expect(Buffer.from(await readImageSource('image', `${base}/moved`, local)).equals(body)).toBe(true);
   });
 
+  it('decodes percent-encoded data URIs byte by byte and names the input when one is malformed', async () => {
+    const body = await png;
+    const encoded = [...body].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('');
+    expect(Buffer.from(await readImageSource('image', `data:image/png,${encoded}`)).equals(body)).toBe(true);
+    expect(Buffer.from(await readImageSource('image', 'data:text/plain,a%C3%A9b'))).toEqual(Buffer.from('aéb'));
+    for (const input of ['image', 'mask']) {
+      for (const uri of ['data:image/png,%ZZ', 'data:image/png,abc%', 'data:image/png,%e']) {
+        expect((await inputError(readImageSource(input, uri))).message).toBe(`input "${input}": malformed data URI: "%" must be followed by two hex digits`);
+      }
+    }
+  });
+
   it('reports missing files, HTTP errors, time-outs, oversize bodies and private addresses', async () => {
     expect((await inputError(readImageSource('image', join(tmp(), 'nope.png'), { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: true }))).message).toMatch(
       /^input "image": cannot read .*nope\.png: no such file$/,
