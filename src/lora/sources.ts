@@ -141,7 +141,11 @@ export function parseLoraSource(input: string, value: string): LoraSource {
   const fail = (detail: string): never => {
     throw new LoraSourceError(input, detail);
   };
-  if (value.startsWith('data:')) return { kind: 'data', uri: value };
+  if (value.startsWith('data:')) {
+    const comma = value.indexOf(',');
+    if (comma < 0 || !/;base64$/i.test(value.slice(0, comma))) return fail(`${describeSource(value)}: a data URI must be base64 (data:<type>;base64,<data>)`);
+    return { kind: 'data', uri: value };
+  }
   if (value.startsWith('file://')) {
     try {
       return { kind: 'local', path: fileURLToPath(value) };

@@ -118,6 +118,8 @@ describe('§7.5 LoRA identifier → download URL (with docs/decisions.md)', () =
     ['https://user:pass@example.com/x.safetensors', GENERAL],
     ['fofr/flux mona', GENERAL],
     ['fofr/flux-mona-lisa/versions', GENERAL],
+    ['data:application/x-tar,%ZZ', /^input "replicate_weights": data URI of 26 characters: a data URI must be base64 \(data:<type>;base64,<data>\)$/],
+    ['data:', /a data URI must be base64/],
   ])('%s is refused with the reference message', (value, message) => {
     let error: unknown;
     try {
