@@ -5,15 +5,19 @@ import type { RgbImage } from './decode.js';
 export const OUTPUT_FORMATS = ['webp', 'jpg', 'png'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
+/** sharp's webp and jpeg quality floor is 1; PIL accepts 0 for both and gives an equally degraded image (docs/decisions.md). */
+function sharpQuality(quality: number): number {
+  return Math.max(1, quality);
+}
+
 export async function encodeImage(image: RgbImage, format: OutputFormat, quality: number): Promise<Buffer> {
   if (!Number.isInteger(quality) || quality < 0 || quality > 100) throw new RangeError(`output_quality must be an integer in 0..100, got ${quality}`);
   const pipeline = sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });
   switch (format) {
     case 'webp':
-      return pipeline.webp({ quality, lossless: false }).toBuffer();
+      return pipeline.webp({ quality: sharpQuality(quality), lossless: false }).toBuffer();
     case 'jpg':
-      // sharp's quality floor is 1; PIL accepts 0 and produces an equally degraded image.
-      return pipeline.jpeg({ quality: Math.max(1, quality), optimiseCoding: true, chromaSubsampling: '4:2:0' }).toBuffer();
+      return pipeline.jpeg({ quality: sharpQuality(quality), optimiseCoding: true, chromaSubsampling: '4:2:0' }).toBuffer();
     case 'png':
       return pipeline.png({ compressionLevel: 6 }).toBuffer();
   }

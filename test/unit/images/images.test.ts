@@ -232,4 +232,21 @@ describe('tensors and output encoding', () => {
     await expect(encodeImage(image, 'jpg', 101)).rejects.toThrow(/output_quality/);
     expect(outputName(2, 'jpg')).toBe('out-2.jpg');
   });
+
+  it("encodes every format at the quality edges 0, 1, 99 and 100 (0 maps to sharp's floor 1, as PIL accepts 0)", async () => {
+    const image = await decodeImage(
+      'image',
+      await rgb(16, 16, (x, y) => [x * 16, y * 16, 128])
+        .png()
+        .toBuffer(),
+    );
+    const formats = { webp: 'webp', jpg: 'jpeg', png: 'png' } as const;
+    for (const [format, sharpName] of Object.entries(formats) as [keyof typeof formats, string][]) {
+      for (const quality of [0, 1, 99, 100]) {
+        const bytes = await encodeImage(image, format, quality);
+        expect((await sharp(bytes).metadata()).format, `${format} at ${quality}`).toBe(sharpName);
+      }
+      expect((await encodeImage(image, format, 0)).equals(await encodeImage(image, format, 1))).toBe(true);
+    }
+  });
 });
