@@ -72,7 +72,8 @@ export interface ResolvedInput {
 }
 
 // `uri` inputs are checked by the readers that fetch them (data URIs, http(s), files where allowed).
-const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false, formats: { uri: true } });
+// `verbose` keeps the offending value on each error, so messages can name it.
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false, verbose: true, formats: { uri: true } });
 // The published default of num_inference_steps (28) is dev's; schnell without explicit steps runs 4,
 // so the validator must not fill it in.
 const validationSchema = structuredClone(INPUT_SCHEMA) as { properties: Record<string, Record<string, unknown>> };
@@ -92,8 +93,40 @@ function problemOf(error: ErrorObject): InputProblem {
   }
   if (error.keyword === 'enum')
     return { input: fromPath, message: `must be one of ${(error.params.allowedValues as string[]).map((v) => JSON.stringify(v)).join(', ')}` };
-  return { input: fromPath || '(request)', message: error.message ?? 'is invalid' };
+  return { input: fromPath || '(request)', message: sentenceOf(error) };
 }
+
+const TYPE_NAMES: Record<string, string> = {
+  integer: 'a whole number',
+  number: 'a number',
+  string: 'text',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'an object',
+};
+
+/** Ajv's terse keyword messages ("must be <= 4") as sentences that name the value given. */
+function sentenceOf(error: ErrorObject): string {
+  const given = JSON.stringify(error.data) ?? String(error.data);
+  const params = error.params as { type?: string; limit?: number };
+  switch (error.keyword) {
+    case 'type':
+      return `${given} is not ${TYPE_NAMES[params.type ?? ''] ?? params.type}`;
+    case 'minimum':
+      return `${given} is below the minimum ${params.limit}`;
+    case 'maximum':
+      return `${given} is above the maximum ${params.limit}`;
+    case 'minLength':
+      return 'must not be empty';
+    case 'maxItems':
+      return `has ${(error.data as unknown[]).length} items, more than the maximum ${params.limit}`;
+    default:
+      return error.message ?? 'is invalid';
+  }
+}
+
+/** Optional text inputs that forms and clients send as "" when unset: "" means not given (docs/decisions.md). */
+const EMPTY_MEANS_UNSET = ['image', 'mask', 'replicate_weights', 'extra_lora'] as const;
 
 /** Seeds must fit the noise generator (0..2^32−1); larger values wrap, as PyTorch's CPU generator does. */
 function resolveSeed(seed: number | undefined): { seed: number; random: boolean } {
@@ -106,6 +139,8 @@ export function resolveInput(request: unknown): ResolvedInput {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new InputValidationError([{ input: '(request)', message: 'the input must be a JSON object' }]);
   }
+  const fields = input as Record<string, unknown>;
+  for (const name of EMPTY_MEANS_UNSET) if (fields[name] === '') delete fields[name];
   const problems: InputProblem[] = validateSchema(input) ? [] : (validateSchema.errors ?? []).map(problemOf);
   const raw = input as RawInput;
   if (raw.aspect_ratio === 'custom' && raw.image === undefined) {

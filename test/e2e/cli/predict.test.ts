@@ -110,11 +110,11 @@ describe('flux-lora predict', () => {
   it('reports invalid inputs by name with exit code 1 and writes nothing', async () => {
     const r = await cli(['predict', '-i', 'prompt=x', '-i', 'num_outputs=many', '-i', 'aspect_ratio=custom', '-i', 'width=300']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('flux-lora: invalid input: num_outputs: must be integer; height: is required when aspect_ratio is "custom"');
+    expect(r.stderr).toContain('flux-lora: invalid input: num_outputs: "many" is not a whole number; height: is required when aspect_ratio is "custom"');
     expect(readdirSync(r.cwd)).toEqual([]);
     const json = await cli(['predict', '-i', 'prompt=x', '-i', 'seed=1.5', '--json']);
     expect(json.code).toBe(1);
-    expect(JSON.parse(json.stdout)).toMatchObject({ status: 'failed', output: null, detail: [{ input: 'seed', message: 'must be integer' }] });
+    expect(JSON.parse(json.stdout)).toMatchObject({ status: 'failed', output: null, detail: [{ input: 'seed', message: '"1.5" is not a whole number' }] });
   });
 
   it('refuses malformed arguments as usage errors', async () => {

@@ -187,23 +187,23 @@ describe('predictor on the built-in model', () => {
 describe('predictor errors', () => {
   it('rejects every schema violation on its own, naming the input, before writing anything', async () => {
     const cases: [Record<string, unknown>, string, RegExp][] = [
-      [{ prompt: 5 }, 'prompt', /must be string/],
+      [{ prompt: 5 }, 'prompt', /5 is not text/],
       [{}, 'prompt', /is required/],
       [{ prompt: 'x', aspect_ratio: '7:5' }, 'aspect_ratio', /must be one of "1:1"/],
-      [{ prompt: 'x', num_outputs: 0 }, 'num_outputs', /must be >= 1/],
-      [{ prompt: 'x', num_outputs: 5 }, 'num_outputs', /must be <= 4/],
-      [{ prompt: 'x', num_inference_steps: 2.5 }, 'num_inference_steps', /must be integer/],
-      [{ prompt: 'x', guidance_scale: 11 }, 'guidance_scale', /must be <= 10/],
-      [{ prompt: 'x', output_quality: -1 }, 'output_quality', /must be >= 0/],
-      [{ prompt: 'x', go_fast: 'yes' }, 'go_fast', /must be boolean/],
+      [{ prompt: 'x', num_outputs: 0 }, 'num_outputs', /0 is below the minimum 1/],
+      [{ prompt: 'x', num_outputs: 5 }, 'num_outputs', /5 is above the maximum 4/],
+      [{ prompt: 'x', num_inference_steps: 2.5 }, 'num_inference_steps', /2.5 is not a whole number/],
+      [{ prompt: 'x', guidance_scale: 11 }, 'guidance_scale', /11 is above the maximum 10/],
+      [{ prompt: 'x', output_quality: -1 }, 'output_quality', /-1 is below the minimum 0/],
+      [{ prompt: 'x', go_fast: 'yes' }, 'go_fast', /"yes" is not true or false/],
       [{ prompt: 'x', aspect_ratio: 'custom', width: 512 }, 'height', /is required when aspect_ratio is "custom"/],
-      [{ prompt: 'x', width: 100, aspect_ratio: 'custom', height: 512 }, 'width', /must be >= 256/],
+      [{ prompt: 'x', width: 100, aspect_ratio: 'custom', height: 512 }, 'width', /100 is below the minimum 256/],
       [{ prompt: 'x', mask: 'data:image/png;base64,AA==' }, 'mask', /needs an image/],
       [{ prompt: 'x', image: 'data:image/png;base64,AA==', prompt_strength: 0 }, 'prompt_strength', /must be greater than 0 with an image/],
       [{ prompt: 'x', steps: 4 }, 'steps', /is not an input of this model/],
-      [{ prompt: 'x', lora_scale: 3.5 }, 'lora_scale', /must be <= 3/],
-      [{ prompt: 'x', extra_lora_scale: -2 }, 'extra_lora_scale', /must be >= -1/],
-      [{ prompt: 'x', loras: [{ weights: '' }] }, 'loras[0].weights', /must NOT have fewer than 1 characters/],
+      [{ prompt: 'x', lora_scale: 3.5 }, 'lora_scale', /3.5 is above the maximum 3/],
+      [{ prompt: 'x', extra_lora_scale: -2 }, 'extra_lora_scale', /-2 is below the minimum -1/],
+      [{ prompt: 'x', loras: [{ weights: '' }] }, 'loras[0].weights', /must not be empty/],
     ];
     for (const [input, name, message] of cases) {
       const error = await failure(input);

@@ -127,7 +127,7 @@ describe('resolving a request', () => {
     // extra_lora alone is applied with its own scale (docs/decisions.md), not ignored or promoted.
     expect(resolveInput({ prompt: 'x', extra_lora: 'c/d', extra_lora_scale: -0.5 }).loras).toEqual([{ input: 'extra_lora', source: 'c/d', scale: -0.5 }]);
     expect(problems({ prompt: 'x', loras: [{ weights: 'a/b', scale: 5 }, { scale: 1 }, { weights: 'c/d', extra: 1 }] })).toEqual([
-      { input: 'loras[0].scale', message: 'must be <= 3' },
+      { input: 'loras[0].scale', message: '5 is above the maximum 3' },
       { input: 'loras[1].weights', message: 'is required' },
       { input: 'loras[2].extra', message: 'is not a known field' },
     ]);
@@ -148,9 +148,9 @@ describe('resolving a request', () => {
   it('collects every problem, each naming its input', () => {
     expect(problems({ prompt: 'x', num_outputs: 5, output_format: 'gif', lora_scale: 4, steps: 3 })).toEqual([
       { input: 'steps', message: 'is not an input of this model' },
-      { input: 'num_outputs', message: 'must be <= 4' },
+      { input: 'num_outputs', message: '5 is above the maximum 4' },
       { input: 'output_format', message: 'must be one of "webp", "jpg", "png"' },
-      { input: 'lora_scale', message: 'must be <= 3' },
+      { input: 'lora_scale', message: '4 is above the maximum 3' },
     ]);
     expect(problems({})).toEqual([{ input: 'prompt', message: 'is required' }]);
     expect(problems({ prompt: 'x', aspect_ratio: 'custom', width: 512 })).toEqual([{ input: 'height', message: 'is required when aspect_ratio is "custom"' }]);
@@ -161,9 +161,36 @@ describe('resolving a request', () => {
       { input: 'prompt_strength', message: 'must be greater than 0 with an image (0 leaves no denoising step)' },
     ]);
     expect(problems({ prompt: 'x', seed: 1.5, width: 100 })).toEqual([
-      { input: 'width', message: 'must be >= 256' },
-      { input: 'seed', message: 'must be integer' },
+      { input: 'width', message: '100 is below the minimum 256' },
+      { input: 'seed', message: '1.5 is not a whole number' },
     ]);
     expect(problems('a cat')).toEqual([{ input: '(request)', message: 'the input must be a JSON object' }]);
+  });
+
+  it('words every schema problem as a sentence naming the value given', () => {
+    expect(problems({ prompt: 5, width: 2000, aspect_ratio: 'custom', height: 512, go_fast: 'yes', num_outputs: '2', guidance_scale: 'high' })).toEqual([
+      { input: 'prompt', message: '5 is not text' },
+      { input: 'width', message: '2000 is above the maximum 1440' },
+      { input: 'num_outputs', message: '"2" is not a whole number' },
+      { input: 'guidance_scale', message: '"high" is not a number' },
+      { input: 'go_fast', message: '"yes" is not true or false' },
+    ]);
+    expect(problems({ prompt: 'x', loras: 'a/b' })).toEqual([{ input: 'loras', message: '"a/b" is not a list' }]);
+    expect(problems({ prompt: 'x', loras: [{ weights: '' }] })).toEqual([{ input: 'loras[0].weights', message: 'must not be empty' }]);
+    expect(problems({ prompt: 'x', loras: Array.from({ length: 9 }, () => ({ weights: 'a/b' })) })[0]).toEqual({
+      input: 'loras',
+      message: 'has 9 items, more than the maximum 8',
+    });
+  });
+
+  it('treats "" as not given for the optional text inputs (forms send every field)', () => {
+    const resolved = resolveInput({ prompt: 'x', image: '', mask: '', replicate_weights: '', extra_lora: '' });
+    expect(resolved.mode).toBe('txt2img');
+    expect(resolved.loras).toEqual([]);
+    expect(resolved).not.toHaveProperty('image');
+    expect(resolved).not.toHaveProperty('mask');
+    // A mask with an empty image is still a mask without an image; "" is not a prompt.
+    expect(problems({ prompt: 'x', image: '', mask: 'https://example.com/m.png' }).map((p) => p.input)).toEqual(['mask']);
+    expect(resolveInput({ prompt: 'x', replicate_weights: '', extra_lora: 'c/d' }).loras).toEqual([{ input: 'extra_lora', source: 'c/d', scale: 1 }]);
   });
 });
