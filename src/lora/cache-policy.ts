@@ -5,7 +5,7 @@
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { readEnvironment } from '../config.js';
-import type { SafeDownloadOptions } from '../net/safe-fetch.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, type SafeFetchOptions } from '../net/safe-fetch.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 import { errorDetail } from './source-errors.js';
 import { DEFAULT_LORA_HOSTS, describeSource, LoraSourceError, type LoraHosts } from './sources.js';
@@ -28,6 +28,8 @@ export interface LoraCacheOptions {
   maxDownloadBytes?: number;
   /** Time cap per download, default 10 minutes. */
   timeoutMs?: number;
+  /** A download that receives no byte for this long fails (a stalled host), default 30 s. */
+  idleTimeoutMs?: number;
   /** Progress lines; never given token values. */
   log?: (line: string) => void;
 }
@@ -41,6 +43,7 @@ export interface CacheSettings {
   localRoot: string | null;
   maxDownloadBytes: number;
   timeoutMs: number;
+  idleTimeoutMs: number;
   log: (line: string) => void;
 }
 
@@ -61,6 +64,7 @@ export function cacheSettings(options: LoraCacheOptions): CacheSettings {
     localRoot: options.localRoot ?? null,
     maxDownloadBytes: options.maxDownloadBytes ?? 8 * GiB,
     timeoutMs: options.timeoutMs ?? 10 * 60_000,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     log: options.log ?? (() => undefined),
   };
 }
@@ -84,8 +88,15 @@ export function fetchOptions(
   headers: Record<string, string>,
   signal: AbortSignal | undefined,
   timeoutMs = settings.timeoutMs,
-): SafeDownloadOptions {
-  return { allowPrivateNetworks: settings.allowPrivateNetworks, maxBytes, timeoutMs, headers, ...(signal === undefined ? {} : { signal }) };
+): SafeFetchOptions {
+  return {
+    allowPrivateNetworks: settings.allowPrivateNetworks,
+    maxBytes,
+    timeoutMs,
+    idleTimeoutMs: settings.idleTimeoutMs,
+    headers,
+    ...(signal === undefined ? {} : { signal }),
+  };
 }
 
 /**

@@ -3,7 +3,7 @@
  * HuggingFace or CivitAI API look-up (each made once per process).
  */
 import { createHash } from 'node:crypto';
-import { redact, safeDownloadBytes } from '../net/safe-fetch.js';
+import { redact, safeFetch } from '../net/safe-fetch.js';
 import { bearer, fetchOptions, withoutToken, type CacheSettings } from './cache-policy.js';
 import type { RemoteSource, SourceTraits } from './source-errors.js';
 import { civitaiDownloadUrl, civitaiModelUrl, huggingFaceFileUrl, huggingFaceListUrl, replicateWeightsUrl } from './sources.js';
@@ -56,7 +56,7 @@ export class SourcePlanner {
   }
 
   private async getJson(url: string, headers: Record<string, string>, signal: AbortSignal | undefined): Promise<unknown> {
-    const body = await safeDownloadBytes(url, fetchOptions(this.settings, API_MAX_BYTES, headers, signal, Math.min(this.settings.timeoutMs, 120_000)));
+    const body = await safeFetch(url, fetchOptions(this.settings, API_MAX_BYTES, headers, signal, Math.min(this.settings.timeoutMs, 120_000)));
     try {
       return JSON.parse(body.toString('utf8'));
     } catch {

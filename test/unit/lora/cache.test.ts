@@ -271,6 +271,13 @@ describe('LoraCache faults: a clear error naming the input, no partial file, and
       { timeoutMs: 300 },
     ],
     [
+      'stalled host (accepts, then sends nothing)',
+      () => fake.files.set('/stalled.safetensors', { hang: true }),
+      'FILES/stalled.safetensors',
+      /Failed to download safetensors file: stalled: no data for 300 ms \(http:\/\/127\.0\.0\.1:\d+\/stalled\.safetensors\)/,
+      { idleTimeoutMs: 300 },
+    ],
+    [
       'connection dropped mid-body',
       () => fake.files.set('/drop.safetensors', { body: new Uint8Array(100_000), dropAfter: 1000 }),
       'FILES/drop.safetensors',
