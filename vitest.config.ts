@@ -1,4 +1,8 @@
 import { defineConfig } from 'vitest/config';
+import { disableEngineTelemetry } from './src/config.js';
+
+// Before any test process starts: the forks inherit onnxruntime's telemetry switch (off).
+disableEngineTelemetry();
 
 export default defineConfig({
   test: {

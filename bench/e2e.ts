@@ -6,6 +6,7 @@
  * built-in model: `flux-lora predict` wall time from a cold process, first use and cached.
  * Usage: npx tsx bench/e2e.ts [--dir <scratch folder, ≥ 55 GB free>] [--keep] [--skip-real]
  */
+import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

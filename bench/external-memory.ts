@@ -4,6 +4,7 @@
  * Each variant runs in a fresh child process so its peak (VmHWM) is its own.
  * Usage: npm run bench:external-memory
  */
+import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';

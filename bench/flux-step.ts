@@ -8,6 +8,7 @@
  * Each measurement runs in its own child process (clean peak RSS). Usage:
  *   npx tsx bench/flux-step.ts [--dir <scratch folder, ≥ 40 GB free>] [--skip-real] [--keep]
  */
+import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -6,6 +6,7 @@
  * Usage: npx tsx bench/lora-switch.ts --model <flux1 .safetensors> [--cache <quantized cache dir>] [--steps 2]
  * (bench/e2e.ts --keep leaves a real-shape schnell file and its warm cache under its --dir.)
  */
+import '../src/engine-telemetry-off.js';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

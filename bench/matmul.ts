@@ -4,6 +4,7 @@
  *  2. through onnxruntime directly (a hand-assembled ModelProto, InferenceSession on the main thread, default options).
  * Prints min-of-N times and GFLOP/s. Usage: npm run bench:matmul [-- --runs 5]
  */
+import '../src/engine-telemetry-off.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -7,6 +7,7 @@
  * peak RSS are measured in a child process. Targets: check ≤ 3 s, peak ≤ 2 GB resident.
  * Usage: npx tsx bench/safety.ts
  */
+import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -6,6 +6,7 @@
  *   3. 50 async predictions submitted at once: all complete, none lost, peak RSS.
  * Logs go through pino at info level into a sink, as a deployment would format them.
  */
+import '../src/engine-telemetry-off.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';

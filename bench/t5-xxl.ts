@@ -5,6 +5,7 @@
  * including quantization, then warm) — time and peak RSS, each in its own child process.
  * Usage: npx tsx bench/t5-xxl.ts [--dir <scratch folder, ≥ 15 GB free>]
  */
+import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -4,6 +4,7 @@
  * untiled limit (1024²), so it decodes in blended tiles; it is also measured untiled.
  * Usage: npx tsx bench/vae.ts
  */
+import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First import: onnxruntime's telemetry is turned off before the library can load.
+import './engine-telemetry-off.js';
 import { main } from './cli/main.js';
 
 process.exitCode = await main(

@@ -1,7 +1,7 @@
 /**
  * Every environment variable flux-lora reads, read here and nowhere else, with one rule: an
  * empty value counts as unset. Also the default cache folder and the environment of the
- * processes and threads flux-lora starts (onnxruntime's telemetry always off).
+ * processes and threads flux-lora starts (onnxruntime's telemetry off unless the operator allows it).
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -59,7 +59,18 @@ export function readEnvironment(env: Environment = process.env): EnvironmentSett
   };
 }
 
-/** The environment of a thread or process that loads onnxruntime: ours, with its telemetry off. */
-export function engineEnvironment(env: Environment = process.env): Record<string, string | undefined> {
-  return { ...env, ORT_DISABLE_TELEMETRY: '1' };
+/** FLUX_LORA_ONNXRUNTIME_TELEMETRY=1: the operator lets onnxruntime's own telemetry run (it is off otherwise). */
+export function engineTelemetryAllowed(env: Environment = process.env): boolean {
+  return variable(env, 'FLUX_LORA_ONNXRUNTIME_TELEMETRY') === '1';
+}
+
+/**
+ * Turns onnxruntime's telemetry off for this process and everything it starts, unless the
+ * operator allowed it. onnxruntime-node's native code reads `ORT_DISABLE_TELEMETRY` with
+ * getenv() when the library loads, so it must be in the real process environment by then:
+ * only the main thread's `process.env` writes through to it (a Worker's `env` option does not).
+ * Called by every entry point before onnxruntime-node can load (docs/onnxruntime.md).
+ */
+export function disableEngineTelemetry(env: Record<string, string | undefined> = process.env): void {
+  if (!engineTelemetryAllowed(env)) env.ORT_DISABLE_TELEMETRY = '1';
 }

@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultCacheDir, engineEnvironment, readEnvironment } from '../../../src/config.js';
+import { defaultCacheDir, disableEngineTelemetry, readEnvironment } from '../../../src/config.js';
 
 describe('environment settings', () => {
   it('read every variable with one rule: empty counts as unset', () => {
@@ -45,7 +45,17 @@ describe('environment settings', () => {
     expect(defaultCacheDir({ FLUX_LORA_CACHE_DIR: '' })).toBe(join(homedir(), '.cache', 'flux-lora'));
   });
 
-  it('start engines with onnxruntime telemetry off, whatever the environment says', () => {
-    expect(engineEnvironment({ PATH: '/bin', ORT_DISABLE_TELEMETRY: '0' })).toEqual({ PATH: '/bin', ORT_DISABLE_TELEMETRY: '1' });
+  it("turn onnxruntime's telemetry off, whatever the environment says, unless the operator allows it", () => {
+    const env: Record<string, string | undefined> = { PATH: '/bin', ORT_DISABLE_TELEMETRY: '0' };
+    disableEngineTelemetry(env);
+    expect(env).toEqual({ PATH: '/bin', ORT_DISABLE_TELEMETRY: '1' });
+    for (const value of ['', '0', 'yes']) {
+      const unset: Record<string, string | undefined> = { FLUX_LORA_ONNXRUNTIME_TELEMETRY: value };
+      disableEngineTelemetry(unset);
+      expect(unset.ORT_DISABLE_TELEMETRY).toBe('1');
+    }
+    const allowed: Record<string, string | undefined> = { FLUX_LORA_ONNXRUNTIME_TELEMETRY: '1' };
+    disableEngineTelemetry(allowed);
+    expect(allowed).toEqual({ FLUX_LORA_ONNXRUNTIME_TELEMETRY: '1' });
   });
 });
