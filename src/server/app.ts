@@ -19,6 +19,7 @@ import { registerJsonBody } from './json-body.js';
 import { cogRoutes } from './routes/cog.js';
 import { publicRoutes } from './routes/public.js';
 import { replicateRoutes } from './routes/replicate.js';
+import { webRoutes } from './routes/web.js';
 import { PredictionService } from './service.js';
 import { webhookView } from './views.js';
 import { DEFAULT_WEBHOOK_OPTIONS, type WebhookOptions } from './webhooks.js';
@@ -148,6 +149,7 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
   cogRoutes(app, context);
   replicateRoutes(app, context);
   publicRoutes(app, context);
+  webRoutes(app);
 
   try {
     await app.listen({ host: options.host, port: options.port });

@@ -51,6 +51,11 @@ export class PredictionStore {
     await rm(prediction.spec.dir, { recursive: true, force: true });
   }
 
+  /** Every prediction remembered, newest first. */
+  newestFirst(): Prediction[] {
+    return [...this.byId.values()].reverse();
+  }
+
   /** Every prediction not yet finished. */
   unfinished(): Prediction[] {
     return [...this.byId.values()].filter((p) => !p.terminal);

@@ -10,8 +10,22 @@ import { cogOpenApiDocument } from '../openapi.js';
 import type { OutputTarget } from '../outputs.js';
 import { COG_REQUEST_SCHEMA, idParams, type CogRequest } from '../request-schema.js';
 import { cogView } from '../views.js';
+import { prefersHtml, sendPlayground } from './web.js';
 
 type IdParams = { prediction_id: string };
+
+function discovery(version: string) {
+  return {
+    cog_version: version,
+    docs_url: '/docs',
+    openapi_url: '/openapi.json',
+    shutdown_url: '/shutdown',
+    healthcheck_url: '/health-check',
+    predictions_url: '/predictions',
+    predictions_idempotent_url: '/predictions/{prediction_id}',
+    predictions_cancel_url: '/predictions/{prediction_id}/cancel',
+  };
+}
 
 function outputTarget(context: ServerContext, body: CogRequest): OutputTarget {
   if (typeof body.output_file_prefix === 'string') return { kind: 'prefix', prefix: body.output_file_prefix };
@@ -38,14 +52,13 @@ export function cogRoutes(app: FastifyInstance, context: ServerContext): void {
   const { service } = context;
   const publicRoute = { config: { public: true } };
 
-  app.get('/', publicRoute, async () => ({
-    openapi_url: '/openapi.json',
-    shutdown_url: '/shutdown',
-    healthcheck_url: '/health-check',
-    predictions_url: '/predictions',
-    predictions_idempotent_url: '/predictions/{prediction_id}',
-    predictions_cancel_url: '/predictions/{prediction_id}/cancel',
-  }));
+  // Browsers get the playground; JSON clients Cog's discovery document (docs/http-api.md §A.3),
+  // whose cog_version is, as coglet does when the SDK's is unknown, the server's own version.
+  app.get('/', publicRoute, async (request, reply) => {
+    reply.header('Vary', 'Accept');
+    if (prefersHtml(request)) return sendPlayground(request, reply, context);
+    return discovery(context.version);
+  });
 
   app.get('/health-check', publicRoute, async () => {
     const { setup } = service;

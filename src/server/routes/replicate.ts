@@ -16,6 +16,8 @@ import { within } from '../within.js';
 const MAX_WAIT_SECONDS = 60;
 /** How long a cancel answer waits for the prediction to stop, so that it can report `canceled`. */
 const CANCEL_WAIT_MS = 5_000;
+/** Predictions per page of the list (their outputs may be data URIs, so pages stay small). */
+const PAGE_SIZE = 20;
 
 type ModelParams = { owner: string; name: string };
 type IdParams = { id: string };
@@ -85,6 +87,22 @@ export function replicateRoutes(app: FastifyInstance, context: ServerContext): v
     return prediction;
   };
   const idSchema = { schema: { params: idParams('id') } };
+
+  // The list, newest first, PAGE_SIZE a page; `next` carries the offset of the following page as its cursor.
+  app.get<{ Querystring: { cursor?: string } }>(
+    '/v1/predictions',
+    { schema: { querystring: { type: 'object', properties: { cursor: { type: 'string', pattern: '^\\d{1,9}$' } } } } },
+    async (request) => {
+      const all = service.store.newestFirst();
+      const start = Number(request.query.cursor ?? 0);
+      const page = (offset: number) => `${baseUrl(context, request)}/v1/predictions?cursor=${offset}`;
+      return {
+        previous: start > 0 ? page(Math.max(start - PAGE_SIZE, 0)) : null,
+        next: start + PAGE_SIZE < all.length ? page(start + PAGE_SIZE) : null,
+        results: await Promise.all(all.slice(start, start + PAGE_SIZE).map(replicateView)),
+      };
+    },
+  );
 
   app.get<{ Params: IdParams }>('/v1/predictions/:id', idSchema, async (request) => replicateView(lookup(request)));
 
