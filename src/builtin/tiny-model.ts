@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CLIP_KIND } from '../models/text/clip-text.js';
 import { configFromDiffusers } from '../models/flux/config.js';
 import { expectedStoredShapes } from '../models/flux/layout.js';
@@ -20,6 +21,9 @@ import { randn } from '../pipeline/noise.js';
 import { writeSafetensors } from '../weights/safetensors-writer.js';
 import { writeTinySafetyPair } from './tiny-safety.js';
 import { writeClipTokenizer, writeT5Tokenizer, type UnigramPiece } from './tokenizer-files.js';
+
+/** The shipped weights of the built-in model (the same path from src/builtin/ and dist/builtin/). */
+export const BUILTIN_ASSETS = fileURLToPath(new URL('../../assets/builtin', import.meta.url));
 
 /** Bump when anything below changes: the folder name carries it, so old caches are not reused. */
 const VERSION = 'builtin-v2';

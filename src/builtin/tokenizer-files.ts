@@ -16,14 +16,29 @@ function byteChars(): string[] {
   return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable.includes(b) ? b : 256 + extra++));
 }
 
-/** Writes a small CLIP vocabulary: every byte alone and word-final, a few merges, the two special tokens. */
-export function writeClipTokenizer(folder: string): string {
+/**
+ * Left-to-right merges that make each (lower-case ASCII) word one token: `c i`, `ci r`, …, `circl e</w>`,
+ * ranked in the order of `words` (a later word's first merge, `g r` of grey, can split an earlier one's).
+ */
+function wordMerges(words: readonly string[]): string[] {
+  const merges = new Set<string>();
+  for (const word of words.map((w) => w.toLowerCase())) {
+    for (let i = 1; i < word.length; i++) merges.add(`${word.slice(0, i)} ${word[i]}${i === word.length - 1 ? '</w>' : ''}`);
+  }
+  return [...merges];
+}
+
+/**
+ * Writes a small CLIP vocabulary: every byte alone and word-final, the merges that make each of
+ * `words` one token (when no earlier word's merges split it), a few more, the two special tokens.
+ */
+export function writeClipTokenizer(folder: string, words: readonly string[] = []): string {
   mkdirSync(folder, { recursive: true });
   const vocab: Record<string, number> = {};
   for (const c of byteChars()) vocab[c] = Object.keys(vocab).length;
   for (const c of byteChars()) vocab[`${c}</w>`] = Object.keys(vocab).length;
-  const merges = ['h e', 'l l', 'he ll', 'hell o</w>', 'w o', 'wo r', 'wor l', 'worl d</w>'];
-  for (const m of merges) vocab[m.replace(' ', '')] = Object.keys(vocab).length;
+  const merges = [...new Set([...wordMerges(words), 'h e', 'l l', 'he ll', 'hell o</w>', 'w o', 'wo r', 'wor l', 'worl d</w>'])];
+  for (const m of merges) vocab[m.replace(' ', '')] ??= Object.keys(vocab).length;
   vocab['<|startoftext|>'] = Object.keys(vocab).length;
   vocab['<|endoftext|>'] = Object.keys(vocab).length;
   writeFileSync(join(folder, 'vocab.json'), JSON.stringify(vocab));
