@@ -4,8 +4,9 @@
  * a run takes effect when that run (one step) ends: the caller is released at once and the
  * result is dropped.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { disableEngineTelemetry } from '../config.js';
+import { startModuleWorker } from '../util/module-worker.js';
 import type { BuiltModel } from './graph.js';
 import { InferenceWorkerError, OnnxRuntimeError, RunCancelledError } from './errors.js';
 import type { SessionSettings } from './session-options.js';
@@ -29,15 +30,7 @@ interface Job {
 function spawnWorker(): Worker {
   // Before the worker loads onnxruntime-node (for library users; the CLI has done it on start).
   disableEngineTelemetry();
-  const here = import.meta.url;
-  if (here.endsWith('.ts')) {
-    // Running from TypeScript sources (tests, tsx): load the worker through tsx's loader.
-    const entry = new URL('./inference-worker.ts', here).href;
-    const tsx = import.meta.resolve('tsx/esm/api');
-    const code = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
-    return new Worker(code, { eval: true });
-  }
-  return new Worker(new URL('./inference-worker.js', here));
+  return startModuleWorker(import.meta.url, 'inference-worker');
 }
 
 function deserializeError(error: SerializedError): Error {

@@ -118,6 +118,8 @@ function sentenceOf(error: ErrorObject): string {
       return `${given} is above the maximum ${params.limit}`;
     case 'minLength':
       return 'must not be empty';
+    case 'maxLength':
+      return `has ${(error.data as string).length} characters, more than the maximum ${params.limit}`;
     case 'maxItems':
       return `has ${(error.data as unknown[]).length} items, more than the maximum ${params.limit}`;
     default:

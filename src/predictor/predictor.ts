@@ -20,6 +20,7 @@ import { FluxTransformer, type FluxPrecision } from '../models/flux/transformer.
 import { Vae } from '../models/vae/autoencoder.js';
 import { openVaeCheckpoint } from '../models/vae/checkpoint.js';
 import { CLIP_KIND } from '../models/text/clip-text.js';
+import { CLIP_LENGTH } from '../models/text/clip-tokenizer.js';
 import { openFluxCheckpoint } from '../models/flux/checkpoint.js';
 import { openTextEncoderCheckpoint } from '../models/text/checkpoint.js';
 import { LoraCache } from '../lora/cache.js';
@@ -284,6 +285,9 @@ export class Predictor {
       }));
     }
     const embeddings = await conditioner.encode(prompt, length, { signal });
+    const cut = [...(embeddings.truncated.clip ? [`CLIP ${CLIP_LENGTH}`] : []), ...(embeddings.truncated.t5 ? [`T5 ${length}`] : [])];
+    // As the reference, the encoders get the prompt's first tokens; said once per prediction.
+    if (cut.length > 0) log(`[!] The prompt is longer than the text encoders take: truncated to ${cut.join(' and ')} tokens`);
     return { t5: embeddings.t5, pooled: embeddings.pooled };
   }
 

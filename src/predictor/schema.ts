@@ -15,9 +15,14 @@ const LORA_SCALE =
 
 type Property = Record<string, unknown> & { 'x-order': number };
 
+/** Longest prompt accepted; longer ones are refused (422), shorter ones truncated to the encoders' limits as the reference does. */
+export const MAX_PROMPT_CHARACTERS = 20_000;
+
 const properties: Record<string, Property> = {
   prompt: {
     type: 'string',
+    // flux-lora's bound (the encoders take at most 512 T5 tokens, ~2,000 characters of English; see src/models/text/prompt-window.ts).
+    maxLength: MAX_PROMPT_CHARACTERS,
     title: 'Prompt',
     description:
       'Prompt for generated image. If you include the `trigger_word` used in the training process you are more likely to activate the trained object, style, or concept in the resulting image.',

@@ -10,8 +10,7 @@ import { NO_LOW_RANK, type LowRankState } from '../common/low-rank.js';
 import { T5Encoder, type T5Precision } from './t5-encoder.js';
 import type { InferenceWorker } from '../../onnx/runner.js';
 import { int64Tensor, type TensorData } from '../../onnx/tensor-data.js';
-import { ClipTokenizer } from './clip-tokenizer.js';
-import { T5Tokenizer } from './t5-tokenizer.js';
+import { PromptTokenizer } from './prompt-tokenizer.js';
 import { LruCache } from '../../util/lru-cache.js';
 
 export interface TextConditionerOptions {
@@ -34,8 +33,7 @@ export interface PromptEmbeddings {
 
 export class TextConditioner {
   private readonly cache: LruCache<string, PromptEmbeddings>;
-  private readonly t5Tokenizer: T5Tokenizer;
-  private readonly clipTokenizer: ClipTokenizer;
+  private readonly tokenizer: PromptTokenizer;
   private encoders: { t5: T5Encoder; clip: ClipTextEncoder } | null = null;
   /** Text-encoder state that changes embeddings (the active CLIP LoRAs); part of the cache key. */
   private state = '';
@@ -47,8 +45,7 @@ export class TextConditioner {
     private readonly options: TextConditionerOptions,
   ) {
     this.cache = new LruCache(options.cacheEntries ?? 32);
-    this.t5Tokenizer = T5Tokenizer.fromFolder(options.t5Tokenizer);
-    this.clipTokenizer = ClipTokenizer.fromFolder(options.clipTokenizer);
+    this.tokenizer = new PromptTokenizer({ t5: options.t5Tokenizer, clip: options.clipTokenizer });
   }
 
   get loaded(): boolean {
@@ -101,8 +98,7 @@ export class TextConditioner {
       return cached;
     }
     this.stats.misses++;
-    const t5Ids = this.t5Tokenizer.encode(prompt, t5Length);
-    const clipIds = this.clipTokenizer.encode(prompt);
+    const { t5: t5Ids, clip: clipIds } = await this.tokenizer.encode(prompt, t5Length);
     const encoders = await this.load();
     const t5 = await encoders.t5.encode(int64Tensor([1, t5Length], t5Ids.ids), options);
     const { pooled } = await encoders.clip.encode(int64Tensor([1, clipIds.ids.length], clipIds.ids), options);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InputValidationError, resolveInput } from '../../../src/predictor/inputs.js';
-import { INPUT_NAMES, INPUT_SCHEMA } from '../../../src/predictor/schema.js';
+import { INPUT_NAMES, INPUT_SCHEMA, MAX_PROMPT_CHARACTERS } from '../../../src/predictor/schema.js';
 import { roundSide, txt2imgSize } from '../../../src/predictor/sizing.js';
 
 function problems(input: unknown): { input: string; message: string }[] {
@@ -103,6 +103,13 @@ describe('resolving a request', () => {
     expect(resolveInput({ prompt: 'x', seed: 0 }).seed).toBe(0);
     expect(resolveInput({ prompt: 'x', seed: 4294967296 + 5 }).seed).toBe(5);
     expect(resolveInput({ prompt: 'x', seed: -5 }).seedRandom).toBe(true);
+  });
+
+  it('accepts prompts up to MAX_PROMPT_CHARACTERS (the encoders truncate them) and refuses longer ones naming prompt', () => {
+    expect(resolveInput({ prompt: 'x'.repeat(MAX_PROMPT_CHARACTERS) }).prompt).toHaveLength(MAX_PROMPT_CHARACTERS);
+    expect(problems({ prompt: 'x'.repeat(1_000_000) })).toEqual([
+      { input: 'prompt', message: `has 1000000 characters, more than the maximum ${MAX_PROMPT_CHARACTERS}` },
+    ]);
   });
 
   it('picks the mode and ignores the size inputs when an image is given', () => {
