@@ -13,7 +13,7 @@ Self-hosted FLUX.1 text-to-image with LoRAs, on onnxruntime.
 Commands:
   predict            run one prediction: flux-lora predict -i prompt="a photo of TOK" (see flux-lora predict --help)
   serve              serve predictions over HTTP: Cog's API and the Replicate API subset (see flux-lora serve --help)
-  schema             print the prediction input and output schemas (OpenAPI)
+  schema             print the prediction input and output schemas (OpenAPI; the inputs as a table: predict --help)
   eval <component>   evaluate one model component on a golden case file (see flux-lora eval --help)
 
 Options:
@@ -23,6 +23,12 @@ Options:
 Environment:
   FLUX_MODEL_DIR        FLUX.1 weights: a diffusers pipeline folder, several, or single files (without it: the built-in tiny model)
   FLUX_LORA_CACHE_DIR   quantized weights and the built-in model (default ~/.cache/flux-lora)
+`;
+
+const SCHEMA_HELP = `Usage: flux-lora schema
+
+Prints the prediction input and output schemas as an OpenAPI document (JSON), the way the server
+publishes them at /openapi.json. For a readable table of the inputs: flux-lora predict --help.
 `;
 
 function version(): string {
@@ -46,8 +52,9 @@ export async function main(argv: string[], out: Print, err: Print, context: Part
     } else if (command === 'serve') {
       return await serveCommand(rest, ctx, version());
     } else if (command === 'schema') {
-      if (rest.length > 0) throw new UsageError(`schema: unexpected argument "${rest[0]}"`);
-      out(`${JSON.stringify(openApiSchemaDocument(version()), null, 2)}\n`);
+      if (rest.length === 1 && (rest[0] === '-h' || rest[0] === '--help')) out(SCHEMA_HELP);
+      else if (rest.length > 0) throw new UsageError(`schema: unexpected argument "${rest[0]}"; see flux-lora schema --help`);
+      else out(`${JSON.stringify(openApiSchemaDocument(version()), null, 2)}\n`);
     } else if (command === 'eval') {
       await evalCommand(rest, out);
     } else {

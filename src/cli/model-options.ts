@@ -16,12 +16,16 @@ export const MODEL_OPTIONS = {
   'lora-dir': { type: 'string' },
 } as const;
 
-export const MODEL_OPTIONS_HELP = `  --model-dir <dir>           FLUX.1 weights (default: $FLUX_MODEL_DIR; with neither, the built-in tiny model)
+/** Help lines of the shared options; the LoRA folder and the disabled checker mean different things to `predict` and `serve`. */
+export const modelOptionsHelp = (text: {
+  loraDir: string;
+  disabled: string;
+}) => `  --model-dir <dir>           FLUX.1 weights (default: $FLUX_MODEL_DIR; with neither, the built-in tiny model)
   --memory-budget <GiB>       memory the loaded models may hold (default: 75% of RAM)
   --safety-checker <dir>      the diffusers safety_checker/ folder (default: $FLUX_SAFETY_CHECKER, else the weights folder's)
   --safety-classifier <dir>   the NSFW classifier's folder (default: $FLUX_SAFETY_CLASSIFIER, else nsfw_image_detection/ there)
-  --disable-safety-checker    run without a safety checker (requests must then set disable_safety_checker=true)
-  --lora-dir <dir>            %LORA_DIR%`;
+  --disable-safety-checker    run without a safety checker (${text.disabled})
+  --lora-dir <dir>            ${text.loraDir}`;
 
 export interface ModelOptionValues {
   'model-dir'?: string;

@@ -8,59 +8,34 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_IMAGE_SOURCE } from '../images/source.js';
 import { InputValidationError } from '../predictor/inputs.js';
+import { inputTableText } from '../predictor/input-table.js';
 import { Predictor, type PredictionResult, type Progress } from '../predictor/predictor.js';
-import { INPUT_SCHEMA } from '../predictor/schema.js';
 import type { CliContext } from './context.js';
-import { MODEL_OPTIONS, MODEL_OPTIONS_HELP, modelSettings } from './model-options.js';
+import { parseInputArgument } from './input-arguments.js';
+import { MODEL_OPTIONS, modelOptionsHelp, modelSettings } from './model-options.js';
 import { UsageError } from './usage-error.js';
 
 export const PREDICT_HELP = `Usage: flux-lora predict -i <name>=<value> [-i ...] [options]
 
-Runs one prediction and writes out-<i>.<ext> files. Inputs are those of the model's schema
-(flux-lora schema); for example -i prompt="a photo of TOK" -i num_outputs=2 -i seed=7.
+Runs one prediction and writes out-<i>.<ext> files; for example
+-i prompt="a photo of TOK" -i num_outputs=2 -i seed=7. The inputs are listed below.
 
 Options:
-  -i, --input <name>=<value>  an input (repeatable); image=@photo.png, mask=@mask.png and
-                              replicate_weights=@lora.safetensors read local files; loras='[{"weights":"…","scale":0.8}]'
+  -i, --input <name>=<value>  an input (repeatable); image, mask and every LoRA input (loras items too) read
+                              local files given as @path or as the path of an existing file: image=@photo.png,
+                              replicate_weights=lora.safetensors, loras='[{"weights":"@style.safetensors","scale":0.8}]'
   -o, --output-dir <dir>      where the images go (default: the current folder)
-${MODEL_OPTIONS_HELP.replace('%LORA_DIR%', 'the only folder local LoRA files may come from (default: $FLUX_LORA_DIR, else anywhere)')}
+${modelOptionsHelp({ loraDir: 'the only folder local LoRA files may come from (default: $FLUX_LORA_DIR, else anywhere)', disabled: 'this prediction is not checked' })}
   --json                      print the prediction object instead of the file paths
   -h, --help                  show this help
+
+Inputs (docs/input-table.md has the same table; flux-lora schema prints the JSON Schema):
+${inputTableText()}
 `;
 
 const BUILTIN_NOTICE =
   'flux-lora: no FLUX weights configured, so this runs the built-in tiny model: its images are not meaningful (random weights). ' +
   'Point FLUX_MODEL_DIR or --model-dir at FLUX.1-dev / FLUX.1-schnell weights to run the real model.\n';
-
-type Property = { type?: string; format?: string };
-const properties = INPUT_SCHEMA.properties as unknown as Record<string, Property>;
-/** Inputs that take a local file as `@path` on the command line: images, masks, LoRA weights. */
-const FILE_INPUTS = new Set([...Object.keys(properties).filter((n) => properties[n]?.format === 'uri'), 'replicate_weights', 'extra_lora']);
-
-/** `name=value` → a typed input; values that do not parse keep their text for the validator to report. */
-export function parseInputArgument(argument: string, cwd: string): [string, unknown] {
-  const eq = argument.indexOf('=');
-  if (eq <= 0) throw new UsageError(`predict: -i expects <name>=<value>, got "${argument}"`);
-  const name = argument.slice(0, eq);
-  const text = argument.slice(eq + 1);
-  const property = properties[name];
-  switch (property?.type) {
-    case 'integer':
-      return [name, /^[-+]?\d+$/.test(text) ? Number(text) : text];
-    case 'number':
-      return [name, text.trim() !== '' && Number.isFinite(Number(text)) ? Number(text) : text];
-    case 'boolean':
-      return [name, text === 'true' ? true : text === 'false' ? false : text];
-    case 'array':
-      try {
-        return [name, JSON.parse(text) as unknown];
-      } catch {
-        return [name, text];
-      }
-    default:
-      return [name, FILE_INPUTS.has(name) && text.startsWith('@') ? resolve(cwd, text.slice(1)) : text];
-  }
-}
 
 function parse(args: string[]) {
   try {
@@ -99,6 +74,8 @@ export async function predictCommand(args: string[], context: CliContext): Promi
     input[name] = value;
   }
   const settings = modelSettings('predict', values, context.env, '/');
+  // The CLI's user is the operator: the flag alone turns the checker off for this prediction.
+  if (settings.safety === 'disabled') input.disable_safety_checker ??= true;
   const logs: string[] = [];
   const log = (line: string) => {
     logs.push(line);

@@ -8,7 +8,7 @@ import { readEnvironment } from '../config.js';
 import { checkAuthPolicy } from '../server/auth.js';
 import { DEFAULT_SERVER_OPTIONS, startServer } from '../server/app.js';
 import type { CliContext } from './context.js';
-import { MODEL_OPTIONS, MODEL_OPTIONS_HELP, modelSettings } from './model-options.js';
+import { MODEL_OPTIONS, modelOptionsHelp, modelSettings } from './model-options.js';
 import { UsageError } from './usage-error.js';
 
 const D = DEFAULT_SERVER_OPTIONS;
@@ -19,26 +19,26 @@ Serves predictions over HTTP: Cog's prediction API at the root (POST /prediction
 the Replicate API subset under /v1 (new Replicate({ baseUrl: "http://HOST:PORT/v1" })).
 
 Options:
-  --host <address>          address to bind (default ${D.host}; any other needs --token or --no-auth)
-  --port <n>                port (default $PORT or ${D.port})
-${MODEL_OPTIONS_HELP.replace('%LORA_DIR%', 'a folder requests may name local LoRA files in (default: $FLUX_LORA_DIR; else none)')}
-  --model-name <owner/name> the only model the Replicate API answers to (default: any owner/name)
-  --token <token>           require "Authorization: Bearer <token>" (default: $FLUX_LORA_API_TOKEN)
-  --no-auth                 serve a non-loopback address without a token
-  --upload-url <url>        PUT output files to <url>/<prediction id>/<file> instead of answering data URIs
-  --public-url <url>        this server's URL as clients reach it (e.g. https://… behind a TLS proxy);
-                            Replicate API outputs then link to files served here
-  --queue-size <n>          predictions that may wait behind the running one (default ${D.queueSize})
-  --body-limit <MiB>        largest request body (default ${D.bodyLimitBytes / 2 ** 20})
-  --retention <seconds>     how long finished predictions and their files are kept (default ${D.retentionMs / 1000})
-  --max-retained <n>        finished predictions kept at most (default ${D.maxRetained})
-  --shutdown-timeout <s>    time accepted predictions get to finish on shutdown (default ${D.shutdownTimeoutMs / 1000})
-  --allow-private-networks  let image and LoRA URLs reach loopback and private addresses
-  --log-level <level>       fatal, error, warn, info, debug, trace or silent (default info)
-  -h, --help                show this help
+  --host <address>            address to bind (default ${D.host}; any other needs --token or --no-auth)
+  --port <n>                  port (default $PORT or ${D.port})
+${modelOptionsHelp({ loraDir: 'a folder requests may name local LoRA files in (default: $FLUX_LORA_DIR; else none)', disabled: 'requests must then set disable_safety_checker=true' })}
+  --model-name <owner/name>   the only model the Replicate API answers to (default: any owner/name)
+  --token <token>             require "Authorization: Bearer <token>" (default: $FLUX_LORA_API_TOKEN)
+  --no-auth                   serve a non-loopback address without a token
+  --upload-url <url>          PUT output files to <url>/<prediction id>/<file> instead of answering data URIs
+  --public-url <url>          this server's URL as clients reach it (e.g. https://… behind a TLS proxy);
+                              Replicate API outputs then link to files served here
+  --queue-size <n>            predictions that may wait behind the running one (default ${D.queueSize})
+  --body-limit <MiB>          largest request body (default ${D.bodyLimitBytes / 2 ** 20})
+  --retention <seconds>       how long finished predictions and their files are kept (default ${D.retentionMs / 1000})
+  --max-retained <n>          finished predictions kept at most (default ${D.maxRetained})
+  --shutdown-timeout <s>      time accepted predictions get to finish on shutdown (default ${D.shutdownTimeoutMs / 1000})
+  --allow-private-networks    let image and LoRA URLs reach loopback and private addresses
+  --log-level <level>         fatal, error, warn, info, debug, trace or silent (default info)
+  -h, --help                  show this help
 
 Environment:
-  WEBHOOK_AUTH_TOKEN        sent as "Authorization: Bearer <token>" with every webhook
+  WEBHOOK_AUTH_TOKEN          sent as "Authorization: Bearer <token>" with every webhook
 `;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

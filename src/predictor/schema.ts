@@ -9,9 +9,8 @@ export const ASPECT_RATIOS = ['1:1', '16:9', '21:9', '3:2', '2:3', '4:5', '5:4',
 export type AspectRatio = (typeof ASPECT_RATIOS)[number];
 
 const LORA_SOURCES =
-  "Load LoRA weights. Supports Replicate models in the format <owner>/<username> or <owner>/<username>/<version>, HuggingFace URLs in the format huggingface.co/<owner>/<model-name>, CivitAI URLs in the format civitai.com/models/<id>[/<model-name>], or arbitrary .safetensors URLs from the Internet. For example, 'fofr/flux-pixar-cars'";
-const LORA_SCALE =
-  "Determines how strongly the %s LoRA should be applied. Sane results between 0 and 1 for base inference. For go_fast we apply a 1.5x multiplier to this value; we've generally seen good performance when scaling the base value by that amount. You may still need to experiment to find the best value for your particular lora.";
+  'A LoRA to apply: a Replicate model (owner/name[/version]), a Hugging Face repo or file (huggingface.co/owner/repo[/file.safetensors]), a CivitAI model page or download URL, any .safetensors or .tar URL, a data: URI, or a local file where the operator allows it. "" means none.';
+const LORA_SCALE = 'Strength of %s, applied once: 0 turns it off, negative values invert it; go_fast multiplies it by 1.5.';
 
 type Property = Record<string, unknown> & { 'x-order': number };
 
@@ -24,43 +23,41 @@ const properties: Record<string, Property> = {
     // flux-lora's bound (the encoders take at most 512 T5 tokens, ~2,000 characters of English; see src/models/text/prompt-window.ts).
     maxLength: MAX_PROMPT_CHARACTERS,
     title: 'Prompt',
-    description:
-      'Prompt for generated image. If you include the `trigger_word` used in the training process you are more likely to activate the trained object, style, or concept in the resulting image.',
+    description: "What to draw. Include a LoRA's trigger word (for example TOK) to bring in what it was trained on.",
   },
   image: {
     type: 'string',
     format: 'uri',
     title: 'Image',
-    description: 'Input image for image to image or inpainting mode. If provided, aspect_ratio, width, and height inputs are ignored.',
+    description:
+      'An image to start from (img2img), or to repaint where `mask` is white (inpainting). Its size sets the output size; aspect_ratio, width, height and megapixels are then not used.',
   },
   mask: {
     type: 'string',
     format: 'uri',
     title: 'Mask',
-    description: 'Image mask for image inpainting mode. If provided, aspect_ratio, width, and height inputs are ignored.',
+    description: "With `image`: white areas are repainted, black areas kept. A mask of another size is resized to the image's (the log says so).",
   },
   aspect_ratio: {
     type: 'string',
     enum: [...ASPECT_RATIOS],
     default: '1:1',
     title: 'Aspect Ratio',
-    description: 'Aspect ratio for the generated image. If custom is selected, uses height and width below & will run in bf16 mode',
+    description: 'Shape of the output when there is no image; `custom` takes width and height.',
   },
   height: {
     type: 'integer',
     minimum: 256,
     maximum: 1440,
     title: 'Height',
-    description:
-      'Height of generated image. Only works if `aspect_ratio` is set to custom. Will be rounded to nearest multiple of 16. Incompatible with fast generation',
+    description: 'Output height in pixels with aspect_ratio=custom, rounded to the nearest multiple of 16; not used otherwise (the log says so).',
   },
   width: {
     type: 'integer',
     minimum: 256,
     maximum: 1440,
     title: 'Width',
-    description:
-      'Width of generated image. Only works if `aspect_ratio` is set to custom. Will be rounded to nearest multiple of 16. Incompatible with fast generation',
+    description: 'Output width in pixels with aspect_ratio=custom, rounded to the nearest multiple of 16; not used otherwise (the log says so).',
   },
   prompt_strength: {
     type: 'number',
@@ -68,23 +65,30 @@ const properties: Record<string, Property> = {
     maximum: 1,
     default: 0.8,
     title: 'Prompt Strength',
-    description: 'Prompt strength when using img2img. 1.0 corresponds to full destruction of information in image',
+    description: 'With an image: how much of it is repainted, from just above 0 (a light touch) to 1 (all of it).',
   },
   model: {
     type: 'string',
     enum: ['dev', 'schnell'],
     default: 'dev',
     title: 'Model',
-    description: 'Which model to run inference with. The dev model performs best with around 28 inference steps but the schnell model only needs 4 steps.',
+    description: 'dev (follows guidance_scale; 28 steps by default) or schnell (no guidance; 4 steps by default).',
   },
-  num_outputs: { type: 'integer', minimum: 1, maximum: 4, default: 1, title: 'Num Outputs', description: 'Number of outputs to generate' },
+  num_outputs: {
+    type: 'integer',
+    minimum: 1,
+    maximum: 4,
+    default: 1,
+    title: 'Num Outputs',
+    description: 'How many images to make; output i is the image that seed + i gives on its own.',
+  },
   num_inference_steps: {
     type: 'integer',
     minimum: 1,
     maximum: 50,
     default: 28,
     title: 'Num Inference Steps',
-    description: 'Number of denoising steps. More steps can give more detailed images, but take longer.',
+    description: 'Denoising steps: more are slower and can add detail. Default 28 for dev, 4 for schnell.',
   },
   guidance_scale: {
     type: 'number',
@@ -92,30 +96,45 @@ const properties: Record<string, Property> = {
     maximum: 10,
     default: 3,
     title: 'Guidance Scale',
-    description: 'Guidance scale for the diffusion process. Lower values can give more realistic images. Good values to try are 2, 2.5, 3 and 3.5',
+    description: 'How closely dev follows the prompt (2 to 3.5 works well; lower looks more natural). schnell ignores it.',
   },
-  seed: { type: 'integer', title: 'Seed', description: 'Random seed. Set for reproducible generation' },
-  output_format: { type: 'string', enum: [...OUTPUT_FORMATS], default: 'webp', title: 'Output Format', description: 'Format of the output images' },
+  seed: {
+    type: 'integer',
+    title: 'Seed',
+    description: 'Seed of the starting noise: the same seed and inputs give the same image. Absent or negative: random (the log prints it).',
+  },
+  output_format: { type: 'string', enum: [...OUTPUT_FORMATS], default: 'webp', title: 'Output Format', description: 'File format of the images.' },
   output_quality: {
     type: 'integer',
     minimum: 0,
     maximum: 100,
     default: 80,
     title: 'Output Quality',
-    description: 'Quality when saving the output images, from 0 to 100. 100 is best quality, 0 is lowest quality. Not relevant for .png outputs',
+    description: 'webp and jpg quality, from 0 (smallest file) to 100 (best); png ignores it.',
   },
-  disable_safety_checker: { type: 'boolean', default: false, title: 'Disable Safety Checker', description: 'Disable safety checker for generated images.' },
+  disable_safety_checker: {
+    type: 'boolean',
+    default: false,
+    title: 'Disable Safety Checker',
+    description: 'Return the images without running the safety checker on them.',
+  },
   go_fast: {
     type: 'boolean',
     default: false,
     title: 'Go Fast',
-    description: 'Run faster predictions with model optimized for speed (currently fp8 quantized); disable to run in original bf16',
+    description: 'Run with 8-bit weights: faster and lighter, slightly different images; works in every mode. LoRA strengths are multiplied by 1.5.',
   },
-  megapixels: { type: 'string', enum: ['1', '0.25'], default: '1', title: 'Megapixels', description: 'Approximate number of megapixels for generated image' },
+  megapixels: {
+    type: 'string',
+    enum: ['1', '0.25'],
+    default: '1',
+    title: 'Megapixels',
+    description: 'Output size for the preset aspect ratios: about 1 or 0.25 megapixels; not used with custom or an image.',
+  },
   replicate_weights: { type: 'string', title: 'Replicate Weights', description: LORA_SOURCES },
-  lora_scale: { type: 'number', minimum: -1, maximum: 3, default: 1, title: 'Lora Scale', description: LORA_SCALE.replace('%s', 'main') },
-  extra_lora: { type: 'string', title: 'Extra Lora', description: LORA_SOURCES },
-  extra_lora_scale: { type: 'number', minimum: -1, maximum: 3, default: 1, title: 'Extra Lora Scale', description: LORA_SCALE.replace('%s', 'extra') },
+  lora_scale: { type: 'number', minimum: -1, maximum: 3, default: 1, title: 'Lora Scale', description: LORA_SCALE.replace('%s', 'replicate_weights') },
+  extra_lora: { type: 'string', title: 'Extra Lora', description: 'A second LoRA, from any source replicate_weights accepts. "" means none.' },
+  extra_lora_scale: { type: 'number', minimum: -1, maximum: 3, default: 1, title: 'Extra Lora Scale', description: LORA_SCALE.replace('%s', 'extra_lora') },
   // flux-lora extension (not in the hosted schema): any number of LoRAs up to MAX_LORAS in all.
   loras: {
     type: 'array',

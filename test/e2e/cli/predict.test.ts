@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
-import { parseInputArgument } from '../../../src/cli/predict-command.js';
 import { INPUT_NAMES } from '../../../src/predictor/schema.js';
 import { SafetensorsFile } from '../../../src/weights/safetensors.js';
 import { expectAllClose, goldenPath } from '../../helpers/golden.js';
@@ -107,6 +106,25 @@ describe('flux-lora predict', () => {
     expect(readdirSync(join(cwd, 'results'))).toEqual(['out-0.png']);
   });
 
+  it("runs the README's image examples on the shipped example files (white in the mask is repainted)", async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain('-i image=@examples/photo.png -i mask=@examples/mask.png');
+    const photo = await sharp(join(ROOT, 'examples/photo.png')).metadata();
+    const mask = await sharp(join(ROOT, 'examples/mask.png')).raw().toBuffer({ resolveWithObject: true });
+    expect([mask.info.width, mask.info.height]).toEqual([photo.width, photo.height]);
+    expect(new Set(mask.data)).toEqual(new Set([0, 255]));
+    // As in the README: run from a folder holding examples/.
+    const cwd = workdir();
+    cpSync(join(ROOT, 'examples'), join(cwd, 'examples'), { recursive: true });
+    const r = await cli(
+      ['predict', '-i', 'prompt=a cat', '-i', 'image=@examples/photo.png', '-i', 'mask=@examples/mask.png', '-i', 'num_inference_steps=2'],
+      cwd,
+    );
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('[!] inpaint mode');
+    expect(r.stdout).toBe(`${join(cwd, 'out-0.webp')}\n`);
+  });
+
   it('reports invalid inputs by name with exit code 1 and writes nothing', async () => {
     const r = await cli(['predict', '-i', 'prompt=x', '-i', 'num_outputs=many', '-i', 'aspect_ratio=custom', '-i', 'width=300']);
     expect(r.code).toBe(1);
@@ -115,6 +133,18 @@ describe('flux-lora predict', () => {
     const json = await cli(['predict', '-i', 'prompt=x', '-i', 'seed=1.5', '--json']);
     expect(json.code).toBe(1);
     expect(JSON.parse(json.stdout)).toMatchObject({ status: 'failed', output: null, detail: [{ input: 'seed', message: '"1.5" is not a whole number' }] });
+  });
+
+  it('--disable-safety-checker alone runs without the checker: the CLI user is the operator', async () => {
+    const small = ['-i', 'prompt=x', '-i', 'aspect_ratio=custom', '-i', 'width=256', '-i', 'height=256', '-i', 'num_inference_steps=1'];
+    const r = await cli(['predict', ...small, '--disable-safety-checker']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${join(r.cwd, 'out-0.webp')}\n`);
+    expect(r.stderr).toContain('Safety checker: disabled');
+    expect(r.stderr).not.toContain('Total safe images');
+    const contradicted = await cli(['predict', ...small, '-i', 'disable_safety_checker=false', '--disable-safety-checker']);
+    expect(contradicted.code).toBe(1);
+    expect(contradicted.stderr).toContain('disable_safety_checker');
   });
 
   it('refuses malformed arguments as usage errors', async () => {
@@ -131,22 +161,6 @@ describe('flux-lora predict', () => {
     expect((await cli(['predict', '--help'])).stdout).toContain('Usage: flux-lora predict -i <name>=<value>');
     const missing = await cli(['predict', '-i', 'prompt=a'], workdir(), { FLUX_MODEL_DIR: join(tmp(), 'no-such-models') });
     expect(missing).toMatchObject({ code: 1, stderr: `flux-lora: model folder ${join(tmp(), 'no-such-models')}: no such folder\n` });
-  });
-
-  it('parses values by their schema type and leaves unparsable ones for validation', () => {
-    expect(parseInputArgument('seed=-3', '/x')).toEqual(['seed', -3]);
-    expect(parseInputArgument('guidance_scale=2.5', '/x')).toEqual(['guidance_scale', 2.5]);
-    expect(parseInputArgument('guidance_scale=', '/x')).toEqual(['guidance_scale', '']);
-    expect(parseInputArgument('go_fast=true', '/x')).toEqual(['go_fast', true]);
-    expect(parseInputArgument('go_fast=1', '/x')).toEqual(['go_fast', '1']);
-    expect(parseInputArgument('prompt=a=b', '/x')).toEqual(['prompt', 'a=b']);
-    expect(parseInputArgument('prompt=@me', '/x')).toEqual(['prompt', '@me']);
-    expect(parseInputArgument('mask=@m.png', '/x')).toEqual(['mask', '/x/m.png']);
-    expect(parseInputArgument('image=https://e.com/a.png', '/x')).toEqual(['image', 'https://e.com/a.png']);
-    expect(parseInputArgument('replicate_weights=@l.safetensors', '/x')).toEqual(['replicate_weights', '/x/l.safetensors']);
-    expect(parseInputArgument('extra_lora=fofr/flux-pixar-cars', '/x')).toEqual(['extra_lora', 'fofr/flux-pixar-cars']);
-    expect(parseInputArgument('loras=[{"weights":"a/b","scale":0.5}]', '/x')).toEqual(['loras', [{ weights: 'a/b', scale: 0.5 }]]);
-    expect(parseInputArgument('loras=[oops', '/x')).toEqual(['loras', '[oops']);
   });
 });
 
