@@ -42,7 +42,8 @@ export function cogOpenApiDocument(version: string): object {
     paths: {
       '/': { get: operation('Root', 'root__get', { 200: ok() }) },
       '/health-check': { get: operation('Healthcheck', 'healthcheck_health_check_get', { 200: ok() }) },
-      '/predictions': { post: predictOperation('Predict', 'predict_predictions_post', [PREFER]) },
+      // x-cog-streaming: `Accept: text/event-stream` answers an event stream (docs/http-api.md §A.6, §A.15).
+      '/predictions': { post: { ...predictOperation('Predict', 'predict_predictions_post', [PREFER]), 'x-cog-streaming': true } },
       '/predictions/{prediction_id}': {
         put: predictOperation('Predict Idempotent', 'predict_idempotent_predictions__prediction_id__put', [PREDICTION_ID, PREFER]),
       },

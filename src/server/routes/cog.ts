@@ -1,11 +1,12 @@
 /**
  * Cog's prediction contract at the root: discovery, health, schema, predictions (synchronous,
- * or `Prefer: respond-async` → 202), idempotent PUT, cancel and shutdown. A synchronous
+ * `Prefer: respond-async` → 202, or `Accept: text/event-stream` → an event stream), idempotent PUT, cancel and shutdown. A synchronous
  * prediction whose client disconnects is canceled (as coglet does).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { baseUrl, webhookSpec, type ServerContext } from '../context.js';
 import { sendError } from '../errors.js';
+import { streamPrediction } from '../event-stream.js';
 import { cogOpenApiDocument } from '../openapi.js';
 import type { OutputTarget } from '../outputs.js';
 import { COG_REQUEST_SCHEMA, idParams, type CogRequest } from '../request-schema.js';
@@ -33,13 +34,21 @@ function outputTarget(context: ServerContext, body: CogRequest): OutputTarget {
   return { kind: 'data-uri' };
 }
 
+/** Whether the request asks for an event stream (coglet matches each listed media type, ignoring parameters). */
+function wantsEventStream(request: FastifyRequest): boolean {
+  return (request.headers.accept ?? '').split(',').some((type) => type.split(';')[0]?.trim().toLowerCase() === 'text/event-stream');
+}
+
 async function predict(context: ServerContext, request: FastifyRequest, reply: FastifyReply, id: string | undefined) {
   const body = request.body as CogRequest;
   const respondAsync = request.headers.prefer === 'respond-async';
+  const streamed = wantsEventStream(request);
   const prediction = await context.service.create(
     { id, input: body.input ?? {}, api: 'cog', webhook: webhookSpec(body, request), output: outputTarget(context, body), baseUrl: baseUrl(context, request) },
-    respondAsync ? 'queued' : 'sync',
+    respondAsync || streamed ? 'queued' : 'sync',
   );
+  // As coglet: the stream follows the prediction, which runs on if the client goes (docs/http-api.md §A.6).
+  if (streamed) return streamPrediction(prediction, reply);
   if (respondAsync) return reply.code(202).send(await cogView(prediction));
   reply.raw.on('close', () => {
     if (!reply.raw.writableFinished) context.service.cancel(prediction);
@@ -76,13 +85,20 @@ export function cogRoutes(app: FastifyInstance, context: ServerContext): void {
 
   app.get('/openapi.json', publicRoute, async () => cogOpenApiDocument(context.version));
 
-  app.post('/predictions', { schema: { body: COG_REQUEST_SCHEMA } }, async (request, reply) => {
+  // Cog takes a missing body as an empty request, so its answer is the 422 that names the missing inputs.
+  const emptyBodyIsEmptyRequest = {
+    preValidation: async (request: FastifyRequest) => {
+      request.body ??= {};
+    },
+  };
+
+  app.post('/predictions', { schema: { body: COG_REQUEST_SCHEMA }, ...emptyBodyIsEmptyRequest }, async (request, reply) => {
     return predict(context, request, reply, (request.body as CogRequest).id ?? undefined);
   });
 
   app.put<{ Params: IdParams }>(
     '/predictions/:prediction_id',
-    { schema: { body: COG_REQUEST_SCHEMA, params: idParams('prediction_id') } },
+    { schema: { body: COG_REQUEST_SCHEMA, params: idParams('prediction_id') }, ...emptyBodyIsEmptyRequest },
     async (request, reply) => {
       const id = request.params.prediction_id;
       const bodyId = (request.body as CogRequest).id;

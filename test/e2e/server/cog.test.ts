@@ -92,8 +92,21 @@ describe('Cog contract: discovery, health and schema', () => {
     const { body } = await inject(server, 'GET', '/openapi.json');
     const schemas = (body.components as { schemas: Record<string, { properties: Record<string, unknown> }> }).schemas;
     expect(body.openapi).toBe('3.0.2');
-    for (const name of INPUT_NAMES) expect(schemas.Input?.properties[name], name).toEqual((INPUT_SCHEMA.properties as Record<string, unknown>)[name]);
-    expect(schemas.Input).toEqual(INPUT_SCHEMA);
+    const published = INPUT_SCHEMA.properties as Record<string, Record<string, unknown>>;
+    const choices = ['aspect_ratio', 'model', 'output_format', 'megapixels'];
+    expect(INPUT_NAMES.filter((name) => published[name]?.enum !== undefined)).toEqual(choices);
+    for (const name of INPUT_NAMES) {
+      const { type, enum: values, title, ...rest } = published[name] as Record<string, unknown>;
+      if (!choices.includes(name)) expect(schemas.Input?.properties[name], name).toEqual(published[name]);
+      else {
+        // Cog's form: the property refers to an enum component named like it (docs/http-api.md §A.15).
+        expect(schemas.Input?.properties[name], name).toEqual({ allOf: [{ $ref: `#/components/schemas/${name}` }], ...rest });
+        expect(schemas[name], name).toEqual({ title: name, description: 'An enumeration.', enum: values, type });
+        expect(title).toBeDefined();
+      }
+    }
+    expect({ ...schemas.Input, properties: undefined }).toEqual({ ...INPUT_SCHEMA, properties: undefined });
+    expect((body.paths as Record<string, { post: Record<string, unknown> }>)['/predictions']?.post['x-cog-streaming']).toBe(true);
     expect(schemas.Output).toEqual({ type: 'array', title: 'Output', items: { type: 'string', format: 'uri' } });
     expect(schemas.Status).toMatchObject({ enum: ['starting', 'processing', 'succeeded', 'failed', 'canceled'] });
     expect(Object.keys(body.paths as object).sort()).toEqual([
@@ -137,6 +150,34 @@ describe('Cog contract: predictions', () => {
     expect(detail.find((d) => d.loc[2] === 'prompt')).toMatchObject({ type: 'value_error.missing' });
     expect(detail.find((d) => d.loc[2] === 'output_format')?.msg).toContain('"webp", "jpg", "png"');
     expect(detail.find((d) => d.loc[2] === 'colour')?.msg).toBe('is not an input of this model');
+  });
+
+  it('a missing body, or one without input, is an empty request: 422 naming prompt (POST and PUT)', async () => {
+    for (const [method, path] of [
+      ['POST', '/predictions'],
+      ['PUT', '/predictions/empty-body'],
+    ] as const) {
+      for (const body of [undefined, {}, { input: null }]) {
+        const answer = await inject(server, method, path, body);
+        expect(answer.status, `${method} ${JSON.stringify(body)}`).toBe(422);
+        expect(answer.body.detail).toEqual([{ loc: ['body', 'input', 'prompt'], msg: 'is required', type: 'value_error.missing' }]);
+      }
+    }
+  });
+
+  it('Accept: text/event-stream answers the prediction as an event stream (logs, progress, output, done)', async () => {
+    const response = await fetch(`${server.url}/predictions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json;q=0.5, text/event-stream;charset=utf-8' },
+      body: JSON.stringify({ input: SMALL }),
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/event-stream');
+    const text = await response.text();
+    expect(text).toMatch(/^event: logs\ndata: Using seed: \d+$/m);
+    expect(text).toMatch(/^event: progress\ndata: \{"output"/m);
+    expect(text).toMatch(/^event: output\ndata: data:image\/webp;base64,/m);
+    expect(text.endsWith('event: done\ndata: {}\n\n')).toBe(true);
   });
 
   it('a prediction that fails answers 200 with status failed and the reason (image URLs obey the SSRF rules)', async () => {
