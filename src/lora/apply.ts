@@ -9,7 +9,7 @@
  * touching the base weights or the session; a strength change only rebinds s.
  */
 import type { LowRankState, LowRankUpdate } from '../models/common/low-rank.js';
-import { LoraError, type LoraLayer, type ParsedLora } from './formats.js';
+import { describeFormat, LoraError, type LoraLayer, type ParsedLora } from './formats.js';
 import type { LoraTargets, TargetPart } from './flux-targets.js';
 
 export interface ScaledLora {
@@ -113,7 +113,7 @@ export function resolveLoras(targets: LoraTargets, loras: readonly ScaledLora[],
         .slice(0, 5)
         .map((n) => `"${n}"`)
         .join(', ');
-      throw new LoraError(lora.label, `no tensor applies to this ${targets.label} (${lora.format} format; ${unmatched.length} tensors, e.g. ${sample})`);
+      throw new LoraError(lora.label, `no tensor applies to this ${targets.label} (${describeFormat(lora)}; ${unmatched.length} tensors, e.g. ${sample})`);
     }
     reports.push({ label: lora.label, format: lora.format, matchedTensors, unmatched });
   }

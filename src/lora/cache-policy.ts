@@ -7,7 +7,7 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { readEnvironment } from '../config.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, type SafeFetchOptions } from '../net/safe-fetch.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
-import { errorDetail } from './source-errors.js';
+import { invalidSafetensorsDetail } from './source-errors.js';
 import { DEFAULT_LORA_HOSTS, describeSource, LoraSourceError, type LoraHosts } from './sources.js';
 
 /** The cache's options with every default filled in. */
@@ -127,7 +127,7 @@ export async function allowedLocalFile(localRoot: string | null, input: string, 
   try {
     await SafetensorsFile.open(real);
   } catch (error) {
-    return fail(`is not a valid .safetensors file: ${errorDetail(error)}`);
+    return fail(`is ${invalidSafetensorsDetail(error)}`);
   }
   return real;
 }

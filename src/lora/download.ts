@@ -10,7 +10,7 @@ import { RunCancelledError } from '../onnx/errors.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 import { extractSingleSafetensors } from './archive.js';
 import { fetchOptions, type CacheSettings } from './cache-policy.js';
-import { errorDetail } from './source-errors.js';
+import { invalidSafetensorsDetail } from './source-errors.js';
 import type { Plan } from './source-plan.js';
 
 const PARTIAL_PREFIX = '.partial-';
@@ -65,7 +65,7 @@ export async function downloadVerified<T>(plan: Plan, settings: CacheSettings, s
     try {
       await SafetensorsFile.open(partial);
     } catch (error) {
-      throw new Error(`the downloaded file is not a valid .safetensors file: ${errorDetail(error)}`);
+      throw new Error(`the downloaded file is ${invalidSafetensorsDetail(error)}`);
     }
     const stored = await store(partial);
     log(`Downloaded weights in ${((performance.now() - started) / 1000).toFixed(2)}s`);

@@ -112,6 +112,14 @@ function peftAlpha(metadata: Record<string, string>, module: string): number | u
   }
 }
 
+/**
+ * The format a parsed LoRA was read as, for messages: a file without a single down/up pair is no
+ * LoRA of any format (the format detection falls back to BFL names), so it is described as such.
+ */
+export function describeFormat(lora: ParsedLora): string {
+  return lora.layers.length === 0 ? 'no LoRA down/up weight pairs in it' : `${lora.format} format`;
+}
+
 export async function parseLora(source: TensorSource, label: string): Promise<ParsedLora> {
   const names = source.names();
   const format = detectFormat(names);

@@ -46,6 +46,12 @@ export function errorDetail(error: unknown): string {
   return (error as Error).message;
 }
 
+/** Why a file is not usable safetensors, saying so first: "not a safetensors file: …" or "not a valid .safetensors file: …". */
+export function invalidSafetensorsDetail(error: unknown): string {
+  const detail = errorDetail(error);
+  return detail.startsWith('not a safetensors file') ? detail : `not a valid .safetensors file: ${detail}`;
+}
+
 /** A failure as the LoraSourceError the user sees, with the reference's messages for HTTP answers. */
 export function sourceFailure(input: string, value: string, error: unknown, traits: SourceTraits): Error {
   if (error instanceof LoraSourceError || error instanceof RunCancelledError) return error;

@@ -6,7 +6,7 @@
  */
 import { combineLoras, keptArrays, resolveLoras, stackLoras, type LoraLoadReport, type ResolvedLoras, type ScaledLora } from '../lora/apply.js';
 import { ClipLoraTargets, FluxLoraTargets } from '../lora/flux-targets.js';
-import { LoraError, parseLora, type ParsedLora } from '../lora/formats.js';
+import { describeFormat, LoraError, parseLora, type ParsedLora } from '../lora/formats.js';
 import type { ClipTextConfig } from '../models/text/clip-text.js';
 import type { FluxConfig } from '../models/flux/config.js';
 import { NO_LOW_RANK, type LowRankState } from '../models/common/low-rank.js';
@@ -138,7 +138,7 @@ function report(lora: PreparedLora, flux: LoraLoadReport, clip: LoraLoadReport, 
     throw new InputValidationError([
       {
         input: lora.input,
-        message: `no tensor of this LoRA applies to FLUX.1 or its CLIP text encoder (${lora.lora.format} format; ${unmatched.length} tensors, e.g. ${sample})`,
+        message: `no tensor of this LoRA applies to FLUX.1 or its CLIP text encoder (${describeFormat(lora.lora)}; ${unmatched.length} tensors, e.g. ${sample})`,
       },
     ]);
   }

@@ -39,6 +39,9 @@ export interface TensorSource {
   readInt64(name: string): Promise<BigInt64Array>;
 }
 
+/** How a file whose framing is not safetensors at all is described first, before the detail (a corrupt or other kind of file). */
+const NOT_SAFETENSORS = 'not a safetensors file';
+
 /** Headers above this are refused (the reference implementation's cap). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
@@ -60,9 +63,10 @@ function parseHeader(
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (error) {
-    throw new SafetensorsError(file, `header is not valid UTF-8 JSON (${(error as Error).message})`);
+    throw new SafetensorsError(file, `${NOT_SAFETENSORS}: its header is not valid UTF-8 JSON (${(error as Error).message})`);
   }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError(file, 'header is not a JSON object');
+  if (header === null || typeof header !== 'object' || Array.isArray(header))
+    throw new SafetensorsError(file, `${NOT_SAFETENSORS}: its header is not a JSON object`);
   const metadata: Record<string, string> = {};
   const tensors = new Map<string, Omit<TensorInfo, 'file' | 'offset'> & { begin: number }>();
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
@@ -189,13 +193,15 @@ export class SafetensorsFile implements TensorSource {
       if (error instanceof SafetensorsError) throw error;
       throw new SafetensorsError(file, fsDetail(error));
     }
-    if (size < 8) throw new SafetensorsError(file, `file is ${size} bytes, too short for a safetensors header`);
+    if (size < 8) throw new SafetensorsError(file, `${NOT_SAFETENSORS}: it is ${size} bytes, too short for a safetensors header`);
     const prefix = await readRange(file, '(header length)', 0, 8);
     const headerLength = new DataView(prefix.buffer).getBigUint64(0, true);
-    if (headerLength > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(file, `header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
-    if (headerLength > BigInt(size - 8)) throw new SafetensorsError(file, `header length ${headerLength} runs past the end of the ${size}-byte file`);
+    if (headerLength > BigInt(MAX_HEADER_BYTES))
+      throw new SafetensorsError(file, `${NOT_SAFETENSORS}: its first 8 bytes give a header length of ${headerLength}, above the ${MAX_HEADER_BYTES}-byte cap`);
+    if (headerLength > BigInt(size - 8))
+      throw new SafetensorsError(file, `${NOT_SAFETENSORS}: its first 8 bytes give a header length of ${headerLength}, past the end of the ${size}-byte file`);
     const n = Number(headerLength);
-    if (n < 2) throw new SafetensorsError(file, `header length ${n} is too short for a JSON object`);
+    if (n < 2) throw new SafetensorsError(file, `${NOT_SAFETENSORS}: its first 8 bytes give a header length of ${n}, too short for a JSON object`);
     const { tensors, metadata } = parseHeader(file, await readRange(file, '(header)', 8, n), size - 8 - n);
     const infos = new Map<string, TensorInfo>();
     for (const [name, t] of tensors) {

@@ -142,7 +142,7 @@ describe('LoRA formats against the golden LoRA cases', () => {
     const t5 = await parseLora(await SafetensorsFile.open(goldenPath('t5_weights.safetensors')), 't5_weights.safetensors');
     expect(() => combineLoras(targets, [{ lora: t5, scale: 1 }])).toThrow(LoraError);
     expect(() => combineLoras(targets, [{ lora: t5, scale: 1 }])).toThrow(
-      /LoRA t5_weights\.safetensors: no tensor applies to this FLUX transformer \(bfl format; 22 tensors, e\.g\. "encoder\./,
+      /LoRA t5_weights\.safetensors: no tensor applies to this FLUX transformer \(no LoRA down\/up weight pairs in it; 22 tensors, e\.g\. "encoder\./,
     );
     const peft = await lora('lora_peft_r4.safetensors');
     const partial = { ...peft, layers: peft.layers.map((l, i) => (i === 0 ? { ...l, module: 'not_a_module' } : l)) };
