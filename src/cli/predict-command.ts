@@ -58,7 +58,10 @@ function progressLine(p: Progress): string {
   const width = 30;
   const filled = Math.round((p.step / p.total) * width);
   const output = p.outputs > 1 ? `output ${p.output + 1}/${p.outputs} ` : '';
-  return `${output}${'█'.repeat(filled)}${'·'.repeat(width - filled)} ${p.step}/${p.total} [${(p.elapsedMs / 1000).toFixed(1)}s]`;
+  // Steps per second so far and the time the remaining steps of this output take at that rate.
+  const perSecond = p.elapsedMs > 0 ? (p.step * 1000) / p.elapsedMs : 0;
+  const eta = perSecond > 0 ? ` ETA ${((p.total - p.step) / perSecond).toFixed(1)}s,` : '';
+  return `${output}${'█'.repeat(filled)}${'·'.repeat(width - filled)} ${p.step}/${p.total} [${(p.elapsedMs / 1000).toFixed(1)}s,${eta} ${perSecond.toFixed(2)} it/s]`;
 }
 
 export async function predictCommand(args: string[], context: CliContext): Promise<number> {
@@ -111,6 +114,7 @@ export async function predictCommand(args: string[], context: CliContext): Promi
     context.offInterrupt(stop);
     await predictor.close();
   }
+  log(`Total time: ${result.metrics.predict_time.toFixed(2)}s`);
   if (values.json) {
     const prediction = {
       status: 'succeeded',

@@ -84,10 +84,15 @@ export interface PipelineResult {
   outputs: PipelineOutput[];
 }
 
-/** Output i draws from seed + i (mod 2³²); image modes draw the posterior sample first, then the noise, from one generator as diffusers does. */
+/** The seed output `index` draws from: seed + index (mod 2³²), so it is the image that seed gives alone (docs/decisions.md). */
+export function outputSeed(seed: number, index: number): number {
+  return (seed + index) % 2 ** 32;
+}
+
+/** Output i draws from outputSeed(seed, i); image modes draw the posterior sample first, then the noise, from one generator as diffusers does. */
 export function seededNoise(seed: number, draw: (seed: number, count: number) => Float32Array): NoiseSource {
   return (index, count, posterior) => {
-    const draws = draw((seed + index) % 2 ** 32, posterior ? 2 * count : count);
+    const draws = draw(outputSeed(seed, index), posterior ? 2 * count : count);
     return { noise: draws.subarray(draws.length - count), ...(posterior ? { posterior: draws.subarray(0, count) } : {}) };
   };
 }

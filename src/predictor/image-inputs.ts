@@ -31,6 +31,9 @@ export async function prepareImageInputs(
   log(`Input image size: ${decoded.width}x${decoded.height}`);
   const { width, height } = sizeForInputImage(decoded.width, decoded.height);
   if (width !== decoded.width || height !== decoded.height) log(`[!] Resizing input image from ${decoded.width}x${decoded.height} to ${width}x${height}`);
+  if (maskImage !== undefined && (maskImage.width !== decoded.width || maskImage.height !== decoded.height)) {
+    log(`[!] The mask is ${maskImage.width}x${maskImage.height}, the image ${decoded.width}x${decoded.height}: resizing the mask to the image`);
+  }
   const resized = await resizeLanczos(decoded, width, height);
   return {
     width,

@@ -69,6 +69,21 @@ export interface ResolvedInput {
   goFast: boolean;
   /** Requested LoRAs in application order, each with the input it came from and its strength. */
   loras: { input: string; source: string; scale: number }[];
+  /** Inputs given but not used, one log line each (`[!] …`): a silent change would surprise. */
+  unused: string[];
+}
+
+/** Inputs that were given but have no effect with the others, said once in the log. */
+function unusedInputs(raw: RawInput): string[] {
+  const sizeInputs = (['width', 'height'] as const).filter((side) => raw[side] !== undefined);
+  if (raw.image !== undefined) {
+    const given = [...(raw.aspect_ratio !== '1:1' ? ['aspect_ratio'] : []), ...sizeInputs];
+    return given.length === 0 ? [] : [`[!] ${given.join(', ')} not used: the output takes the input image's size`];
+  }
+  if (raw.aspect_ratio !== 'custom' && sizeInputs.length > 0) {
+    return [`[!] ${sizeInputs.join(' and ')} not used: aspect_ratio is "${raw.aspect_ratio}" (set aspect_ratio=custom to choose the size)`];
+  }
+  return [];
 }
 
 // `uri` inputs are checked by the readers that fetch them (data URIs, http(s), files where allowed).
@@ -191,5 +206,6 @@ export function resolveInput(request: unknown): ResolvedInput {
     disableSafetyChecker: raw.disable_safety_checker,
     goFast: raw.go_fast,
     loras,
+    unused: unusedInputs(raw),
   };
 }

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { defaultCacheDir } from '../config.js';
+import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ensureBuiltinModel } from '../builtin/tiny-model.js';
@@ -15,6 +16,7 @@ import { encodeImage, outputName } from '../images/encode.js';
 import { DEFAULT_IMAGE_SOURCE, type ImageSourceOptions } from '../images/source.js';
 import type { RgbImage } from '../images/decode.js';
 import { tensorToImage } from '../images/tensors.js';
+import { displayPath } from '../util/display-path.js';
 import { SafetyChecker, type SafetyPaths } from '../pipeline/safety-checker.js';
 import { FluxTransformer, type FluxPrecision } from '../models/flux/transformer.js';
 import { Vae } from '../models/vae/autoencoder.js';
@@ -28,7 +30,7 @@ import type { LoraCacheOptions } from '../lora/cache-policy.js';
 import type { VaeConfig } from '../models/vae/config.js';
 import { RunCancelledError } from '../onnx/errors.js';
 import { InferenceWorker } from '../onnx/runner.js';
-import { runFluxPipeline, seededNoise, type TextConditioning } from '../pipeline/flux-pipeline.js';
+import { outputSeed, runFluxPipeline, seededNoise, type TextConditioning } from '../pipeline/flux-pipeline.js';
 import { randn } from '../pipeline/noise.js';
 import { TextConditioner } from '../models/text/conditioner.js';
 import { ModelAssetsError, resolveModelAssets, type ModelAssets, type PipelineAssets, type Variant } from './assets.js';
@@ -154,7 +156,9 @@ export class Predictor {
       );
     }
     options.log?.(
-      safety === 'disabled' ? 'Safety checker: disabled for this server by its operator' : `Safety checker: ${safety.checker} + ${safety.classifier}`,
+      safety === 'disabled'
+        ? 'Safety checker: disabled for this server by its operator'
+        : `Safety checker: ${displayPath(safety.checker)} + ${displayPath(safety.classifier)}`,
     );
     return new Predictor(assets, safety, options, cacheDir);
   }
@@ -279,10 +283,11 @@ export class Predictor {
     if (!conditioner.cached(prompt, length)) {
       const bytes = (await this.estimate(pipeline.t5, precision)) + (await this.estimate(pipeline.clip, 'exact'));
       const loaded = conditioner;
-      // The encoders themselves load inside encode(); the pool accounts for them and releases them when evicted.
-      await this.pool.acquire(key, `text encoders (${precision === 'int8' ? 'T5 8-bit' : 'T5'} + CLIP)`, bytes, log, async () => ({
-        release: () => loaded.release(),
-      }));
+      // The pool times the load, accounts for the encoders and releases them when evicted.
+      await this.pool.acquire(key, `text encoders (${precision === 'int8' ? 'T5 8-bit' : 'T5'} + CLIP)`, bytes, log, async () => {
+        await loaded.load();
+        return { release: () => loaded.release() };
+      });
     }
     const embeddings = await conditioner.encode(prompt, length, { signal });
     const cut = [...(embeddings.truncated.clip ? [`CLIP ${CLIP_LENGTH}`] : []), ...(embeddings.truncated.t5 ? [`T5 ${length}`] : [])];
@@ -343,8 +348,14 @@ export class Predictor {
     });
     if (requested.length > 0) log(`Loaded LoRAs in ${(timer.lora / 1000).toFixed(2)}s`);
     log(`Using seed: ${input.seed}`);
+    if (input.numOutputs > 1) {
+      log(
+        `Seeds per output: ${Array.from({ length: input.numOutputs }, (_, i) => `${outputName(i, input.outputFormat)} ${outputSeed(input.seed, i)}`).join(', ')}`,
+      );
+    }
     log(`Prompt: ${input.prompt}`);
     log(`[!] ${input.mode} mode`);
+    input.unused.forEach((line) => log(line));
     let prepared: PreparedImage | undefined;
     if (input.image !== undefined) {
       const source = { ...DEFAULT_IMAGE_SOURCE, maxPixels: DEFAULT_MAX_PIXELS, ...this.options.imageSource };
@@ -388,7 +399,7 @@ export class Predictor {
       encoded.push({ name: outputName(i, input.outputFormat), bytes });
     }
     checkCancelled('the prediction (before writing outputs)');
-    const files = await writeOutputs(options.outputDir, encoded);
+    const files = await writeOutputs(options.outputDir, encoded, log);
     const seconds = (ms: number) => Math.round(ms) / 1000;
     return {
       files,
@@ -437,15 +448,21 @@ export class Predictor {
   }
 }
 
-/** Writes every file or none: each goes to a temp name first, then all are renamed into place. */
-async function writeOutputs(dir: string, outputs: { name: string; bytes: Buffer }[]): Promise<string[]> {
+/**
+ * Writes every file or none: each goes to a temp name first, then all are renamed into place.
+ * A file of the same name is replaced, and the log says so (docs/decisions.md "output names").
+ */
+async function writeOutputs(dir: string, outputs: { name: string; bytes: Buffer }[], log: Log): Promise<string[]> {
   const folder = resolve(dir);
   await mkdir(folder, { recursive: true });
   const tag = randomBytes(4).toString('hex');
   const staged = outputs.map((o) => ({ temp: join(folder, `.${o.name}.${tag}.partial`), final: join(folder, o.name), bytes: o.bytes }));
   try {
     for (const s of staged) await writeFile(s.temp, s.bytes);
-    for (const s of staged) await rename(s.temp, s.final);
+    for (const s of staged) {
+      if (existsSync(s.final)) log(`Replacing the existing ${displayPath(s.final)}`);
+      await rename(s.temp, s.final);
+    }
   } finally {
     await Promise.all(staged.map((s) => rm(s.temp, { force: true })));
   }

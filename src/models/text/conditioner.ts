@@ -62,7 +62,8 @@ export class TextConditioner {
     if (this.encoders !== null) await this.encoders.clip.setLowRank(state);
   }
 
-  private async load(): Promise<{ t5: T5Encoder; clip: ClipTextEncoder }> {
+  /** Loads both encoders now (encode() loads them when needed; the predictor loads them first to time and account for them). */
+  async load(): Promise<{ t5: T5Encoder; clip: ClipTextEncoder }> {
     if (this.encoders === null) {
       const t5 = await T5Encoder.load(this.worker, this.options.t5, { precision: this.options.t5Precision ?? 'exact', cacheDir: this.options.cacheDir });
       const clip = await ClipTextEncoder.load(this.worker, this.options.clip);

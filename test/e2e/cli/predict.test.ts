@@ -125,6 +125,33 @@ describe('flux-lora predict', () => {
     expect(r.stdout).toBe(`${join(cwd, 'out-0.webp')}\n`);
   });
 
+  it('says in the log what it changes or ignores: seeds per output, unused sizes, a resized mask, replaced files, speed and total time', async () => {
+    const cwd = workdir();
+    const small = ['-i', 'prompt=x', '-i', 'num_inference_steps=2', '-i', 'seed=4294967295', '-i', 'megapixels=0.25'];
+    const first = await cli(['predict', ...small, '-i', 'num_outputs=2', '-i', 'width=300'], cwd);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toContain('Seeds per output: out-0.webp 4294967295, out-1.webp 0\n');
+    expect(first.stderr).toContain('[!] width not used: aspect_ratio is "1:1" (set aspect_ratio=custom to choose the size)\n');
+    expect(first.stderr).toMatch(/^output 2\/2 [█·]+ 2\/2 \[\d+\.\ds, ETA 0\.0s, \d+\.\d\d it\/s\]$/m);
+    expect(first.stderr).toMatch(/^Total time: \d+\.\d\ds$/m);
+    expect(first.stderr).not.toContain('Replacing');
+    // The same names again: the files are replaced, and the log says so.
+    const again = await cli(['predict', ...small], cwd);
+    expect(again.stderr).toContain(`Replacing the existing ${join(cwd, 'out-0.webp')}\n`);
+    expect(again.stderr).not.toContain('Seeds per output');
+    // A mask of another size than the image is resized to it, once said.
+    await sharp({ create: { width: 20, height: 10, channels: 3, background: '#ffffff' } })
+      .png()
+      .toFile(join(cwd, 'mask.png'));
+    await sharp({ create: { width: 40, height: 30, channels: 3, background: '#336699' } })
+      .png()
+      .toFile(join(cwd, 'in.png'));
+    const inpaint = await cli(['predict', ...small, '-i', 'image=in.png', '-i', 'mask=mask.png', '-i', 'height=512', '-o', 'inpaint'], cwd);
+    expect(inpaint.code).toBe(0);
+    expect(inpaint.stderr).toContain('[!] The mask is 20x10, the image 40x30: resizing the mask to the image\n');
+    expect(inpaint.stderr).toContain("[!] height not used: the output takes the input image's size\n");
+  });
+
   it('reports invalid inputs by name with exit code 1 and writes nothing', async () => {
     const r = await cli(['predict', '-i', 'prompt=x', '-i', 'num_outputs=many', '-i', 'aspect_ratio=custom', '-i', 'width=300']);
     expect(r.code).toBe(1);

@@ -190,6 +190,17 @@ describe('resolving a request', () => {
     });
   });
 
+  it('names the inputs that are given but not used, for the log', () => {
+    expect(resolveInput({ prompt: 'x' }).unused).toEqual([]);
+    expect(resolveInput({ prompt: 'x', aspect_ratio: 'custom', width: 512, height: 512 }).unused).toEqual([]);
+    expect(resolveInput({ prompt: 'x', aspect_ratio: '16:9', width: 512, height: 600 }).unused).toEqual([
+      '[!] width and height not used: aspect_ratio is "16:9" (set aspect_ratio=custom to choose the size)',
+    ]);
+    expect(resolveInput({ prompt: 'x', image: 'https://e.com/a.png', aspect_ratio: '4:3', height: 600 }).unused).toEqual([
+      "[!] aspect_ratio, height not used: the output takes the input image's size",
+    ]);
+  });
+
   it('treats "" as not given for the optional text inputs (forms send every field)', () => {
     const resolved = resolveInput({ prompt: 'x', image: '', mask: '', replicate_weights: '', extra_lora: '' });
     expect(resolved.mode).toBe('txt2img');
