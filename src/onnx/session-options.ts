@@ -15,7 +15,16 @@ export interface SessionSettings {
   prepack?: boolean;
   /** ORT's CPU memory arena (default on). Off suits one-shot graphs with large transient activations. */
   memoryArena?: boolean;
+  /**
+   * Whether onnxruntime prints its own error lines on stderr (default on). Off for sessions whose
+   * failures the caller expects: the error still comes back as an OnnxRuntimeError.
+   */
+  engineErrorLog?: boolean;
 }
+
+/** onnxruntime's log severities: 3 = errors and worse, 4 = fatal only. */
+const LOG_ERRORS = 3;
+const LOG_FATAL_ONLY = 4;
 
 export interface ModelLoadInfo {
   externalDataFolder: string | null;
@@ -42,7 +51,7 @@ export function sessionOptions(model: ModelLoadInfo, settings: SessionSettings =
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     enableCpuMemArena: settings.memoryArena ?? true,
-    logSeverityLevel: 3,
+    logSeverityLevel: settings.engineErrorLog === false ? LOG_FATAL_ONLY : LOG_ERRORS,
     extra,
   };
 }
