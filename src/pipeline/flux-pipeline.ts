@@ -14,6 +14,7 @@ import { vaeScaleFactor, type VaeConfig } from '../models/vae/config.js';
 import { RunCancelledError } from '../onnx/errors.js';
 import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
 import { denoise, noisedLatents, type StepInfo } from './denoise.js';
+import { cropImage, extendImage, extendMask, workingGrid } from './grid.js';
 import { imageIds, pack, packedMask, posteriorLatent, unpack } from './latents.js';
 import { img2imgStart, sigmas } from './schedule.js';
 
@@ -48,7 +49,7 @@ export type NoiseSource = (index: number, count: number, posterior: boolean) => 
 export type PipelineStage = 'denoise' | 'decode';
 
 export interface PipelineRequest {
-  /** Image size in pixels (a multiple of twice the VAE factor). */
+  /** Image size in pixels (drawn on the covering grid of twice the VAE factor, then cropped: ./grid.ts). */
   width: number;
   height: number;
   numOutputs: number;
@@ -104,17 +105,18 @@ export async function runFluxPipeline(models: PipelineModels, request: PipelineR
     if (signal?.aborted) throw new RunCancelledError(`the prediction (before ${before})`);
   };
 
-  // 1. Latent geometry from the VAE's config (docs/flux-math.md §4.4).
+  // 1. Latent geometry from the VAE's config (docs/flux-math.md §4.4), on the covering grid.
   const factor = vaeScaleFactor(models.vaeConfig);
   const channels = models.vaeConfig.latentChannels;
-  const [h, w] = [request.height / factor, request.width / factor];
+  const grid = workingGrid(request.width, request.height, 2 * factor);
+  const [h, w] = [grid.height / factor, grid.width / factor];
   const count = channels * h * w;
 
   // 2. Image modes: the input image's posterior, once for every output (§4.8).
   let posterior: { mean: Float32Array; logvar: Float32Array } | undefined;
   if (request.image !== undefined) {
     const vae = await models.vae();
-    const pixels = request.image.pixels;
+    const pixels = extendImage(request.image.pixels, grid);
     const moments = await stage('decode', () => vae.encode(pixels, { signal }));
     posterior = { mean: moments.mean.data as Float32Array, logvar: moments.logvar.data as Float32Array };
   }
@@ -127,7 +129,10 @@ export async function runFluxPipeline(models: PipelineModels, request: PipelineR
   const transformer = await models.transformer();
   const schedule = sigmas(request.steps, (h / 2) * (w / 2), transformer.config.guidanceEmbed ? 'dev' : 'schnell');
   const startIndex = request.image === undefined ? 0 : img2imgStart(request.steps, request.image.strength);
-  const mask = request.image?.mask === undefined ? undefined : packedMask(request.image.mask, request.width, request.height, factor, channels);
+  const mask =
+    request.image?.mask === undefined
+      ? undefined
+      : packedMask(extendMask(request.image.mask, request.width, request.height, grid), grid.width, grid.height, factor, channels);
 
   // 5–6. Per output: its starting latents, then the denoising loop (§4.3, §4.6, §4.9).
   const latents: Omit<PipelineOutput, 'image'>[] = [];
@@ -165,7 +170,8 @@ export async function runFluxPipeline(models: PipelineModels, request: PipelineR
   for (const output of latents) {
     checkCancelled('decoding');
     const unpacked = float32Tensor([1, channels, h, w], unpack(output.latents, 1, channels, h, w));
-    outputs.push({ ...output, image: await stage('decode', () => vae.decode(unpacked, { signal })) });
+    const decoded = await stage('decode', () => vae.decode(unpacked, { signal }));
+    outputs.push({ ...output, image: cropImage(decoded, request.width, request.height) });
   }
   return { sigmas: schedule, startIndex, ...(mask === undefined ? {} : { mask }), outputs };
 }
