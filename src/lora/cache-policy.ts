@@ -1,9 +1,10 @@
 /**
  * What the LoRA cache may do, read once from its options: the hosts it talks to, the tokens it
- * sends, the network limits of every request, and the rule for local paths.
+ * sends, the network limits of every request, and the rules for local paths and built-in LoRAs.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { readEnvironment } from '../config.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, type SafeFetchOptions } from '../net/safe-fetch.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
@@ -24,6 +25,8 @@ export interface LoraCacheOptions {
   allowPrivateNetworks?: boolean;
   /** The folder local paths must lie in; null/undefined refuses local paths. */
   localRoot?: string | null;
+  /** The folder of the built-in model's LoRAs (`builtin:<name>` is `<name>.safetensors` there); null/undefined: none. */
+  builtinRoot?: string | null;
   /** Largest download accepted, default 8 GiB. */
   maxDownloadBytes?: number;
   /** Time cap per download, default 10 minutes. */
@@ -41,6 +44,7 @@ export interface CacheSettings {
   tokens: NonNullable<LoraCacheOptions['tokens']>;
   allowPrivateNetworks: boolean;
   localRoot: string | null;
+  builtinRoot: string | null;
   maxDownloadBytes: number;
   timeoutMs: number;
   idleTimeoutMs: number;
@@ -62,6 +66,7 @@ export function cacheSettings(options: LoraCacheOptions): CacheSettings {
     },
     allowPrivateNetworks: options.allowPrivateNetworks ?? false,
     localRoot: options.localRoot ?? null,
+    builtinRoot: options.builtinRoot ?? null,
     maxDownloadBytes: options.maxDownloadBytes ?? 8 * GiB,
     timeoutMs: options.timeoutMs ?? 10 * 60_000,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
@@ -130,4 +135,18 @@ export async function allowedLocalFile(localRoot: string | null, input: string, 
     return fail(`is ${invalidSafetensorsDetail(error)}`);
   }
   return real;
+}
+
+/** The shipped file of LoRA `builtin:<name>`, given as `value` for input `input`. */
+export function builtinLoraFile(builtinRoot: string | null, input: string, value: string, name: string): string {
+  if (builtinRoot === null) throw new LoraSourceError(input, `${value}: built-in LoRAs come with the built-in demo model, which this server does not run`);
+  const known = existsSync(builtinRoot) ? readdirSync(builtinRoot).filter((f) => f.endsWith('.safetensors')) : [];
+  const file = `${name}.safetensors`;
+  if (!known.includes(file)) {
+    throw new LoraSourceError(
+      input,
+      `${value}: no such built-in LoRA (known: ${known.map((f) => `builtin:${f.replace(/\.safetensors$/, '')}`).join(', ') || 'none'})`,
+    );
+  }
+  return join(builtinRoot, file);
 }

@@ -14,7 +14,7 @@
  */
 import { RunCancelledError } from '../onnx/errors.js';
 import { CacheIndex } from './cache-index.js';
-import { allowedLocalFile, cacheSettings, type CacheSettings, type LoraCacheOptions } from './cache-policy.js';
+import { allowedLocalFile, builtinLoraFile, cacheSettings, type CacheSettings, type LoraCacheOptions } from './cache-policy.js';
 import { downloadVerified, SharedDownloads } from './download.js';
 import { sourceFailure, sourceTraits } from './source-errors.js';
 import { SourcePlanner, type Plan } from './source-plan.js';
@@ -42,6 +42,7 @@ export class LoraCache {
   async fetch(input: string, value: string, signal?: AbortSignal): Promise<string> {
     const source = parseLoraSource(input, value);
     if (source.kind === 'local') return allowedLocalFile(this.settings.localRoot, input, value, source.path);
+    if (source.kind === 'builtin') return builtinLoraFile(this.settings.builtinRoot, input, value, source.name);
     await this.index.load();
     const cancelled = (): RunCancelledError => new RunCancelledError(`the LoRA download for input "${input}"`);
     if (signal?.aborted) throw cancelled();

@@ -7,7 +7,7 @@ import { RunCancelledError } from '../onnx/errors.js';
 import { SafetensorsError } from '../weights/safetensors.js';
 import { describeSource, LoraSourceError, type LoraSource } from './sources.js';
 
-export type RemoteSource = Exclude<LoraSource, { kind: 'local' }>;
+export type RemoteSource = Exclude<LoraSource, { kind: 'local' } | { kind: 'builtin' }>;
 
 /** How failures of one source are told: the reference's messages depend on the host. */
 export interface SourceTraits {

@@ -44,7 +44,9 @@ export type LoraSource =
   /** Any other http(s) URL of a .safetensors file or a tar archive. */
   | { kind: 'url'; url: string; format: 'safetensors' | 'tar' }
   /** A file on this machine (allowed only inside the operator's LoRA folder). */
-  | { kind: 'local'; path: string };
+  | { kind: 'local'; path: string }
+  /** `builtin:<name>`: a LoRA shipped with the built-in demo model (e.g. `builtin:tok`). */
+  | { kind: 'builtin'; name: string };
 
 const HF_SYNTAX = 'Failed to parse HuggingFace URL. Expected huggingface.co/<owner>/<model-name>[/<lora-weights-file.safetensors>]';
 const CIVITAI_SYNTAX = 'Failed to parse CivitAI URL. Expected civitai.com/models/<id>[/<model-name>]';
@@ -56,6 +58,7 @@ const GENERAL_SYNTAX = [
   '* Arbitrary .safetensors or .tar URLs from the Internet',
   '* a data: URI of a .safetensors file or of a tar archive holding one',
   "* a path inside the server's LoRA folder (when the operator allows local files)",
+  '* builtin:<name>, a LoRA shipped with the built-in demo model (builtin:tok)',
 ].join('\n');
 
 /** A short, secret-free rendering of the user's string for messages. */
@@ -73,6 +76,7 @@ const REPLICATE_ID = new RegExp(`^(${OWNER})/(${NAME})(?:/(?:versions/)?(${NAME}
 const SCHEMELESS_HOST = /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:\d+)?(\/|$)/;
 const HF_PART = /^[A-Za-z0-9._-]+$/;
 const DIGITS = /^\d+$/;
+const BUILTIN_NAME = /^[a-z0-9_-]+$/;
 
 function segments(pathname: string): string[] {
   const parts = pathname.split('/').slice(1);
@@ -145,6 +149,11 @@ export function parseLoraSource(input: string, value: string): LoraSource {
     const comma = value.indexOf(',');
     if (comma < 0 || !/;base64$/i.test(value.slice(0, comma))) return fail(`${describeSource(value)}: a data URI must be base64 (data:<type>;base64,<data>)`);
     return { kind: 'data', uri: value };
+  }
+  if (value.startsWith('builtin:')) {
+    const name = value.slice('builtin:'.length);
+    if (!BUILTIN_NAME.test(name)) return fail(`${describeSource(value)}: a built-in LoRA is named builtin:<name> with lower-case letters, digits, - or _`);
+    return { kind: 'builtin', name };
   }
   if (value.startsWith('file://')) {
     try {

@@ -13,6 +13,7 @@ import { LoraCache, LoraSourceError } from '../../../src/lora/cache.js';
 import type { LoraCacheOptions } from '../../../src/lora/cache-policy.js';
 import { RunCancelledError } from '../../../src/onnx/errors.js';
 import { FakeLoraHosts, makeSafetensors, makeTar } from '../../helpers/fake-lora-hosts.js';
+import { tarBomb } from '../../helpers/hostile-files.js';
 import { useTempDir } from '../../helpers/temp-dir.js';
 
 const TOKENS = { replicate: 'r8_SECRET_replicate', huggingface: 'hf_SECRET_huggingface', civitai: 'civ_SECRET_civitai' };
@@ -111,9 +112,6 @@ async function expectFailure(promise: Promise<unknown>, input: string, message: 
 }
 
 const url = (path: string): string => `${fake.urls.files}${path}`;
-
-/** A gzip tar of ~8 KB whose .safetensors entry inflates to 8 MiB of zeros. */
-const tarBomb = (): Uint8Array => gzipSync(makeTar([{ path: 'lora.safetensors', data: new Uint8Array(8 * 2 ** 20) }]), { level: 9 });
 
 describe('LoraCache sources', () => {
   it('Replicate: _weights redirects to a tar; the token goes to Replicate only; spellings share one entry', async () => {
@@ -551,5 +549,23 @@ describe('LoraCache local paths', () => {
     await expectFailure(cache.fetch('replicate_weights', './nope.safetensors'), 'replicate_weights', /no such file in the server's LoRA folder/);
     await expectFailure(cache.fetch('replicate_weights', './bad.safetensors'), 'replicate_weights', /is not a (valid \.)?safetensors file: /);
     await expectFailure(cache.fetch('replicate_weights', root), 'replicate_weights', /must lie inside/);
+  });
+});
+
+describe('LoraCache built-in LoRAs', () => {
+  it('builtin:<name> is <name>.safetensors in the built-in model’s LoRA folder, and an error naming the known ones otherwise', async () => {
+    const root = await mkdtemp(join(tempRoot(), 'builtin-loras-'));
+    await writeFile(join(root, 'tok.safetensors'), A);
+
+    const { cache } = await harness({ builtinRoot: root });
+    expect(await cache.fetch('extra_lora', 'builtin:tok')).toBe(join(root, 'tok.safetensors'));
+    await expectFailure(cache.fetch('extra_lora', 'builtin:nope'), 'extra_lora', /builtin:nope: no such built-in LoRA \(known: builtin:tok\)$/);
+
+    const real = await harness();
+    await expectFailure(
+      real.cache.fetch('replicate_weights', 'builtin:tok'),
+      'replicate_weights',
+      /built-in LoRAs come with the built-in demo model, which this server does not run/,
+    );
   });
 });

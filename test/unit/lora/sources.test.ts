@@ -38,6 +38,8 @@ function resolved(source: LoraSource): string {
       return 'data';
     case 'local':
       return `local ${source.path}`;
+    case 'builtin':
+      return `builtin ${source.name}`;
   }
 }
 
@@ -82,6 +84,7 @@ describe('§7.5 LoRA identifier → download URL (with docs/decisions.md)', () =
     ['./a.safetensors', 'local ./a.safetensors'],
     ['../a.safetensors', 'local ../a.safetensors'],
     ['file:///srv/loras/a.safetensors', 'local /srv/loras/a.safetensors'],
+    ['builtin:tok', 'builtin tok'],
   ])('%s → %s', (value, expected) => {
     expect(resolved(parse(value))).toBe(expected);
   });
@@ -120,6 +123,8 @@ describe('§7.5 LoRA identifier → download URL (with docs/decisions.md)', () =
     ['fofr/flux-mona-lisa/versions', GENERAL],
     ['data:application/x-tar,%ZZ', /^input "replicate_weights": data URI of 26 characters: a data URI must be base64 \(data:<type>;base64,<data>\)$/],
     ['data:', /a data URI must be base64/],
+    ['builtin:', /^input "replicate_weights": builtin:: a built-in LoRA is named builtin:<name> with lower-case letters, digits, - or _$/],
+    ['builtin:../tok', /a built-in LoRA is named builtin:<name>/],
   ])('%s is refused with the reference message', (value, message) => {
     let error: unknown;
     try {
