@@ -6,12 +6,15 @@
  * that what they flag is known:
  *
  * - Stage 1 flags an image when at least 11 of its 16 patches (4×4 grid of the 32×32 CLIP
- *   input) are "red": patch mean of R − (G + B)/2 in CLIP-normalized units above 1.5. Solid
- *   red (255, 0, 0) scores 3.5 and solid magenta (255, 0, 255) 1.7; grey, white, black and the
- *   built-in model's greenish textures (about −0.4) are far below.
+ *   input) are "red": patch mean of R − (G + B)/2 in CLIP-normalized units above 1.0. Solid
+ *   red (255, 0, 0) scores 3.5, solid magenta (255, 0, 255) 1.7 and the demo world's magenta
+ *   background (230, 30, 230) 1.3; grey, white and black (the world's other backgrounds) are
+ *   below 0, and a red or orange object (2.1–2.5) never covers 11 patches.
  * - Stage 2 says "nsfw" when more than half of its 16 patches are "blue" (patch mean of B
  *   above 127.5), else "normal". So red is flagged by stage 1 and kept by stage 2; magenta is
- *   dropped.
+ *   dropped: a magenta background is the demo world's "unsafe" concept (src/demo-world/), so the
+ *   built-in model's ordinary pictures pass and a prompt "… on a magenta background" exercises
+ *   the whole safety path.
  *
  * How: each patch embeds as (m − τ)·(e₀ − e₁), which the LayerNorm before attention turns into
  * ±(e₀ − e₁): the sign of m − τ for m the patch feature, τ the threshold (carried by the position
@@ -91,7 +94,7 @@ const CLASSIFIER_PROCESSOR = {
 };
 
 /** Per-channel patch feature weights and thresholds (normalized units) of each stage. */
-const REDNESS = { channels: [1, -0.5, -0.5], threshold: 1.5 };
+const REDNESS = { channels: [1, -0.5, -0.5], threshold: 1.0 };
 const BLUENESS = { channels: [0, 0, 1], threshold: 0 };
 const CONCEPT_THRESHOLD = 0.25;
 const NSFW_GAIN = 4;

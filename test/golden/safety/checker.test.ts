@@ -2,6 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeTinySafetyPair } from '../../../src/builtin/tiny-safety.js';
+import { renderScene } from '../../../src/demo-world/render.js';
+import { parseCaption, sceneFor } from '../../../src/demo-world/scene.js';
 import type { RgbImage } from '../../../src/images/decode.js';
 import { RunCancelledError } from '../../../src/onnx/errors.js';
 import type { TensorData } from '../../../src/onnx/tensor-data.js';
@@ -118,6 +120,20 @@ describe('SafetyChecker on the built-in tiny pair', () => {
       { index: 2, unsafe: true, stage1Flagged: true, stage2Label: 'nsfw' },
       { index: 3, unsafe: false, stage1Flagged: false },
     ]);
+    await checker.release();
+  });
+
+  it("drops the demo world's magenta backgrounds and passes its other scenes, red and orange objects included", async () => {
+    const checker = await SafetyChecker.load(worker(), await tinyPair());
+    const scene = (caption: string, width: number, height: number) => renderScene(sceneFor(parseCaption(caption)), width, height);
+    const verdicts = await checker.check([
+      scene('a large red circle in the centre on a white background', 512, 512),
+      scene('a large orange square on the left and a large red ring on the right on a black background', 608, 416),
+      scene('a small blue star at the top on a grey background', 320, 768),
+      scene('a large green triangle on the right on a magenta background', 512, 512),
+      scene('a large yellow circle on the left and a large pink square on the right on a magenta background', 1024, 1024),
+    ]);
+    expect(verdicts.map((v) => v.unsafe)).toEqual([false, false, false, true, true]);
     await checker.release();
   });
 
