@@ -6,6 +6,7 @@
  */
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { posix } from 'node:path';
+import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Parser, type ReadEntry } from 'tar';
 
@@ -36,6 +37,13 @@ export interface ExtractedEntry {
 }
 
 const REGULAR_FILE = new Set(['File', 'OldFile', 'ContiguousFile']);
+
+/** Bytes handed to the parser at a time: at most 1000× that (4 MiB) is inflated in one go. */
+const PIECE_BYTES = 4096;
+
+async function* pieces(bytes: Buffer): AsyncGenerator<Buffer> {
+  for (let start = 0; start < bytes.byteLength; start += PIECE_BYTES) yield bytes.subarray(start, start + PIECE_BYTES);
+}
 
 /** An entry path that would land outside the extraction folder if it were used. */
 export function isUnsafeEntryPath(path: string): boolean {
@@ -96,14 +104,15 @@ export async function extractSingleSafetensors(source: Uint8Array | { file: stri
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     if (options.signal?.aborted) onAbort();
-    if (source instanceof Uint8Array) {
-      parser.end(Buffer.from(source.buffer, source.byteOffset, source.byteLength));
-    } else {
-      const stream = createReadStream(source.file);
-      stream.on('error', (error) => fail(new ArchiveError('invalid', `cannot read ${options.label}: ${error.message}`)));
-      parser.on('abort', () => stream.destroy());
-      stream.pipe(parser as unknown as NodeJS.WritableStream);
-    }
+    // Fed in small pieces, each its own turn of the event loop: node-tar inflates each piece synchronously,
+    // and a piece of a bomb inflates up to its ratio guard (1000×) before the guard can stop it.
+    const stream =
+      source instanceof Uint8Array
+        ? Readable.from(pieces(Buffer.from(source.buffer, source.byteOffset, source.byteLength)))
+        : createReadStream(source.file, { highWaterMark: PIECE_BYTES });
+    stream.on('error', (error) => fail(new ArchiveError('invalid', `cannot read ${options.label}: ${error.message}`)));
+    parser.on('abort', () => stream.destroy());
+    stream.pipe(parser as unknown as NodeJS.WritableStream);
     await done;
     await written;
     if (failure !== undefined) throw failure;

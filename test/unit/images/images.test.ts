@@ -2,7 +2,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeImage } from '../../../src/images/decode.js';
@@ -11,6 +10,7 @@ import { ImageInputError } from '../../../src/images/errors.js';
 import { sizeForInputImage } from '../../../src/images/sizing.js';
 import { DEFAULT_IMAGE_SOURCE, readImageSource } from '../../../src/images/source.js';
 import { imageToTensor, maskToBinary, resizeLanczos, tensorToImage } from '../../../src/images/tensors.js';
+import { bombPng } from '../../helpers/hostile-files.js';
 import { useTempDir } from '../../helpers/temp-dir.js';
 
 const tmp = useTempDir('images-');
@@ -26,28 +26,6 @@ async function inputError(promise: Promise<unknown>): Promise<ImageInputError> {
     return error as ImageInputError;
   }
   throw new Error('expected an ImageInputError');
-}
-
-/** A PNG whose header claims width × height but holds one row of data: a decompression bomb. */
-function bombPng(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 0, 0, 0, 0], 8);
-  return Buffer.concat([
-    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.alloc(width + 1))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
 }
 
 describe('generation size from an input image (reference §7.2)', () => {
