@@ -7,6 +7,8 @@ export interface ImageSourceOptions {
   /** Largest accepted encoded size in bytes. */
   maxBytes: number;
   timeoutMs: number;
+  /** Longest wait for a byte of a URL's answer (default: safe-fetch's, 30 s). */
+  idleTimeoutMs?: number;
   allowPrivateNetworks?: boolean;
   /** Accept local file paths (the CLI does; a server must not let requests read its files). */
   allowLocalFiles?: boolean;
@@ -35,7 +37,12 @@ function fromDataUri(input: string, value: string, maxBytes: number): Uint8Array
 export async function readImageSource(input: string, value: string, options: ImageSourceOptions = DEFAULT_IMAGE_SOURCE): Promise<Uint8Array> {
   if (value.startsWith('data:')) return fromDataUri(input, value, options.maxBytes);
   if (/^https?:\/\//i.test(value)) {
-    const fetchOptions: SafeFetchOptions = { maxBytes: options.maxBytes, timeoutMs: options.timeoutMs, allowPrivateNetworks: options.allowPrivateNetworks };
+    const fetchOptions: SafeFetchOptions = {
+      maxBytes: options.maxBytes,
+      timeoutMs: options.timeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+      allowPrivateNetworks: options.allowPrivateNetworks,
+    };
     try {
       return await safeFetch(value, fetchOptions);
     } catch (error) {

@@ -6,7 +6,7 @@
 import { randomInt } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { OutputFormat } from '../images/encode.js';
-import { INPUT_SCHEMA, MAX_LORAS, type AspectRatio } from './schema.js';
+import { INPUT_SCHEMA, MAX_LORAS, MAX_PROMPT_CHARACTERS, type AspectRatio } from './schema.js';
 import { txt2imgSize } from './sizing.js';
 
 export interface InputProblem {
@@ -93,6 +93,9 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, st
 // so the validator must not fill it in.
 const validationSchema = structuredClone(INPUT_SCHEMA) as { properties: Record<string, Record<string, unknown>> };
 delete validationSchema.properties.num_inference_steps?.default;
+// The prompt's cap is checked with String.length in resolveInput: Ajv counts code points one by one,
+// which on a megabyte prompt holds the event loop for tens of milliseconds.
+delete validationSchema.properties.prompt?.maxLength;
 const validateSchema = ajv.compile(validationSchema);
 
 function problemOf(error: ErrorObject): InputProblem {
@@ -120,9 +123,15 @@ const TYPE_NAMES: Record<string, string> = {
   object: 'an object',
 };
 
+/** A value as JSON for a message, cut to 60 characters (a wrong value may be megabytes). */
+function shortValue(value: unknown): string {
+  const text = typeof value === 'string' && value.length > 60 ? JSON.stringify(`${value.slice(0, 57)}…`) : (JSON.stringify(value) ?? String(value));
+  return text.length > 60 ? `${text.slice(0, 59)}…` : text;
+}
+
 /** Ajv's terse keyword messages ("must be <= 4") as sentences that name the value given. */
 function sentenceOf(error: ErrorObject): string {
-  const given = JSON.stringify(error.data) ?? String(error.data);
+  const given = shortValue(error.data);
   const params = error.params as { type?: string; limit?: number };
   switch (error.keyword) {
     case 'type':
@@ -133,8 +142,6 @@ function sentenceOf(error: ErrorObject): string {
       return `${given} is above the maximum ${params.limit}`;
     case 'minLength':
       return 'must not be empty';
-    case 'maxLength':
-      return `has ${(error.data as string).length} characters, more than the maximum ${params.limit}`;
     case 'maxItems':
       return `has ${(error.data as unknown[]).length} items, more than the maximum ${params.limit}`;
     default:
@@ -160,6 +167,8 @@ export function resolveInput(request: unknown): ResolvedInput {
   for (const name of EMPTY_MEANS_UNSET) if (fields[name] === '') delete fields[name];
   const problems: InputProblem[] = validateSchema(input) ? [] : (validateSchema.errors ?? []).map(problemOf);
   const raw = input as RawInput;
+  if (typeof raw.prompt === 'string' && raw.prompt.length > MAX_PROMPT_CHARACTERS)
+    problems.push({ input: 'prompt', message: `has ${raw.prompt.length} characters, more than the maximum ${MAX_PROMPT_CHARACTERS}` });
   if (raw.aspect_ratio === 'custom' && raw.image === undefined) {
     for (const side of ['width', 'height'] as const) {
       if (raw[side] === undefined && !problems.some((p) => p.input === side))

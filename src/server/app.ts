@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { DEFAULT_MAX_PIXELS } from '../images/decode.js';
-import { DEFAULT_IMAGE_SOURCE } from '../images/source.js';
+import { DEFAULT_IMAGE_SOURCE, type ImageSourceOptions } from '../images/source.js';
 import type { PredictorOptions } from '../predictor/predictor.js';
 import { checkAuthPolicy, registerAuth, type AuthOptions } from './auth.js';
 import type { ServerContext } from './context.js';
@@ -35,6 +35,8 @@ export interface ServerOptions {
   memoryBudgetBytes?: number;
   /** The safety checker pair (default: the model folder's), or 'disabled' for the whole server. */
   safety?: PredictorOptions['safety'];
+  /** Limits of image inputs fetched from URLs or sent inline (default DEFAULT_IMAGE_SOURCE and DEFAULT_MAX_PIXELS). */
+  imageSource?: Partial<Pick<ImageSourceOptions, 'maxBytes' | 'timeoutMs' | 'idleTimeoutMs'>> & { maxPixels?: number };
   /** LoRA cache settings; local LoRA paths are refused unless `localRoot` names a folder. */
   loraCache?: PredictorOptions['loraCache'];
   modelName?: string;
@@ -111,7 +113,13 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
       cacheDir: options.cacheDir,
       memoryBudgetBytes: options.memoryBudgetBytes,
       safety: options.safety,
-      imageSource: { ...DEFAULT_IMAGE_SOURCE, allowLocalFiles: false, allowPrivateNetworks: options.allowPrivateNetworks, maxPixels: DEFAULT_MAX_PIXELS },
+      imageSource: {
+        ...DEFAULT_IMAGE_SOURCE,
+        maxPixels: DEFAULT_MAX_PIXELS,
+        ...options.imageSource,
+        allowLocalFiles: false,
+        allowPrivateNetworks: options.allowPrivateNetworks,
+      },
       loraCache: { localRoot: null, ...options.loraCache, allowPrivateNetworks: options.allowPrivateNetworks },
     },
     queueSize: options.queueSize,
