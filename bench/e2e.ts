@@ -20,6 +20,7 @@ import { T5_KIND, type T5Config } from '../src/models/text/t5-encoder.js';
 import { FLUX_VAE_CONFIG } from '../src/models/vae/config.js';
 import { storedTensor, vaeTensors } from '../src/models/vae/layout.js';
 import { Predictor } from '../src/predictor/predictor.js';
+import { builtinColdStart } from './builtin-cold-start.js';
 import { writeRandomCheckpoint, writeRandomFlux } from './random-checkpoint.js';
 
 const T5_XXL: T5Config = { vocabSize: 32128, dModel: 4096, dKv: 64, heads: 64, dFf: 10240, layers: 24, buckets: 32, maxDistance: 128, eps: 1e-6 };
@@ -98,18 +99,6 @@ function child(args: string[]): { metrics: Record<string, number>; lines: string
   const run = spawnSync(process.execPath, [...process.execArgv, self, '--measure', ...args], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(run.stderr);
   return JSON.parse(run.stdout.trim().split('\n').pop() as string);
-}
-
-function builtinColdStart(cacheDir: string, cwd: string): number {
-  const bin = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-  const started = performance.now();
-  const run = spawnSync(process.execPath, [bin, 'predict', '-i', 'prompt=a photo of TOK'], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, FLUX_LORA_CACHE_DIR: cacheDir, FLUX_MODEL_DIR: '' },
-  });
-  if (run.status !== 0) throw new Error(run.stderr);
-  return (performance.now() - started) / 1000;
 }
 
 const { values } = parseArgs({
