@@ -5,7 +5,9 @@
  * <out>.t5 (int32 [count, 512]), <out>.clip (int32 [count, 77]) and <out>.json (captions, and
  * the ids of the empty prompt for caption dropout).
  *
- *   npx tsx tools/demo-world/export.ts --out /tmp/x --seed 1 --count 64 --width 512 --height 512 [--tok 0] [--two 0.3] [--magenta 0.05]
+ *   npx tsx tools/demo-world/export.ts --out /tmp/x --seed 1 --count 64 --width 512 --height 512 [--tok 0] [--photo 0] [--two 0.3] [--magenta 0.05]
+ *
+ * --tok: chance a scene shows TOK; --photo: chance such a scene is captioned "a photo of TOK".
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { BUILTIN_ASSETS } from '../../src/builtin/tiny-model.js';
 import { renderScene } from '../../src/demo-world/render.js';
 import { captionOf, randomCaption, sceneFor, seededRandom } from '../../src/demo-world/scene.js';
-import { SAFE_BACKGROUNDS } from '../../src/demo-world/vocabulary.js';
+import { SAFE_BACKGROUNDS, TOK } from '../../src/demo-world/vocabulary.js';
 import { ClipTokenizer } from '../../src/models/text/clip-tokenizer.js';
 import { T5Tokenizer } from '../../src/models/text/t5-tokenizer.js';
 
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     tok: { type: 'string', default: '0' },
     two: { type: 'string', default: '0.3' },
     magenta: { type: 'string', default: '0.05' },
+    photo: { type: 'string', default: '0' },
   },
 });
 if (values.out === undefined) throw new Error('--out is required');
@@ -51,7 +54,8 @@ const magenta = number('magenta');
 for (let i = 0; i < count; i++) {
   const backgrounds = random() < magenta ? (['magenta'] as const) : SAFE_BACKGROUNDS;
   const spec = randomCaption(random, { tok: number('tok'), two: number('two'), backgrounds });
-  const caption = captionOf(spec);
+  const showsTok = spec.objects.some((o) => o.shape === TOK);
+  const caption = showsTok && random() < number('photo') ? `a photo of ${TOK}` : captionOf(spec);
   captions.push(caption);
   rgb.set(renderScene(sceneFor(spec, random), width, height).data, i * width * height * 3);
   t5Ids.set(t5.encode(caption, T5_LENGTH).ids, i * T5_LENGTH);

@@ -86,8 +86,11 @@ def apply_rope(x, cos, sin):
     return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], -1).flatten(-2)
 
 
-def attention(q, k, v):
+def attention(q, k, v, key_bias=None):
+    """softmax(q·kᵀ/√d)·v; key_bias [L] (training only: log multiplicities of merged identical keys) is added per key."""
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if key_bias is not None:
+        scores = scores + key_bias
     return scores.softmax(-1) @ v
 
 
@@ -162,7 +165,7 @@ class DoubleBlock(nn.Module):
         self.attn = DoubleAttention(dim, dim // n_heads)
         self.ff, self.ff_context = FeedForward(dim), FeedForward(dim)
 
-    def forward(self, x, c, vec, cos, sin):
+    def forward(self, x, c, vec, cos, sin, key_bias=None):
         a = self.attn
         s1, b1, g1, s2, b2, g2 = self.norm1(vec)
         cs1, cb1, cg1, cs2, cb2, cg2 = self.norm1_context(vec)
@@ -171,7 +174,7 @@ class DoubleBlock(nn.Module):
         q = torch.cat([rms_norm(heads(a.add_q_proj(cm), self.n), a.norm_added_q.weight), rms_norm(heads(a.to_q(xm), self.n), a.norm_q.weight)], 2)
         k = torch.cat([rms_norm(heads(a.add_k_proj(cm), self.n), a.norm_added_k.weight), rms_norm(heads(a.to_k(xm), self.n), a.norm_k.weight)], 2)
         v = torch.cat([heads(a.add_v_proj(cm), self.n), heads(a.to_v(xm), self.n)], 2)
-        out = merge(attention(apply_rope(q, cos, sin), apply_rope(k, cos, sin), v))
+        out = merge(attention(apply_rope(q, cos, sin), apply_rope(k, cos, sin), v, key_bias))
         m = c.shape[1]
         x = x + g1 * a.to_out[0](out[:, m:])
         x = x + g2 * self.ff(layer_norm(x) * (1 + b2) + s2)
@@ -189,13 +192,13 @@ class SingleBlock(nn.Module):
         self.proj_mlp = nn.Linear(dim, 4 * dim)
         self.proj_out = nn.Linear(5 * dim, dim)
 
-    def forward(self, z, vec, cos, sin):
+    def forward(self, z, vec, cos, sin, key_bias=None):
         a = self.attn
         shift, scale, gate = self.norm(vec)
         zm = layer_norm(z) * (1 + scale) + shift
         q = apply_rope(rms_norm(heads(a.to_q(zm), self.n), a.norm_q.weight), cos, sin)
         k = apply_rope(rms_norm(heads(a.to_k(zm), self.n), a.norm_k.weight), cos, sin)
-        out = merge(attention(q, k, heads(a.to_v(zm), self.n)))
+        out = merge(attention(q, k, heads(a.to_v(zm), self.n), key_bias))
         return z + gate * self.proj_out(torch.cat([out, gelu(self.proj_mlp(zm))], -1))
 
 
@@ -219,7 +222,8 @@ class FluxTransformer(nn.Module):
         self.norm_out = Modulation(dim, 2)
         self.proj_out = nn.Linear(dim, config["in_channels"])
 
-    def forward(self, hidden_states, encoder_hidden_states, pooled_projections, timestep, img_ids, txt_ids, guidance=None):
+    def forward(self, hidden_states, encoder_hidden_states, pooled_projections, timestep, img_ids, txt_ids, guidance=None, text_multiplicity=None):
+        """text_multiplicity [M] (training only): how many identical text tokens each given one stands for (T5 padding)."""
         e = self.time_text_embed
         vec = e.timestep_embedder(timestep_embedding(timestep))
         if self.config["guidance_embeds"]:
@@ -228,11 +232,12 @@ class FluxTransformer(nn.Module):
         x = self.x_embedder(hidden_states)
         c = self.context_embedder(encoder_hidden_states)
         cos, sin = rope_tables(torch.cat([txt_ids, img_ids], 0), self.config["axes_dims_rope"])
+        bias = None if text_multiplicity is None else torch.cat([text_multiplicity.float().log(), torch.zeros(x.shape[1])])
         for block in self.transformer_blocks:
-            x, c = block(x, c, vec, cos, sin)
+            x, c = block(x, c, vec, cos, sin, bias)
         z = torch.cat([c, x], 1)
         for block in self.single_transformer_blocks:
-            z = block(z, vec, cos, sin)
+            z = block(z, vec, cos, sin, bias)
         scale, shift = self.norm_out(vec)
         return self.proj_out(layer_norm(z[:, c.shape[1] :]) * (1 + scale) + shift)
 
