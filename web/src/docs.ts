@@ -1,10 +1,10 @@
 /** /docs: the server's OpenAPI document as two tables, its routes and the model's inputs. */
 import { byId, el } from './dom.js';
-import type { JsonSchema } from './schema.js';
+import { resolve, type Components, type JsonSchema } from './schema.js';
 
 interface OpenApi {
   paths: Record<string, Record<string, { summary?: string }>>;
-  components: { schemas: { Input: JsonSchema } };
+  components: { schemas: Components & { Input: JsonSchema } };
 }
 
 function constraints(schema: JsonSchema): string {
@@ -32,6 +32,7 @@ async function render(): Promise<void> {
   const inputs = byId('inputs');
   inputs.append(el('thead', {}, el('tr', {}, ...['Input', 'Type', 'Default', 'Allowed', 'Description'].map((title) => el('th', { scope: 'col' }, title)))));
   const inputRows = Object.entries(input.properties ?? {})
+    .map(([name, schema]) => [name, resolve(schema, document_.components.schemas)] as const)
     .sort(([, a], [, b]) => (a['x-order'] ?? 0) - (b['x-order'] ?? 0))
     .map(([name, schema]) =>
       el(

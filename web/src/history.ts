@@ -30,9 +30,10 @@ export class HistoryView {
     const when = prediction.created_at === null ? '' : new Date(prediction.created_at).toLocaleString();
     const first = prediction.output?.[0];
     const thumb = first === undefined ? el('div', { class: 'thumb empty', 'aria-hidden': 'true' }) : el('img', { class: 'thumb', src: first, alt: '' });
-    const open = el('button', { type: 'button', class: 'small', 'aria-label': `Open prediction ${prediction.id}` }, 'Open');
+    const which = () => el('span', { class: 'visually-hidden' }, ` prediction ${prediction.id}`);
+    const open = el('button', { type: 'button', class: 'small' }, 'Open', which());
     open.addEventListener('click', () => this.actions.open(prediction));
-    const again = el('button', { type: 'button', class: 'small', 'aria-label': `Run prediction ${prediction.id} again` }, 'Run again');
+    const again = el('button', { type: 'button', class: 'small' }, 'Run again', which());
     again.addEventListener('click', () => this.actions.runAgain(prediction));
     return el(
       'li',

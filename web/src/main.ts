@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     form.clearErrors();
     formError.hidden = true;
     runButton.disabled = true;
+    run.showStatus('Sending…');
     try {
       const created = await api.json<Prediction>('POST', `/v1/models/${model}/predictions`, { input });
       byId('result').scrollIntoView({ block: 'nearest' });

@@ -20,6 +20,22 @@ export interface JsonSchema {
   required?: string[];
   maxItems?: number;
   'x-order'?: number;
+  $ref?: string;
+  allOf?: JsonSchema[];
+}
+
+export type Components = Record<string, JsonSchema>;
+
+/**
+ * A property with its `$ref` and `allOf` parts merged in, as Cog writes enums
+ * (`allOf: [{$ref: '#/components/schemas/x'}]`); the referenced schemas' own title and
+ * description ("An enumeration.") give way to the property's.
+ */
+export function resolve(schema: JsonSchema, components: Components): JsonSchema {
+  const { $ref, allOf, ...own } = schema;
+  const referenced = $ref === undefined ? [] : [resolve(components[$ref.replace('#/components/schemas/', '')] ?? {}, components)];
+  const parts = [...referenced, ...(allOf ?? []).map((part) => resolve(part, components))].map(({ title: _title, description: _description, ...rest }) => rest);
+  return Object.assign({}, ...parts, own) as JsonSchema;
 }
 
 export type FieldKind = 'prompt' | 'text' | 'file' | 'choice' | 'range' | 'number' | 'switch' | 'list';
@@ -44,7 +60,20 @@ export interface Field {
   items: Field[];
 }
 
-const SHOWN_WHEN = /only works if `(\w+)` is set to (\w+)/i;
+/**
+ * The choice and value a field applies with, when its description names one of the schema's own
+ * choices and values: "with aspect_ratio=custom", or "Only works if `aspect_ratio` is set to custom"
+ * (the hosted model's wording).
+ */
+function shownWhen(description: string, choices: Field[]): Field['shownWhen'] {
+  for (const choice of choices) {
+    for (const option of choice.options) {
+      const escaped = option.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      if (new RegExp(`\`?${choice.name}\`?\\s*(?:=|is set to)\\s*\`?${escaped}\\b`, 'i').test(description)) return { input: choice.name, value: option };
+    }
+  }
+  return undefined;
+}
 
 function titleOf(name: string): string {
   return name.replace(/_/g, ' ').replace(/^\w/, (c) => c.toUpperCase());
@@ -66,10 +95,9 @@ function kindOf(name: string, schema: JsonSchema): FieldKind {
   }
 }
 
-function fieldOf(name: string, schema: JsonSchema, required: boolean): Field {
+function fieldOf(name: string, schema: JsonSchema, required: boolean, components: Components): Field {
   const description = schema.description ?? '';
-  const shown = SHOWN_WHEN.exec(description);
-  const itemSchema = schema.items ?? {};
+  const itemSchema = resolve(schema.items ?? {}, components);
   return {
     name,
     title: schema.title ?? titleOf(name),
@@ -83,23 +111,27 @@ function fieldOf(name: string, schema: JsonSchema, required: boolean): Field {
     maximum: schema.maximum,
     maxItems: schema.maxItems,
     lora: /lora|weights/.test(name),
-    shownWhen: shown?.[1] !== undefined && shown[2] !== undefined ? { input: shown[1], value: shown[2] } : undefined,
-    items: fieldsOfObject(itemSchema),
+    items: fieldsOfObject(itemSchema, components),
   };
 }
 
-function fieldsOfObject(schema: JsonSchema): Field[] {
+function fieldsOfObject(schema: JsonSchema, components: Components): Field[] {
   const required = new Set(schema.required ?? []);
-  return Object.entries(schema.properties ?? {})
+  const fields = Object.entries(schema.properties ?? {})
+    .map(([name, property]) => [name, resolve(property, components)] as const)
     .sort(([, a], [, b]) => (a['x-order'] ?? 0) - (b['x-order'] ?? 0))
-    .map(([name, property]) => fieldOf(name, property, required.has(name)));
+    .map(([name, property]) => fieldOf(name, property, required.has(name), components));
+  const choices = fields.filter((field) => field.kind === 'choice');
+  for (const field of fields) field.shownWhen = shownWhen(field.description, choices);
+  return fields;
 }
 
 /** The fields of the `Input` schema of an OpenAPI document as Cog publishes it. */
 export function inputFields(openapi: { components?: { schemas?: Record<string, JsonSchema> } }): Field[] {
-  const input = openapi.components?.schemas?.Input;
+  const components = openapi.components?.schemas ?? {};
+  const input = components.Input;
   if (input === undefined) throw new Error('the OpenAPI document has no Input schema');
-  return fieldsOfObject(input);
+  return fieldsOfObject(input, components);
 }
 
 /** Whether a field applies given the other values (a `shownWhen` condition holds, or it has none). */
