@@ -110,7 +110,7 @@ export async function extractSingleSafetensors(source: Uint8Array | { file: stri
       source instanceof Uint8Array
         ? Readable.from(pieces(Buffer.from(source.buffer, source.byteOffset, source.byteLength)))
         : createReadStream(source.file, { highWaterMark: PIECE_BYTES });
-    stream.on('error', (error) => fail(new ArchiveError('invalid', `cannot read ${options.label}: ${error.message}`)));
+    stream.on('error', (error: Error) => fail(new ArchiveError('invalid', `cannot read ${options.label}: ${error.message}`)));
     parser.on('abort', () => stream.destroy());
     stream.pipe(parser as unknown as NodeJS.WritableStream);
     await done;
