@@ -51,7 +51,7 @@ async function sendAsset(request: FastifyRequest, reply: FastifyReply, name: str
 export function sendPlayground(request: FastifyRequest, reply: FastifyReply, context: ServerContext) {
   const model = escapeAttribute(context.modelName ?? '');
   return sendAsset(request, reply, 'index.html', (html) =>
-    html.replace('<meta name="flux-lora-model" content="">', `<meta name="flux-lora-model" content="${model}">`),
+    html.replace(/<meta name="flux-lora-model" content="[^"]*"/, `<meta name="flux-lora-model" content="${model}"`),
   );
 }
 
