@@ -22,7 +22,7 @@ export class MaskPainter {
     this.context = context;
     const brush = el('input', { type: 'radio', name: 'mask-tool', value: 'brush', id: 'mask-brush', checked: true });
     this.eraser = el('input', { type: 'radio', name: 'mask-tool', value: 'eraser', id: 'mask-eraser' });
-    this.size = el('input', { type: 'range', id: 'mask-size', min: 1, max: 100, value: 10 });
+    this.size = el('input', { type: 'range', id: 'mask-size', min: 1, max: 100, value: 25 });
     const clear = el('button', { type: 'button', class: 'small' }, 'Clear mask');
     clear.addEventListener('click', () => {
       this.context.clearRect(0, 0, this.canvas.width, this.canvas.height);

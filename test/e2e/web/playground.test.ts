@@ -190,6 +190,7 @@ describe('playground (chromium)', () => {
     await page.mouse.down();
     await page.mouse.move(box.x + box.width * 0.8, box.y + box.height * 0.5, { steps: 8 });
     await page.mouse.up();
+    await page.locator('[data-input="mask"]').screenshot({ path: join(ARTIFACTS, 'desktop-mask-painter.png') });
     const mask = (await page.locator('[data-input="mask"] .preview').getAttribute('src')) ?? '';
     const { data, info } = await sharp(bytesOf(mask)).greyscale().raw().toBuffer({ resolveWithObject: true });
     expect([info.width, info.height]).toEqual([256, 192]);
