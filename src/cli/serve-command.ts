@@ -5,6 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import { readEnvironment } from '../config.js';
+import { DEFAULT_LORA_TIMEOUT_MS } from '../lora/cache-policy.js';
+import { DEFAULT_IDLE_TIMEOUT_MS } from '../net/safe-fetch.js';
 import { checkAuthPolicy } from '../server/auth.js';
 import { DEFAULT_SERVER_OPTIONS, startServer } from '../server/app.js';
 import type { CliContext } from './context.js';
@@ -34,6 +36,8 @@ ${modelOptionsHelp({ loraDir: 'a folder requests may name local LoRA files in (d
   --max-retained <n>          finished predictions kept at most (default ${D.maxRetained})
   --shutdown-timeout <s>      time accepted predictions get to finish on shutdown (default ${D.shutdownTimeoutMs / 1000})
   --allow-private-networks    let image and LoRA URLs reach loopback and private addresses
+  --fetch-idle-timeout <s>    an image or LoRA download that sends no byte this long fails (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})
+  --lora-timeout <s>          time cap of one LoRA download (default ${DEFAULT_LORA_TIMEOUT_MS / 1000})
   --log-level <level>         fatal, error, warn, info, debug, trace or silent (default info)
   -h, --help                  show this help
 
@@ -63,6 +67,8 @@ function parse(args: string[]) {
         'max-retained': text,
         'shutdown-timeout': text,
         'allow-private-networks': { type: 'boolean' },
+        'fetch-idle-timeout': text,
+        'lora-timeout': text,
         'log-level': text,
         help: { type: 'boolean', short: 'h' },
       },
@@ -108,11 +114,15 @@ export async function serveCommand(args: string[], context: CliContext, version:
   const level = values['log-level'] ?? 'info';
   if (!LOG_LEVELS.includes(level)) throw new UsageError(`serve: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
   const settings = modelSettings('serve', values, context.env, null);
+  const idleTimeoutMs = numberOption('fetch-idle-timeout', values['fetch-idle-timeout'], DEFAULT_IDLE_TIMEOUT_MS / 1000, { min: 0.001 }) * 1000;
+  const loraTimeoutMs = numberOption('lora-timeout', values['lora-timeout'], DEFAULT_LORA_TIMEOUT_MS / 1000, { min: 0.001 }) * 1000;
   const server = await startServer({
     host,
     port: numberOption('port', values.port ?? environment.port, D.port, { integer: true, min: 0 }),
     version,
     ...settings,
+    imageSource: { idleTimeoutMs },
+    loraCache: { ...settings.loraCache, idleTimeoutMs, timeoutMs: loraTimeoutMs },
     modelName,
     uploadUrl: urlOption('upload-url', values['upload-url']),
     publicUrl: urlOption('public-url', values['public-url']),

@@ -52,6 +52,7 @@ export interface CacheSettings {
 }
 
 const GiB = 2 ** 30;
+export const DEFAULT_LORA_TIMEOUT_MS = 10 * 60_000;
 
 export function cacheSettings(options: LoraCacheOptions): CacheSettings {
   const fromEnvironment = readEnvironment().loraTokens;
@@ -68,7 +69,7 @@ export function cacheSettings(options: LoraCacheOptions): CacheSettings {
     localRoot: options.localRoot ?? null,
     builtinRoot: options.builtinRoot ?? null,
     maxDownloadBytes: options.maxDownloadBytes ?? 8 * GiB,
-    timeoutMs: options.timeoutMs ?? 10 * 60_000,
+    timeoutMs: options.timeoutMs ?? DEFAULT_LORA_TIMEOUT_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     log: options.log ?? (() => undefined),
   };

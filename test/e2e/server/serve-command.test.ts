@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -53,12 +55,16 @@ describe('flux-lora serve', () => {
     expect(await run.code).toBe(0);
     expect(run.out()).toContain('Usage: flux-lora serve [options]');
     expect(run.out()).toContain('--upload-url <url>');
+    expect(run.out()).toMatch(/--fetch-idle-timeout <s> .*\(default 30\)/);
+    expect(run.out()).toMatch(/--lora-timeout <s> .*\(default 600\)/);
   });
 
   it.each([
     [['--host', '0.0.0.0'], 'binding 0.0.0.0 (not loopback) needs an API token (--token or FLUX_LORA_API_TOKEN), or --no-auth'],
     [['--port', 'http'], '--port must be an integer of at least 0, got "http"'],
     [['--queue-size', 'many'], '--queue-size must be an integer of at least 0, got "many"'],
+    [['--fetch-idle-timeout', '0'], '--fetch-idle-timeout must be a number of at least 0.001, got "0"'],
+    [['--lora-timeout', 'soon'], '--lora-timeout must be a number of at least 0.001, got "soon"'],
     [['--model-name', 'just-a-name'], '--model-name must look like owner/name'],
     [['--upload-url', 'ftp://bucket'], '--upload-url must be an http(s) URL'],
     [['--log-level', 'loud'], '--log-level must be one of fatal, error, warn, info, debug, trace, silent'],
@@ -67,6 +73,24 @@ describe('flux-lora serve', () => {
     const run = serveInProcess(args);
     expect(await run.code).toBe(2);
     expect(run.err()).toContain(message);
+  });
+
+  it('--fetch-idle-timeout fails a download from a stalled host after that time, naming the input', async () => {
+    const stalled = createServer(() => undefined);
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const run = serveInProcess(['--port', '0', '--allow-private-networks', '--fetch-idle-timeout', '0.3']);
+    try {
+      const url = await listening(run.out);
+      await untilHealthy(url);
+      const image = `http://127.0.0.1:${(stalled.address() as AddressInfo).port}/photo.png`;
+      const answer = await request(`${url}/predictions`, 'POST', { input: { prompt: 'x', image } });
+      expect(answer.body).toMatchObject({ status: 'failed', error: `input "image": cannot download: stalled: no data for 300 ms (${image})` });
+    } finally {
+      run.interrupt();
+      stalled.closeAllConnections();
+      stalled.close();
+    }
+    expect(await run.code).toBe(0);
   });
 
   it('on Ctrl-C stops taking predictions and cancels those still running at --shutdown-timeout, then exits 0', async () => {
