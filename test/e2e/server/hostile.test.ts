@@ -90,6 +90,12 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
   '/two.tar': (_req, res) => res.end(served.twoTar),
 };
 
+const originalTmpdir = process.env.TMPDIR;
+afterAll(() => {
+  if (originalTmpdir === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = originalTmpdir;
+});
+
 beforeAll(async () => {
   process.env.TMPDIR = temp();
   const [a, b] = await Promise.all([makeSafetensors(1), makeSafetensors(2)]);
