@@ -80,13 +80,12 @@ async function main(): Promise<void> {
       gallery.show(final);
       announce(`Prediction ${final.status}`);
     } catch (error) {
-      const unplaced =
-        error instanceof ApiError && error.status === 422 ? form.showErrors(error.fields) : [String(error instanceof Error ? error.message : error)];
-      if (unplaced.length > 0 || !(error instanceof ApiError) || error.fields.length === 0) {
-        formError.textContent = unplaced.length > 0 ? unplaced.join('; ') : (error as Error).message;
-        formError.hidden = false;
-      }
-      run.showStatus(error instanceof ApiError && error.status === 422 ? 'Check the inputs marked below' : 'Could not start');
+      // A 422 names inputs: its messages go next to them; those naming none, and other errors, under the Run button.
+      const invalid = error instanceof ApiError && error.status === 422 && error.fields.length > 0 ? error.fields : undefined;
+      const unplaced = invalid === undefined ? [error instanceof Error ? error.message : String(error)] : form.showErrors(invalid);
+      formError.textContent = unplaced.join('; ');
+      formError.hidden = unplaced.length === 0;
+      run.showStatus(invalid === undefined ? 'Could not start' : 'Check the marked inputs');
     } finally {
       update();
     }

@@ -152,7 +152,7 @@ describe('playground (chromium)', () => {
 
   it("shows the server's 422 message next to the input it names", async () => {
     await page.getByLabel('Width value').fill('5000');
-    expect(await runAndWait()).toMatch(/^Check the inputs marked below/);
+    expect(await runAndWait()).toMatch(/^Check the marked inputs/);
     const answer = await fetch(`${server.url}/v1/predictions`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` },
