@@ -27,11 +27,11 @@ export const TOKEN_VARIABLE = 'FLUX_LORA_API_TOKEN';
 
 type FileExpression = (file: SnippetFile) => string;
 
-/** A JSON-like literal, indented by two spaces, with file inputs replaced by code. */
+/** A JSON-like literal, indented by the style's unit, with file inputs replaced by code. */
 function literal(
   value: unknown,
   indent: string,
-  style: { keys: 'json' | 'js'; true: string; false: string; null: string },
+  style: { keys: 'json' | 'js'; indent: string; true: string; false: string; null: string },
   file?: FileExpression,
   files?: Record<string, SnippetFile>,
 ): string {
@@ -39,7 +39,7 @@ function literal(
   if (value === true) return style.true;
   if (value === false) return style.false;
   if (typeof value !== 'object') return JSON.stringify(value);
-  const inner = `${indent}  `;
+  const inner = indent + style.indent;
   if (Array.isArray(value)) {
     if (value.length === 0) return '[]';
     return `[\n${value.map((item) => `${inner}${literal(item, inner, style)}`).join(',\n')}\n${indent}]`;
@@ -54,9 +54,9 @@ function literal(
   return `{\n${entries.map(item).join(',\n')}\n${indent}}`;
 }
 
-const JSON_STYLE = { keys: 'json', true: 'true', false: 'false', null: 'null' } as const;
-const JS_STYLE = { keys: 'js', true: 'true', false: 'false', null: 'null' } as const;
-const PYTHON_STYLE = { keys: 'json', true: 'True', false: 'False', null: 'None' } as const;
+const JSON_STYLE = { keys: 'json', indent: '  ', true: 'true', false: 'false', null: 'null' } as const;
+const JS_STYLE = { keys: 'js', indent: '  ', true: 'true', false: 'false', null: 'null' } as const;
+const PYTHON_STYLE = { keys: 'json', indent: '    ', true: 'True', false: 'False', null: 'None' } as const;
 
 const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
 /** In an unquoted here-document only `\`, `$` and backquotes are special. */

@@ -143,6 +143,8 @@ describe('playground (chromium)', () => {
     await page.getByLabel('Height value').fill('1440');
     await page.getByLabel('Num Inference Steps value').fill('50');
     await page.click('#run');
+    // The token given once is kept for the tab's session.
+    expect(await page.locator('#token-dialog[open]').count()).toBe(0);
     await page.waitForFunction(() => /^Step ([2-9]|\d\d) of 50/.test(document.getElementById('run-status')?.textContent ?? ''), undefined, { timeout: 30_000 });
     await page.click('#cancel');
     await page.waitForFunction(() => document.getElementById('run-status')?.textContent === 'Canceled', undefined, { timeout: 30_000 });
@@ -174,6 +176,39 @@ describe('playground (chromium)', () => {
     await page.fill('#in-prompt', SMALL.prompt);
     expect(await page.isEnabled('#run')).toBe(true);
     expect(await page.textContent('#missing')).toBe('');
+  });
+
+  it('drag-and-drop onto the image input, or a paste anywhere, sets the image (named for the snippets)', async () => {
+    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#c33' } })
+      .png()
+      .toBuffer();
+    const deliver = (event: 'drop' | 'paste') =>
+      page.evaluate(
+        ({ base64, event }) => {
+          const file = new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], 'dropped.png', { type: 'image/png' });
+          const data = new DataTransfer();
+          data.items.add(file);
+          const target = event === 'drop' ? document.querySelector('[data-drop="image"]')! : document.body;
+          target.dispatchEvent(
+            event === 'drop'
+              ? new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true })
+              : new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }),
+          );
+        },
+        { base64: png.toString('base64'), event },
+      );
+    const preview = page.locator('[data-input="image"] .preview');
+    for (const [event, fileName] of [
+      ['drop', 'dropped.png'],
+      ['paste', 'image.png'],
+    ] as const) {
+      await deliver(event);
+      await page.waitForFunction(() => document.querySelector('[data-input="image"] .preview:not([hidden])') !== null);
+      expect(bytesOf((await preview.getAttribute('src'))!).equals(png)).toBe(true);
+      expect(await page.locator('#api-files a').getAttribute('download')).toBe(fileName);
+      await page.getByRole('button', { name: 'Remove image' }).click();
+      expect(await preview.isHidden()).toBe(true);
+    }
   });
 
   it('inpaints an uploaded image with a painted mask, and the curl snippet with those files gives the same bytes', async () => {
