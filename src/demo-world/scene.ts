@@ -145,12 +145,12 @@ function parseObject(caption: string, text: string): SceneObject {
   }
   const size = (SIZES as readonly string[]).includes(rest[0] ?? '') ? (rest.shift() as Size) : undefined;
   const shape = rest.pop();
-  const colour = rest.shift();
-  if (rest.length > 0) throw new CaptionError(caption, `unexpected words "${rest.join(' ')}"`);
   const extras = { ...(size === undefined ? {} : { size }), ...(position === undefined ? {} : { position }) };
-  if (shape === TOK && colour === undefined) return { shape: TOK, ...extras };
+  if (shape === TOK && rest.length === 0) return { shape: TOK, ...extras };
   if (!(SHAPES as readonly string[]).includes(shape ?? '')) throw new CaptionError(caption, `unknown shape "${shape}"`);
+  const colour = rest.shift();
   if (colour === undefined || !(colour in OBJECT_COLOURS)) throw new CaptionError(caption, `unknown colour "${colour}"`);
+  if (rest.length > 0) throw new CaptionError(caption, `unexpected words "${rest.join(' ')}"`);
   return { shape: shape as Shape, colour: colour as ObjectColour, ...extras };
 }
 
