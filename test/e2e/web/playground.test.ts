@@ -3,7 +3,8 @@
  * `flux-lora serve` on the built-in model with a token: run with progress, cancel, 422 messages
  * next to their inputs, a missing required input, image + painted mask (inpainting), "use as
  * input image" (img2img), the API tab's snippets reproducing the page's bytes, keyboard-only use,
- * axe-core, and screenshots at desktop and phone widths without horizontal scroll.
+ * axe-core, and screenshots at desktop and phone widths without horizontal scroll. The tests are
+ * one person's session in one tab, in order: each starts from the page the one before left.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
