@@ -9,7 +9,7 @@ import type { ServerContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { webAsset } from '../web-assets.js';
 
-/** The quality the Accept header gives `type` (its most specific matching range; none: 0, no header: 1). */
+/** The quality the Accept header gives `type`: that of its most specific matching range, 0 when none matches. */
 function quality(accept: string, type: string): number {
   let best = { specificity: -1, q: 0 };
   for (const part of accept.split(',')) {
