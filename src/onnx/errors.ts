@@ -24,6 +24,20 @@ export class RunCancelledError extends Error {
   }
 }
 
+/**
+ * The engine process stopped under a request: `reason` is its signal or exit code (e.g.
+ * "SIGKILL"), `where` what it was doing (e.g. `running "flux"`, `during step 7/28`).
+ */
+export class EngineStoppedError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly where: string,
+  ) {
+    super(`engine stopped: ${reason} ${where}`);
+    this.name = 'EngineStoppedError';
+  }
+}
+
 export class InferenceWorkerError extends Error {
   constructor(message: string) {
     super(message);

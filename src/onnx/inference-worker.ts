@@ -1,8 +1,8 @@
 /**
- * Worker-thread entry that owns onnxruntime sessions. session.run() blocks the thread
- * it runs on (docs/onnxruntime.md pitfall 7), so it never runs on the main event loop.
+ * The engine process's entry: it owns the onnxruntime sessions. session.run() blocks the
+ * thread it runs on (docs/onnxruntime.md pitfall 7), so it never runs on the server's event
+ * loop, and a native crash here ends only this process (the parent restarts it: ./runner.ts).
  */
-import { parentPort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { OnnxRuntimeError, parseOrtMessage } from './errors.js';
 import { sessionOptions } from './session-options.js';
@@ -137,24 +137,17 @@ function serializeError(error: unknown): SerializedError {
   return { name: e.name, message: e.message };
 }
 
-function transferables(result: LoadResult | TensorMap | null): ArrayBuffer[] {
-  if (result === null || 'session' in result) return [];
-  return Object.values(result as TensorMap).map((t) => t.data.buffer as ArrayBuffer);
-}
+const send = process.send?.bind(process);
+if (send === undefined) throw new Error('inference-worker must run as a child process with an IPC channel');
 
-const port = parentPort;
-if (port === null) throw new Error('inference-worker must run in a worker thread');
-
-port.on('message', (request: WorkerRequest) => {
+process.on('message', (request: WorkerRequest) => {
   handle(request).then(
     (result) => {
-      const response: WorkerResponse = { id: request.id, ok: true, result };
-      try {
-        port.postMessage(response, transferables(result));
-      } catch {
-        port.postMessage(response);
-      }
+      send({ id: request.id, ok: true, result } satisfies WorkerResponse);
+      if (request.type === 'shutdown') process.disconnect();
     },
-    (error: unknown) => port.postMessage({ id: request.id, ok: false, error: serializeError(error) } satisfies WorkerResponse),
+    (error: unknown) => send({ id: request.id, ok: false, error: serializeError(error) } satisfies WorkerResponse),
   );
 });
+// The parent is gone: nobody can use the sessions any more.
+process.on('disconnect', () => process.exit(0));

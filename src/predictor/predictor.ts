@@ -28,8 +28,8 @@ import { openTextEncoderCheckpoint } from '../models/text/checkpoint.js';
 import { LoraCache } from '../lora/cache.js';
 import type { LoraCacheOptions } from '../lora/cache-policy.js';
 import type { VaeConfig } from '../models/vae/config.js';
-import { RunCancelledError } from '../onnx/errors.js';
-import { InferenceWorker } from '../onnx/runner.js';
+import { EngineStoppedError, RunCancelledError } from '../onnx/errors.js';
+import { InferenceWorker, type EngineStatus } from '../onnx/runner.js';
 import { outputSeed, runFluxPipeline, seededNoise, type TextConditioning } from '../pipeline/flux-pipeline.js';
 import { randn } from '../pipeline/noise.js';
 import { TextConditioner } from '../models/text/conditioner.js';
@@ -137,6 +137,23 @@ export class Predictor {
     this.pool = new ResidencyPool(options.memoryBudgetBytes ?? defaultMemoryBudget());
     const log = (line: string) => options.log?.(line);
     this.loras = new LoraPlanner(options.loraFetcher ?? new LoraCache({ dir: join(cacheDir, 'loras'), log, ...options.loraCache }));
+    this.worker.onStopped((error) => {
+      log(`Inference ${error.message}; it restarts, and models load again when next needed`);
+      void this.forgetEngineState();
+    });
+  }
+
+  /** After the engine stopped, nothing loaded in it exists any more: forget it all (each release is then a no-op). */
+  private async forgetEngineState(): Promise<void> {
+    this.keptLoras.clear();
+    this.conditioners.clear();
+    this.checker = null;
+    await this.pool.releaseAll();
+  }
+
+  /** The engine's state (health checks). */
+  get engine(): EngineStatus {
+    return this.worker.status;
   }
 
   /**
@@ -322,6 +339,17 @@ export class Predictor {
   }
 
   private async run(input: ResolvedInput, options: PredictOptions): Promise<PredictionResult> {
+    const progress = { doing: 'preparing the prediction' };
+    try {
+      return await this.generate(input, options, progress);
+    } catch (error) {
+      // Says where the prediction was when the engine stopped, e.g. "during step 7/28".
+      if (error instanceof EngineStoppedError) throw new EngineStoppedError(error.reason, `during ${progress.doing}`);
+      throw error;
+    }
+  }
+
+  private async generate(input: ResolvedInput, options: PredictOptions, progress: { doing: string }): Promise<PredictionResult> {
     const started = performance.now();
     const log = options.log ?? (() => undefined);
     const signal = options.signal;
@@ -367,11 +395,19 @@ export class Predictor {
     const result = await runFluxPipeline(
       {
         vaeConfig: await this.vaeConfig(pipeline),
-        vae: () => timed('load', () => this.vae(pipeline, log)),
-        encodePrompt: () => timed('text', () => this.encodeText(pipeline, input.prompt, precision, plan, log, signal)),
+        vae: () => {
+          progress.doing = 'the VAE';
+          return timed('load', () => this.vae(pipeline, log));
+        },
+        encodePrompt: () => {
+          progress.doing = 'text encoding';
+          return timed('text', () => this.encodeText(pipeline, input.prompt, precision, plan, log, signal));
+        },
         transformer: async () => {
+          progress.doing = 'loading the transformer';
           const transformer = await timed('load', () => this.transformer(pipeline, precision, log));
           await timed('lora', () => this.bindLoras(transformer, plan));
+          progress.doing = 'the first denoising step';
           return transformer;
         },
       },
@@ -386,12 +422,19 @@ export class Predictor {
             ? undefined
             : { pixels: prepared.tensor, strength: input.promptStrength, ...(prepared.mask === undefined ? {} : { mask: prepared.mask }) },
         noise: seededNoise(input.seed, randn),
-        onStep: (output, step) => options.onProgress?.({ output, outputs: input.numOutputs, step: step.step, total: step.total, elapsedMs: step.elapsedMs }),
+        onStep: (output, step) => {
+          // The work in flight after this step: the next step, the next output's first, or decoding.
+          const [next, of] = step.step < step.total ? [step.step + 1, output] : [1, output + 1];
+          const ofOutput = input.numOutputs > 1 ? ` of output ${of + 1}/${input.numOutputs}` : '';
+          progress.doing = of < input.numOutputs ? `step ${next}/${step.total}${ofOutput}` : 'decoding';
+          options.onProgress?.({ output, outputs: input.numOutputs, step: step.step, total: step.total, elapsedMs: step.elapsedMs });
+        },
         stage: timed,
         signal,
       },
     );
     const images = result.outputs.map((output) => tensorToImage(output.image, 0));
+    progress.doing = 'the safety check';
     const kept = input.disableSafetyChecker ? images.map((_, i) => i) : await timed('safety', () => this.safeIndices(images, log, signal));
     const encoded: { name: string; bytes: Buffer }[] = [];
     for (const i of kept) {

@@ -11,6 +11,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { RunCancelledError } from '../onnx/errors.js';
+import type { EngineStatus } from '../onnx/runner.js';
 import type { ResolvedInput } from '../predictor/inputs.js';
 import { Predictor, type PredictionResult, type PredictorOptions } from '../predictor/predictor.js';
 import { checkInput } from './input-check.js';
@@ -64,7 +65,8 @@ export interface SetupState {
   logs: string[];
 }
 
-export type Health = 'STARTING' | 'READY' | 'BUSY' | 'SETUP_FAILED';
+/** Cog's states; UNHEALTHY while the inference engine restarts after it stopped. */
+export type Health = 'STARTING' | 'READY' | 'BUSY' | 'SETUP_FAILED' | 'UNHEALTHY';
 
 /** 26 characters of base32, like Replicate's prediction ids. */
 function newId(): string {
@@ -110,6 +112,11 @@ export class PredictionService {
     this.setup.completedAt = new Date();
   }
 
+  /** The inference engine's state (absent before setup succeeded). */
+  engine(): EngineStatus | undefined {
+    return this.predictor?.engine;
+  }
+
   /** Resolves once setup has finished (either way). */
   whenReady(): Promise<void> {
     return this.ready;
@@ -118,6 +125,7 @@ export class PredictionService {
   health(): Health {
     if (this.setup.status === 'starting') return 'STARTING';
     if (this.setup.status === 'failed') return 'SETUP_FAILED';
+    if (this.predictor?.engine.state === 'restarting') return 'UNHEALTHY';
     return this.pending.size > 0 ? 'BUSY' : 'READY';
   }
 

@@ -71,8 +71,10 @@ export function cogRoutes(app: FastifyInstance, context: ServerContext): void {
 
   app.get('/health-check', publicRoute, async () => {
     const { setup } = service;
+    const engine = service.engine();
     return {
       status: service.health(),
+      ...(engine === undefined ? {} : { engine: { state: engine.state, restarts: engine.restarts, last_stop: engine.lastStop ?? null } }),
       setup: {
         started_at: setup.startedAt.toISOString(),
         completed_at: setup.completedAt?.toISOString() ?? null,

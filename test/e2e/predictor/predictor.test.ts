@@ -1,10 +1,10 @@
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuiltinModel } from '../../../src/builtin/tiny-model.js';
 import { ImageInputError } from '../../../src/images/errors.js';
-import { RunCancelledError } from '../../../src/onnx/errors.js';
+import { EngineStoppedError, RunCancelledError } from '../../../src/onnx/errors.js';
 import { InputValidationError } from '../../../src/predictor/inputs.js';
 import { AllImagesUnsafeError, Predictor, type PredictOptions, type Progress } from '../../../src/predictor/predictor.js';
 import { writeTinySafetyPair } from '../../../src/builtin/tiny-safety.js';
@@ -234,6 +234,22 @@ describe('predictor errors', () => {
     expect(readdirSync(tmp()).includes(`out-${runs - 1}`) ? readdirSync(outputDir) : []).toEqual([]);
     const after = await run({ prompt: 'x', seed: 1, ...small });
     expect(Object.keys(after.files)).toEqual(['out-0.webp']);
+  });
+
+  it('survives a kill of its engine mid-prediction: that prediction fails naming the step, the next one reloads and gives the same image', async () => {
+    const input = { prompt: 'x', seed: 3, ...small, num_inference_steps: 8 };
+    const before = await run(input);
+    const outputDir = join(tmp(), `out-${runs++}`);
+    const killed = predictor.predict(input, {
+      outputDir,
+      onProgress: (p) => p.step === 2 && process.kill(predictor.engine.pid as number, 'SIGKILL'),
+    });
+    await expect(killed).rejects.toThrow(new EngineStoppedError('SIGKILL', 'during step 3/8'));
+    expect(existsSync(outputDir)).toBe(false);
+    const after = await run(input);
+    expect(after.logs.filter((l) => l.startsWith('Loaded '))).not.toEqual([]);
+    expect(after.files).toEqual(before.files);
+    expect(predictor.engine).toMatchObject({ state: 'running', restarts: 1, lastStop: 'SIGKILL' });
   });
 
   it('queues concurrent predictions and runs them one at a time', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../../src/onnx/graph.js';
 import * as op from '../../../src/onnx/ops/index.js';
-import { InferenceWorkerError, OnnxRuntimeError, RunCancelledError } from '../../../src/onnx/errors.js';
+import { EngineStoppedError, InferenceWorkerError, OnnxRuntimeError, RunCancelledError } from '../../../src/onnx/errors.js';
 import { InferenceWorker } from '../../../src/onnx/runner.js';
 import { float32Tensor, int64Tensor } from '../../../src/onnx/tensor-data.js';
 import { randomFloats } from '../../helpers/random.js';
@@ -157,5 +157,31 @@ describe('InferenceWorker', () => {
     expect(await running).toBeInstanceOf(InferenceWorkerError);
     expect(await queued).toBeInstanceOf(InferenceWorkerError);
     await expect(own.load(slowModel(1))).rejects.toThrow('inference worker closed');
+  });
+
+  it('survives a kill of its engine: the run in flight fails naming the signal, the engine restarts, old sessions ask to be loaded again', async () => {
+    const own = new InferenceWorker();
+    const stops: EngineStoppedError[] = [];
+    own.onStopped((error) => stops.push(error));
+    const session = await own.load(slowModel(200));
+    const first = own.status.pid as number;
+    const running = rejection(session.run(slowInput()));
+    const queued = rejection(session.run(slowInput()));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    process.kill(first, 'SIGKILL');
+    for (const error of [await running, await queued]) {
+      expect(error).toBeInstanceOf(EngineStoppedError);
+      expect(error.message).toBe('engine stopped: SIGKILL running "slow-chain"');
+    }
+    expect(stops.map((e) => e.reason)).toEqual(['SIGKILL']);
+    expect(own.status).toMatchObject({ state: 'restarting', restarts: 1, lastStop: 'SIGKILL' });
+    await expect(session.run(slowInput())).rejects.toThrow('engine stopped: SIGKILL since "slow-chain" was loaded; load it again');
+    await session.release();
+    const again = await own.load(slowModel(1));
+    expect(own.status).toMatchObject({ state: 'running', restarts: 1 });
+    expect(own.status.pid).not.toBe(first);
+    expect((await again.run(slowInput())).y?.dims).toEqual([1024, 1024]);
+    await own.close();
+    expect(own.status.state).toBe('closed');
   });
 });
