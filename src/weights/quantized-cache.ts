@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { quantizeBlockwise } from './quantize.js';
+import type { QuantizedWeight } from './quantize.js';
+import { QuantizePool } from './quantize-pool.js';
 import { defaultCacheDir } from '../config.js';
 import { SafetensorsFile } from './safetensors.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-writer.js';
@@ -50,34 +51,72 @@ function cacheKey(request: QuantizedCacheRequest): string {
   return createHash('sha256').update(JSON.stringify(description)).digest('hex').slice(0, 32);
 }
 
-function tensorsToWrite(linears: readonly QuantizableLinear[], settings: QuantizationSettings): TensorToWrite[] {
+/**
+ * The linears' quantized forms, in list order: reading linear i (on this thread, in order)
+ * also starts the reads of the next ones, up to one per pool thread, whose quantization runs
+ * on the pool. At most `pool.size` linears are held at once, each until its three tensors are written.
+ */
+function quantizedInOrder(
+  linears: readonly QuantizableLinear[],
+  settings: QuantizationSettings,
+  pool: QuantizePool,
+): (index: number) => Promise<QuantizedWeight> {
+  const jobs: (Promise<QuantizedWeight> | undefined)[] = [];
+  let started = 0;
+  let reads: Promise<unknown> = Promise.resolve();
+  return (index) => {
+    for (; started < Math.min(index + pool.size, linears.length); started++) {
+      const linear = linears[started] as QuantizableLinear;
+      const weight = reads.then(() => linear.read());
+      reads = weight.catch(() => undefined);
+      const job = weight.then((w) => pool.quantize(w, linear.n, linear.k, { bits: settings.bits, blockSize: settings.blockSize }));
+      job.catch(() => undefined); // a failure is reported when its linear is written
+      jobs[started] = job;
+    }
+    const job = jobs[index] as Promise<QuantizedWeight>;
+    jobs[index] = undefined;
+    return job;
+  };
+}
+
+function tensorsToWrite(linears: readonly QuantizableLinear[], settings: QuantizationSettings, pool: QuantizePool): TensorToWrite[] {
+  const take = quantizedInOrder(linears, settings, pool);
   const tensors: TensorToWrite[] = [];
-  for (const linear of linears) {
+  for (const [index, linear] of linears.entries()) {
     const kBlocks = Math.ceil(linear.k / settings.blockSize);
-    // The three tensors of one linear are written one after another; the quantized result is
-    // kept only until the last of them has been written, so memory holds one linear at a time.
-    let pending: ReturnType<typeof quantizeBlockwise> | null = null;
-    let unwritten = 0;
-    const quantized = async () => {
-      if (pending === null) {
-        pending = quantizeBlockwise(await linear.read(), linear.n, linear.k, { bits: settings.bits, blockSize: settings.blockSize });
-        unwritten = 3;
-      }
-      return pending;
-    };
-    const bytes = (pick: (q: ReturnType<typeof quantizeBlockwise>) => ArrayBufferView) =>
+    // The three tensors of one linear are written one after another from one quantized result.
+    let quantized: Promise<QuantizedWeight> | null = null;
+    const bytes = (pick: (q: QuantizedWeight) => ArrayBufferView, last = false) =>
       async function* () {
-        const view = pick(await quantized());
+        quantized ??= take(index);
+        const view = pick(await quantized);
+        if (last) quantized = null;
         yield new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-        if (--unwritten === 0) pending = null;
       };
     tensors.push(
-      { name: `${linear.name}.qweight`, dtype: 'U8', shape: [linear.n, kBlocks, (settings.blockSize * settings.bits) / 8], data: bytes((q) => q.data) },
+      { name: `${linear.name}.qweight`, dtype: 'U8', shape: qweightShape(linear, settings), data: bytes((q) => q.data) },
       { name: `${linear.name}.scales`, dtype: 'F32', shape: [linear.n * kBlocks], data: bytes((q) => q.scales) },
-      { name: `${linear.name}.zero_points`, dtype: 'U8', shape: [linear.n * Math.ceil((kBlocks * settings.bits) / 8)], data: bytes((q) => q.zeroPoints) },
+      { name: `${linear.name}.zero_points`, dtype: 'U8', shape: zeroPointsShape(linear, settings), data: bytes((q) => q.zeroPoints, true) },
     );
   }
   return tensors;
+}
+
+function qweightShape(linear: QuantizableLinear, settings: QuantizationSettings): number[] {
+  return [linear.n, Math.ceil(linear.k / settings.blockSize), (settings.blockSize * settings.bits) / 8];
+}
+
+function zeroPointsShape(linear: QuantizableLinear, settings: QuantizationSettings): number[] {
+  return [linear.n * Math.ceil((Math.ceil(linear.k / settings.blockSize) * settings.bits) / 8)];
+}
+
+/** Whether a cache file holds every linear of the request in the expected shapes (a damaged or foreign file does not). */
+function complete(file: SafetensorsFile, request: QuantizedCacheRequest): boolean {
+  if (file.metadata.format !== CACHE_FORMAT) return false;
+  const same = (name: string, shape: number[]) => file.has(name) && JSON.stringify(file.info(name).shape) === JSON.stringify(shape);
+  return request.linears.every(
+    (l) => same(`${l.name}.qweight`, qweightShape(l, request.settings)) && same(`${l.name}.zero_points`, zeroPointsShape(l, request.settings)),
+  );
 }
 
 /** The quantized weights, from the cache when present, otherwise derived and written atomically. */
@@ -87,14 +126,19 @@ export async function quantizedCache(request: QuantizedCacheRequest): Promise<{ 
   const path = join(folder, `${cacheKey(request)}.safetensors`);
   try {
     const file = await SafetensorsFile.open(path);
-    if (file.metadata.format === CACHE_FORMAT) return { file, created: false };
+    if (complete(file, request)) return { file, created: false };
   } catch {
     // absent or damaged: derive it again below
   }
-  await writeSafetensors(path, tensorsToWrite(request.linears, request.settings), {
-    format: CACHE_FORMAT,
-    kind: request.kind,
-    settings: JSON.stringify(request.settings),
-  });
+  const pool = new QuantizePool();
+  try {
+    await writeSafetensors(path, tensorsToWrite(request.linears, request.settings, pool), {
+      format: CACHE_FORMAT,
+      kind: request.kind,
+      settings: JSON.stringify(request.settings),
+    });
+  } finally {
+    await pool.close();
+  }
   return { file: await SafetensorsFile.open(path), created: true };
 }

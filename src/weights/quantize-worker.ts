@@ -1,0 +1,22 @@
+/** Worker-thread entry of the quantization pool (./quantize-pool.ts): quantizes one linear per message. */
+import { parentPort } from 'node:worker_threads';
+import { quantizeBlockwise, type QuantizeOptions } from './quantize.js';
+
+export interface QuantizeJob {
+  id: number;
+  weight: Float32Array;
+  n: number;
+  k: number;
+  options: QuantizeOptions;
+}
+
+const port = parentPort;
+if (port === null) throw new Error('quantize-worker must run in a worker thread');
+port.on('message', (job: QuantizeJob) => {
+  try {
+    const q = quantizeBlockwise(job.weight, job.n, job.k, job.options);
+    port.postMessage({ id: job.id, result: q }, [q.data.buffer, q.scales.buffer, q.zeroPoints.buffer] as ArrayBuffer[]);
+  } catch (error) {
+    port.postMessage({ id: job.id, error: (error as Error).message });
+  }
+});

@@ -1,0 +1,82 @@
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { quantizeBlockwise } from '../../../src/weights/quantize.js';
+import { QUANTIZED_4BIT, QUANTIZED_8BIT, quantizedCache, type QuantizableLinear } from '../../../src/weights/quantized-cache.js';
+import { writeSafetensors } from '../../../src/weights/safetensors-writer.js';
+import { randomFloats } from '../../helpers/random.js';
+import { useTempDir } from '../../helpers/temp-dir.js';
+
+const tmp = useTempDir('quantized-cache-');
+const SHAPES: [number, number][] = [
+  [64, 256],
+  [32, 200],
+  [96, 128],
+  [16, 512],
+  [48, 384],
+  [8, 1000],
+];
+
+/** Linears over fresh random weights that record the order in which they are read. */
+function linears(reads: string[], fail?: string): QuantizableLinear[] {
+  return SHAPES.map(([n, k], i) => ({
+    name: `blocks.${i}.linear`,
+    n,
+    k,
+    read: async () => {
+      reads.push(`blocks.${i}.linear`);
+      if (`blocks.${i}.linear` === fail) throw new Error('disk read failed');
+      return randomFloats(n * k, 100 + i);
+    },
+  }));
+}
+
+describe('the quantized-weights cache', () => {
+  it('quantizes on the thread pool exactly as one thread does, reading every linear once and in order', async () => {
+    for (const settings of [QUANTIZED_8BIT, QUANTIZED_4BIT]) {
+      const source = join(tmp(), `source-${settings.bits}.bin`);
+      writeFileSync(source, 'identity of the source file');
+      const reads: string[] = [];
+      const { file, created } = await quantizedCache({ kind: 'test', sourceFiles: [source], linears: linears(reads), settings, cacheDir: tmp() });
+      expect(created).toBe(true);
+      expect(reads).toEqual(SHAPES.map((_, i) => `blocks.${i}.linear`));
+      for (const [i, [n, k]] of SHAPES.entries()) {
+        const expected = quantizeBlockwise(randomFloats(n * k, 100 + i), n, k, settings);
+        const bytes = async (name: string) => Buffer.from(await file.readBytes(`blocks.${i}.linear.${name}`));
+        expect(await bytes('qweight')).toEqual(Buffer.from(expected.data));
+        expect(await bytes('scales')).toEqual(Buffer.from(expected.scales.buffer));
+        expect(await bytes('zero_points')).toEqual(Buffer.from(expected.zeroPoints));
+      }
+    }
+  });
+
+  it('reuses a complete cache file, derives an incomplete one again, and leaves no file when a read fails', async () => {
+    const source = join(tmp(), 'source-reuse.bin');
+    writeFileSync(source, 'another source');
+    const request = (reads: string[], fail?: string) => ({
+      kind: 'test',
+      sourceFiles: [source],
+      linears: linears(reads, fail),
+      settings: QUANTIZED_8BIT,
+      cacheDir: tmp(),
+    });
+    const first = await quantizedCache(request([]));
+    const again: string[] = [];
+    expect((await quantizedCache(request(again))).created).toBe(false);
+    expect(again).toEqual([]);
+    // A file of the right format that lacks a linear (a crash of an older writer, a foreign file) is derived again.
+    await writeSafetensors(first.file.path, [{ name: 'blocks.0.linear.qweight', dtype: 'U8', shape: [1], data: new Uint8Array(1) }], {
+      format: first.file.metadata.format as string,
+    });
+    const rederived = await quantizedCache(request([]));
+    expect(rederived.created).toBe(true);
+    expect(rederived.file.has(`blocks.${SHAPES.length - 1}.linear.zero_points`)).toBe(true);
+
+    const other = join(tmp(), 'source-failing.bin');
+    writeFileSync(other, 'a source whose reads fail');
+    const folder = join(tmp(), 'quantized');
+    const before = readdirSync(folder).length;
+    await expect(quantizedCache({ ...request([], 'blocks.3.linear'), sourceFiles: [other] })).rejects.toThrow('disk read failed');
+    expect(readdirSync(folder).length).toBe(before);
+  });
+});
