@@ -11,7 +11,7 @@ import { SafetyChecker, type SafetyPaths } from '../../../src/pipeline/safety-ch
 import { conceptDecisions } from '../../../src/models/safety/concepts.js';
 import { SafetyInputError } from '../../../src/models/safety/processor.js';
 import { expectAllClose } from '../../helpers/golden.js';
-import { rng } from '../../helpers/random.js';
+import { seededRandom } from '../../../src/util/seeded-random.js';
 import { useWorker } from '../../helpers/run-graph.js';
 import { useTempDir } from '../../helpers/temp-dir.js';
 import { goldenCases, goldenSafetyFolders, rgbImage, tensor } from '../../helpers/golden-safety.js';
@@ -27,7 +27,7 @@ function solid(width: number, height: number, rgb: [number, number, number]): Rg
 
 /** Noise around a colour, like the built-in model's greenish textures. */
 function texture(width: number, height: number, rgb: [number, number, number], seed: number): RgbImage {
-  const next = rng(seed);
+  const next = seededRandom(seed);
   const data = Uint8Array.from({ length: width * height * 3 }, (_, i) => Math.min(255, Math.max(0, (rgb[i % 3] as number) + (next() - 0.5) * 160)));
   return { width, height, data };
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { judge, readPicture } from '../../../src/demo-world/judge.js';
 import { renderScene } from '../../../src/demo-world/render.js';
-import { CaptionError, captionOf, parseCaption, randomCaption, sceneFor, seededRandom } from '../../../src/demo-world/scene.js';
+import { CaptionError, captionOf, parseCaption, randomCaption, sceneFor } from '../../../src/demo-world/scene.js';
+import { seededRandom } from '../../../src/util/seeded-random.js';
 import { WORLD_WORDS } from '../../../src/demo-world/vocabulary.js';
 
 describe('demo-world captions', () => {
