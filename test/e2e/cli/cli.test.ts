@@ -1,16 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { main } from '../../../src/cli/main.js';
-
-async function cli(...argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(
-    argv,
-    (t) => (stdout += t),
-    (t) => (stderr += t),
-  );
-  return { code, stdout, stderr };
-}
+import { cli } from '../../helpers/run-cli.js';
 
 describe('flux-lora CLI', () => {
   it('prints help and version', async () => {

@@ -1,21 +1,11 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../../src/cli/main.js';
+import { cli } from '../../helpers/run-cli.js';
 import { SafetensorsFile } from '../../../src/weights/safetensors.js';
 import { expectAllClose, goldenPath } from '../../helpers/golden.js';
 import { useTempDir } from '../../helpers/temp-dir.js';
 
 const tmp = useTempDir('eval-transformer-');
-
-async function cli(...argv: string[]) {
-  let stderr = '';
-  const code = await main(
-    argv,
-    () => undefined,
-    (t) => (stderr += t),
-  );
-  return { code, stderr };
-}
 
 describe('flux-lora eval transformer', () => {
   it('evaluates every golden case and writes the outputs under the golden names', async () => {

@@ -1,19 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { main } from '../../../src/cli/main.js';
+import { cli } from '../../helpers/run-cli.js';
 import { PREDICT_HELP } from '../../../src/cli/predict-command.js';
 import { SERVE_HELP } from '../../../src/cli/serve-command.js';
 import { INPUT_NAMES } from '../../../src/predictor/schema.js';
-
-async function cli(...argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(
-    argv,
-    (t) => (stdout += t),
-    (t) => (stderr += t),
-  );
-  return { code, stdout, stderr };
-}
 
 /** The column each option's description starts at, for the lines of an Options: block. */
 function descriptionColumns(help: string): Set<number> {
