@@ -13,6 +13,7 @@ describe('flux-lora eval transformer', () => {
     const cases = goldenPath('transformer_A_cases.safetensors');
     expect(await cli('eval', 'transformer', '--model', goldenPath('transformer_A_diffusers.safetensors'), '--case', cases, '--out', out)).toEqual({
       code: 0,
+      stdout: '',
       stderr: '',
     });
     const [written, golden] = [await SafetensorsFile.open(out), await SafetensorsFile.open(cases)];
@@ -27,7 +28,7 @@ describe('flux-lora eval transformer', () => {
     const out = join(tmp(), 'pair.safetensors');
     const args = ['eval', 'transformer', '--model', goldenPath('transformer_A_bfl.safetensors'), '--case', goldenPath('lora_cases.safetensors'), '--out', out];
     const loras = ['--lora', `${goldenPath('lora_peft_r4.safetensors')}:0.7`, '--lora', `${goldenPath('lora_kohya_r8.safetensors')}:-0.4`];
-    expect(await cli(...args, ...loras)).toEqual({ code: 0, stderr: '' });
+    expect(await cli(...args, ...loras)).toEqual({ code: 0, stdout: '', stderr: '' });
     const golden = await SafetensorsFile.open(goldenPath('lora_cases.safetensors'));
     expectAllClose(
       await (await SafetensorsFile.open(out)).readFloat32('input.expected'),
@@ -75,6 +76,6 @@ describe('flux-lora eval transformer', () => {
       '--case',
       goldenPath('transformer_B_cases.safetensors'),
     );
-    expect(missing).toEqual({ code: 2, stderr: 'flux-lora: eval transformer: missing --out\n' });
+    expect(missing).toEqual({ code: 2, stdout: '', stderr: 'flux-lora: eval transformer: missing --out\n' });
   });
 });
