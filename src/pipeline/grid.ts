@@ -2,7 +2,7 @@
  * The pipeline's working grid: packed latents need sides that are multiples of twice the VAE
  * factor (32 px for the built-in model's 16× autoencoder; 16 for FLUX's 8×, where every size we
  * accept already fits). A request whose size does not fit is drawn on the smallest grid that
- * covers it — input images edge-extended, masks extended as "keep" — and cropped back (top-left).
+ * covers it — input images and masks extended by their edges — and cropped back (top-left).
  */
 import { float32Tensor, type TensorData } from '../onnx/tensor-data.js';
 
@@ -30,11 +30,14 @@ export function extendImage(image: TensorData, grid: Grid): TensorData {
   return float32Tensor([1, channels, grid.height, grid.width], out);
 }
 
-/** A row-major h × w mask (1 = repaint) on the grid, the added pixels kept (0). */
+/** A row-major h × w mask (1 = repaint) on the grid, repeating its last column and row as the image does. */
 export function extendMask(mask: Uint8Array, width: number, height: number, grid: Grid): Uint8Array {
   if (width === grid.width && height === grid.height) return mask;
   const out = new Uint8Array(grid.width * grid.height);
-  for (let y = 0; y < height; y++) out.set(mask.subarray(y * width, (y + 1) * width), y * grid.width);
+  for (let y = 0; y < grid.height; y++) {
+    const row = Math.min(y, height - 1) * width;
+    for (let x = 0; x < grid.width; x++) out[y * grid.width + x] = mask[row + Math.min(x, width - 1)] as number;
+  }
   return out;
 }
 

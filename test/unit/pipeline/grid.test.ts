@@ -18,7 +18,8 @@ describe('the working grid', () => {
     expect(extendImage(image, { width: 3, height: 2 })).toBe(image);
   });
 
-  it('extends masks with kept (0) pixels', () => {
-    expect([...extendMask(Uint8Array.from([1, 0, 1, 1]), 2, 2, { width: 3, height: 3 })]).toEqual([1, 0, 0, 1, 1, 0, 0, 0, 0]);
+  it('extends masks by their edges too, so a mask that repaints everything still does', () => {
+    expect([...extendMask(Uint8Array.from([1, 0, 1, 1]), 2, 2, { width: 3, height: 3 })]).toEqual([1, 0, 0, 1, 1, 1, 1, 1, 1]);
+    expect([...extendMask(new Uint8Array(4).fill(1), 2, 2, { width: 4, height: 3 })]).toEqual(new Array(12).fill(1));
   });
 });
