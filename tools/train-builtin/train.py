@@ -31,8 +31,8 @@ DEV, SCHNELL = os.path.join(ASSETS, "FLUX.1-dev"), os.path.join(ASSETS, "FLUX.1-
 # of src/predictor/sizing.ts at 1 MP and 0.25 MP (608 = 19·32, 1216 = 38·32, …); 64 would not (608).
 VAE = {
     "_class_name": "AutoencoderKL", "in_channels": 3, "out_channels": 3,
-    "block_out_channels": [4, 8, 16, 16, 16], "layers_per_block": 1, "latent_channels": 8,
-    "norm_num_groups": 1, "scaling_factor": 1.0, "shift_factor": 0.0,
+    "block_out_channels": [8, 8, 8, 8, 8], "layers_per_block": 1, "latent_channels": 8,
+    "norm_num_groups": 2, "scaling_factor": 1.0, "shift_factor": 0.0,
     "use_quant_conv": False, "use_post_quant_conv": False, "mid_block_add_attention": True,
 }
 TRANSFORMER = {
@@ -58,7 +58,7 @@ class Log:
 
 
 def export(work, name, seed, count, width, height, **options):
-    """Renders `count` captioned scenes with tools/demo-world/export.ts (cached in work/data)."""
+    """Renders `count` captioned scenes with tools/demo-world/export.ts (cached in work/data): uint8 images [N, 3, H, W], T5 and CLIP ids, captions."""
     out = os.path.join(work, "data", name)
     if not os.path.exists(out + ".json"):
         os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -68,7 +68,7 @@ def export(work, name, seed, count, width, height, **options):
         subprocess.run(args, cwd=ROOT, check=True)
     meta = json.load(open(out + ".json"))
     rgb = np.fromfile(out + ".rgb", dtype=np.uint8).reshape(count, height, width, 3)
-    images = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 127.5 - 1
+    images = torch.from_numpy(rgb).permute(0, 3, 1, 2)
     t5 = torch.from_numpy(np.fromfile(out + ".t5", dtype=np.int32).reshape(count, 512).astype(np.int64))
     clip = torch.from_numpy(np.fromfile(out + ".clip", dtype=np.int32).reshape(count, 77).astype(np.int64))
     return images, t5, clip, meta
@@ -102,37 +102,73 @@ def write_component(folder, config, tensors, name="diffusion_pytorch_model.safet
 
 # --- autoencoder ----------------------------------------------------------------------------------
 
+# The autoencoder is constructed, not trained: a 16× box-filter encoder and a nearest-neighbour decoder
+# written exactly into the FLUX AE architecture. Latent channels 0–2 are the mean colour of each
+# 16×16 cell ([-1, 1]), 3–7 are 0. Every ResNet branch and the mid-block attention output are zero
+# (identity blocks); downsamplers average 2×2; upsamplers copy. The two GroupNorms that matter (before
+# each conv_out) see groups of 4 channels [c₁, c₂, K − c₁ − c₂, −K] whose mean is 0 and whose spread
+# is K/√2 up to 1% relatively (K = 100: larger carriers lose float32 precision in the normalization), so they are a fixed scaling; an offset of 20 keeps SiLU
+# in its linear range (error 4e-8). (Training one from scratch did not converge in the CPU time we had:
+# tools/train-builtin/README.md.)
+CARRIER, OFFSET = 100.0, 20.0
 
-def train_ae(args, log):
-    torch.manual_seed(1)
+
+def constructed_ae():
     ae = Autoencoder(VAE)
-    opt = torch.optim.Adam(ae.parameters(), lr=1e-3)
-    ckpt = Checkpoint(args.work, "ae")
-    step = ckpt.load(ae, opt)
-    pools = [export(args.work, f"ae-{w}x{h}", 100 + i, n, w, h, two=0.5) for i, (w, h, n) in enumerate([(128, 128, 600), (192, 128, 200)])]
-    start = time.time()
-    while step < args.ae_steps:
-        images = pools[step % len(pools)][0]
-        batch = images[torch.randint(len(images), (4,))]
-        mean, logvar = ae.moments(batch)
-        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar.clamp(-30, 20))
-        out = ae.decoder(z)
-        rec = (out - batch).abs().mean() + F.mse_loss(out, batch)
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
-        loss = rec + 1e-3 * kl
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        if step % 25 == 0:
-            log(stage="ae", step=step, rec=round(rec.item(), 5), kl=round(kl.item(), 4), elapsed=round(time.time() - start))
-        if step % 100 == 0 or step == args.ae_steps:
-            ckpt.save(step, ae, opt)
     with torch.no_grad():
-        means = torch.cat([ae.moments(p[0][:200])[0].flatten() for p in pools])
-    config = {**VAE, "shift_factor": round(means.mean().item(), 4), "scaling_factor": round(1 / means.std().item(), 4)}
+        for p in ae.parameters():
+            p.zero_()
+        for m in ae.modules():
+            if isinstance(m, nn.GroupNorm):
+                m.weight.fill_(1)
+        ch = VAE["block_out_channels"][0]
+        eye = torch.eye(ch)
+
+        def copy(conv, taps):
+            conv.weight.zero_()
+            for dy, dx, w in taps:
+                conv.weight[:, :, dy, dx] = eye * w
+
+        # Channels [R, G, K−R−G, −K, B, 0, K−B, −K] from RGB: the carrier layout of both GroupNorms.
+        mix = torch.tensor([[1, 0, 0], [0, 1, 0], [-1, -1, 0], [0, 0, 0], [0, 0, 1], [0, 0, 0], [0, 0, -1], [0, 0, 0]], dtype=torch.float32)
+        carrier = torch.tensor([0, 0, 1, -1, 0, 0, 1, -1], dtype=torch.float32) * CARRIER
+        enc, dec = ae.encoder, ae.decoder
+        enc.conv_in.weight[:, :, 1, 1] = mix
+        enc.conv_in.bias.copy_(carrier)
+        for block in enc.down_blocks:
+            if hasattr(block, "downsamplers"):
+                copy(block.downsamplers[0].conv, [(0, 0, 0.25), (0, 1, 0.25), (1, 0, 0.25), (1, 1, 0.25)])
+        for norm in [enc.conv_norm_out, dec.conv_norm_out]:
+            norm.weight.fill_(CARRIER / 2 ** 0.5)
+            norm.bias.fill_(OFFSET)
+        for c, source in enumerate([0, 1, 4]):
+            enc.conv_out.weight[c, source, 1, 1] = 1
+            enc.conv_out.bias[c] = -OFFSET
+        enc.conv_out.bias[VAE["latent_channels"] :] = -12
+        dec.conv_in.weight[:, :3, 1, 1] = mix
+        dec.conv_in.bias.copy_(carrier)
+        for block in dec.up_blocks:
+            if hasattr(block, "upsamplers"):
+                copy(block.upsamplers[0].conv, [(1, 1, 1.0)])
+        for c, source in enumerate([0, 1, 4]):
+            dec.conv_out.weight[c, source, 1, 1] = 1
+            dec.conv_out.bias[c] = -OFFSET
+    return ae
+
+
+def make_ae(args, log):
+    ae = constructed_ae()
+    images = export(args.work, "ae-check", 100, 16, 512, 512, two=0.5)[0].float() / 127.5 - 1
+    with torch.no_grad():
+        mean, logvar = ae.moments(images)
+        cells = F.avg_pool2d(images, 16)
+        error = (mean[:, :3] - cells).abs().max().item()
+        decoded = ae.decoder(mean)
+        copied = (decoded - F.interpolate(cells, scale_factor=16.0, mode="nearest")).abs().max().item()
+    # Normalized latents of unit spread, as for FLUX's (the pipeline applies scaling_factor · (z − shift_factor)).
+    config = {**VAE, "shift_factor": round(mean[:, :3].mean().item(), 4), "scaling_factor": round(1 / mean[:, :3].std().item(), 4)}
     write_component(os.path.join(DEV, "vae"), config, ae.state_dict())
-    log(stage="ae", done=True, shift_factor=config["shift_factor"], scaling_factor=config["scaling_factor"])
+    log(stage="ae", constructed=True, encode_error=error, decode_error=copied, shift_factor=config["shift_factor"], scaling_factor=config["scaling_factor"])
 
 
 def load_ae():
@@ -171,7 +207,7 @@ class LatentPool:
                 n = per_size * SIZES.count((w, h))
                 images, t5, clip, meta = export(args.work, f"{name}-{w}x{h}", seed + i, n, w, h, **options)
                 with torch.no_grad():
-                    lat = torch.cat([ae.normalize(ae.moments(images[j : j + 8])[0]) for j in range(0, n, 8)])
+                    lat = torch.cat([ae.normalize(ae.moments(images[j : j + 8].float() / 127.5 - 1)[0]) for j in range(0, n, 8)])
                 self.groups.append({"size": (w, h), "latents": lat, "t5": t5, "clip": clip, "empty_t5": torch.tensor(meta["empty"]["t5"]), "empty_clip": torch.tensor(meta["empty"]["clip"]), "captions": meta["captions"]})
             torch.save(self.groups, path)
         self.weights = torch.tensor([SIZES.count(g["size"]) for g in self.groups], dtype=torch.float)
@@ -210,8 +246,9 @@ def prepare(text, g, idx, length, drop=0.0):
     t5, pooled = text(t5_ids, clip_ids, length)
     x0 = pack(lat)
     h2, w2 = lat.shape[-2] // 2, lat.shape[-1] // 2
-    sigma = torch.sigmoid(torch.randn(len(idx)))
-    sigma = torch.tensor([dev_shift(s.item(), h2 * w2) for s in sigma])
+    # Half the σ from the dev schedule's shifted logit-normal, half uniform: the small σ of the last
+    # steps, where leftover noise has to go, are rare in the first alone.
+    sigma = torch.tensor([dev_shift(torch.sigmoid(torch.randn(())).item(), h2 * w2) if torch.rand(()) < 0.5 else torch.rand(()).item() for _ in idx])
     noise = torch.randn_like(x0)
     xt = (1 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
     return x0, noise, xt, sigma, t5, pooled, h2, w2
@@ -254,7 +291,7 @@ def train_dev(args, log, pool, text):
         v = forward(model, xt, t5, pooled, sigma, h2, w2, torch.ones(len(idx)))
         return F.mse_loss(v, noise - x0)
 
-    return train_loop(args, log, "dev", model, args.dev_steps, 1e-3, loss_fn, pool)
+    return train_loop(args, log, "dev", model, args.dev_steps, 5e-4, loss_fn, pool)
 
 
 def train_guidance(args, log, pool, text, teacher):
@@ -274,7 +311,7 @@ def train_guidance(args, log, pool, text, teacher):
             target = vu + scale[:, None, None] * (vc - vu)
         return F.mse_loss(forward(model, xt, t5, pooled, sigma, h2, w2, scale), target)
 
-    return train_loop(args, log, "guidance", model, args.guidance_steps, 3e-4, loss_fn, pool)
+    return train_loop(args, log, "guidance", model, args.guidance_steps, 6e-4, loss_fn, pool)
 
 
 SCHNELL_SIGMAS = torch.tensor([1.0, 0.75, 0.5, 0.25])
@@ -367,12 +404,11 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--work", default=os.path.expanduser("~/.cache/flux-lora-train"))
     parser.add_argument("--stages", default="ae,dev,guidance,schnell,lora")
-    parser.add_argument("--ae-steps", type=int, default=400)
     parser.add_argument("--dev-steps", type=int, default=800)
     parser.add_argument("--guidance-steps", type=int, default=200)
     parser.add_argument("--schnell-steps", type=int, default=200)
     parser.add_argument("--lora-steps", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.work, exist_ok=True)
@@ -380,7 +416,7 @@ def main():
     log(golden=check_golden(os.path.join(ROOT, "test", "golden", "data")))
     stages = args.stages.split(",")
     if "ae" in stages:
-        train_ae(args, log)
+        make_ae(args, log)
     if not set(stages) & {"dev", "guidance", "schnell", "lora"}:
         return
     text = TextEncoders()
