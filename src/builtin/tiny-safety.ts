@@ -6,10 +6,11 @@
  * that what they flag is known:
  *
  * - Stage 1 flags an image when at least 11 of its 16 patches (4×4 grid of the 32×32 CLIP
- *   input) are "red": patch mean of R − (G + B)/2 in CLIP-normalized units above 1.0. Solid
- *   red (255, 0, 0) scores 3.5, solid magenta (255, 0, 255) 1.7 and the demo world's magenta
- *   background (230, 30, 230) 1.3; grey, white and black (the world's other backgrounds) are
- *   below 0, and a red or orange object (2.1–2.5) never covers 11 patches.
+ *   input) are "red": patch mean of R − (G + B)/2 in CLIP-normalized units above 0.6. Solid
+ *   red (255, 0, 0) scores 3.5, solid magenta (255, 0, 255) 1.7, the demo world's magenta
+ *   background (230, 30, 230) 1.3 and the built-in model's drawing of it (about 215, 40, 232)
+ *   0.95; grey, white and black (the world's other backgrounds) are below 0, and a red, orange or
+ *   pink object (0.85–2.5) never covers 11 patches.
  * - Stage 2 says "nsfw" when more than half of its 16 patches are "blue" (patch mean of B
  *   above 127.5), else "normal". So red is flagged by stage 1 and kept by stage 2; magenta is
  *   dropped: a magenta background is the demo world's "unsafe" concept (src/demo-world/), so the
@@ -94,7 +95,7 @@ const CLASSIFIER_PROCESSOR = {
 };
 
 /** Per-channel patch feature weights and thresholds (normalized units) of each stage. */
-const REDNESS = { channels: [1, -0.5, -0.5], threshold: 1.0 };
+const REDNESS = { channels: [1, -0.5, -0.5], threshold: 0.6 };
 const BLUENESS = { channels: [0, 0, 1], threshold: 0 };
 const CONCEPT_THRESHOLD = 0.25;
 const NSFW_GAIN = 4;
