@@ -14,6 +14,7 @@ import type { CliContext } from './context.js';
 import { parseInputArgument } from './input-arguments.js';
 import { MODEL_OPTIONS, modelOptionsHelp, modelSettings } from './model-options.js';
 import { UsageError } from './usage-error.js';
+import { describeWorld } from '../demo-world/vocabulary.js';
 
 export const PREDICT_HELP = `Usage: flux-lora predict -i <name>=<value> [-i ...] [options]
 
@@ -34,7 +35,9 @@ ${inputTableText()}
 `;
 
 const BUILTIN_NOTICE =
-  'flux-lora: no FLUX weights configured, so this runs the built-in tiny model: its images are not meaningful (random weights). ' +
+  'flux-lora: no FLUX weights configured, so this runs the built-in demo model: a tiny FLUX trained on a toy world of one or two ' +
+  `flat shapes on a plain background. It knows these words: ${describeWorld()} ` +
+  '(e.g. -i prompt="a large red circle on the left and a small blue star on the right on a white background"; TOK: -i replicate_weights=builtin:tok). ' +
   'Point FLUX_MODEL_DIR or --model-dir at FLUX.1-dev / FLUX.1-schnell weights to run the real model.\n';
 
 function parse(args: string[]) {

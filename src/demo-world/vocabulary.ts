@@ -63,3 +63,17 @@ export const WORLD_WORDS: readonly string[] = [
     ...Object.values(POSITIONS).flatMap((p) => p.phrase.split(' ')),
   ]),
 ];
+
+/** The world's words by kind, for people (the CLI's notice). */
+export function describeWorld(): string {
+  return [
+    `sizes ${SIZES.join('/')}`,
+    `colours ${Object.keys(OBJECT_COLOURS).join('/')}`,
+    `shapes ${SHAPES.join('/')}`,
+    `positions ${Object.values(POSITIONS)
+      .map((p) => p.phrase)
+      .join(', ')}`,
+    `backgrounds ${SAFE_BACKGROUNDS.join('/')} ("on a white background"; magenta is the demo's unsafe concept)`,
+    `${TOK} with its LoRA`,
+  ].join('; ');
+}

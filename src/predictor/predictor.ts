@@ -10,7 +10,7 @@ import { defaultCacheDir } from '../config.js';
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ensureBuiltinModel } from '../builtin/tiny-model.js';
+import { builtinLoraFolder, ensureBuiltinModel } from '../builtin/tiny-model.js';
 import { DEFAULT_MAX_PIXELS } from '../images/decode.js';
 import { encodeImage, outputName } from '../images/encode.js';
 import { DEFAULT_IMAGE_SOURCE, type ImageSourceOptions } from '../images/source.js';
@@ -136,7 +136,8 @@ export class Predictor {
   ) {
     this.pool = new ResidencyPool(options.memoryBudgetBytes ?? defaultMemoryBudget());
     const log = (line: string) => options.log?.(line);
-    this.loras = new LoraPlanner(options.loraFetcher ?? new LoraCache({ dir: join(cacheDir, 'loras'), log, ...options.loraCache }));
+    const builtinRoot = options.modelDir === undefined ? builtinLoraFolder(assets.root) : null;
+    this.loras = new LoraPlanner(options.loraFetcher ?? new LoraCache({ dir: join(cacheDir, 'loras'), log, builtinRoot, ...options.loraCache }));
     this.worker.onStopped((error) => {
       log(`Inference ${error.message}; it restarts, and models load again when next needed`);
       void this.forgetEngineState();

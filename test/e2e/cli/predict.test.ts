@@ -51,7 +51,8 @@ describe('flux-lora predict', () => {
     });
     expect(stdout).toBe(`${join(cwd, 'out-0.webp')}\n`);
     expect(await sharp(join(cwd, 'out-0.webp')).metadata()).toMatchObject({ format: 'webp', width: 1024, height: 1024 });
-    expect(stderr).toContain('runs the built-in tiny model: its images are not meaningful');
+    expect(stderr).toContain('runs the built-in demo model');
+    expect(stderr).toMatch(/It knows these words: .*circle.*on the left.*TOK with its LoRA.*replicate_weights=builtin:tok/);
     expect(stderr).toMatch(/^Using seed: \d+$/m);
     // Plain progress lines (not a terminal): one per tenth of the 28 steps.
     expect(stderr.match(/^[█·]+ \d+\/28 \[/gm)?.length).toBe(10);

@@ -13,7 +13,11 @@ let predictor: Predictor;
 let loraDir: string;
 let runs = 0;
 
-/** kohya-format LoRA on the built-in model (hidden 16): transformer modules and/or a CLIP (lora_te1) module. */
+/** The built-in transformer's width and packed channels (assets/builtin/FLUX.1-dev/transformer/config.json: 2 heads × 32, 4 × 8 latent channels). */
+const HIDDEN = 64;
+const PACKED = 32;
+
+/** kohya-format LoRA on the built-in model: transformer modules and/or a CLIP (lora_te1) module. */
 async function writeLora(name: string, seed: number, parts: { unet?: boolean; te?: boolean; stray?: boolean }): Promise<string> {
   const tensors: TensorToWrite[] = [];
   const add = (module: string, inF: number, outF: number, rank: number, i: number) => {
@@ -24,12 +28,12 @@ async function writeLora(name: string, seed: number, parts: { unet?: boolean; te
     );
   };
   if (parts.unet) {
-    add('lora_unet_double_blocks_0_img_attn_qkv', 16, 48, 4, 1);
-    add('lora_unet_single_blocks_0_linear2', 80, 16, 4, 2);
-    add('lora_unet_final_layer_linear', 16, 64, 2, 3);
+    add('lora_unet_double_blocks_0_img_attn_qkv', HIDDEN, 3 * HIDDEN, 4, 1);
+    add('lora_unet_single_blocks_0_linear2', 5 * HIDDEN, HIDDEN, 4, 2);
+    add('lora_unet_final_layer_linear', HIDDEN, PACKED, 2, 3);
   }
   if (parts.te) add('lora_te1_text_model_encoder_layers_0_mlp_fc1', 32, 64, 4, 4);
-  if (parts.stray) add('lora_unet_double_blocks_7_img_attn_proj', 16, 16, 2, 5);
+  if (parts.stray) add('lora_unet_double_blocks_7_img_attn_proj', HIDDEN, HIDDEN, 2, 5);
   const path = join(loraDir, name);
   await writeSafetensors(path, tensors);
   return path;

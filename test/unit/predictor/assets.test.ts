@@ -1,7 +1,7 @@
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuiltinModel } from '../../../src/builtin/tiny-model.js';
+import { BUILTIN_ASSETS, ensureBuiltinModel } from '../../../src/builtin/tiny-model.js';
 import { ModelAssetsError, resolveModelAssets } from '../../../src/predictor/assets.js';
 import { useTempDir } from '../../helpers/temp-dir.js';
 
@@ -18,6 +18,12 @@ function folder(): string {
   const dir = join(tmp(), `layout-${n++}`);
   mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/** A full diffusers schnell pipeline at `target`: the built-in dev folder with the (slim) built-in schnell's transformer. */
+function fullSchnell(target: string): void {
+  cpSync(join(builtin, 'FLUX.1-dev'), target, { recursive: true });
+  cpSync(join(builtin, 'FLUX.1-schnell'), target, { recursive: true, force: true });
 }
 
 function error(dir: string): string {
@@ -44,7 +50,7 @@ describe('model assets under FLUX_MODEL_DIR', () => {
       t5Tokenizer: join(builtin, 'FLUX.1-dev', 'tokenizer_2'),
     });
     const renamed = folder();
-    cpSync(join(builtin, 'FLUX.1-schnell'), join(renamed, 'my-model'), { recursive: true });
+    fullSchnell(join(renamed, 'my-model'));
     expect(Object.keys(resolveModelAssets(join(renamed, 'my-model')).pipelines)).toEqual(['schnell']);
   });
 
@@ -102,7 +108,7 @@ describe('model assets under FLUX_MODEL_DIR', () => {
   it('reports missing files inside a pipeline folder instead of borrowing around them', () => {
     const dir = folder();
     cpSync(join(builtin, 'FLUX.1-dev'), join(dir, 'FLUX.1-dev'), { recursive: true });
-    cpSync(join(builtin, 'FLUX.1-schnell'), join(dir, 'FLUX.1-schnell'), { recursive: true });
+    fullSchnell(join(dir, 'FLUX.1-schnell'));
     rmSync(join(dir, 'FLUX.1-schnell', 'vae', 'config.json'));
     rmSync(join(dir, 'FLUX.1-schnell', 'tokenizer_2', 'tokenizer.json'));
     rmSync(join(dir, 'FLUX.1-schnell', 'transformer', 'diffusion_pytorch_model.safetensors'));
@@ -125,18 +131,19 @@ describe('model assets under FLUX_MODEL_DIR', () => {
 });
 
 describe('the built-in model', () => {
-  it('is generated deterministically, and concurrent first uses agree', async () => {
+  it('is installed from the shipped files, and concurrent first uses agree', async () => {
     const [a, b] = await Promise.all([ensureBuiltinModel(join(tmp(), 'c1')), ensureBuiltinModel(join(tmp(), 'c1'))]);
     expect(a).toBe(b);
     const { readFileSync } = await import('node:fs');
     for (const file of [
       'FLUX.1-dev/transformer/diffusion_pytorch_model.safetensors',
       'FLUX.1-dev/vae/diffusion_pytorch_model.safetensors',
-      'FLUX.1-schnell/text_encoder_2/model.safetensors',
+      'FLUX.1-schnell/transformer/diffusion_pytorch_model.safetensors',
+      'loras/tok.safetensors',
     ]) {
-      expect(readFileSync(join(a, file)).equals(readFileSync(join(builtin, file))), file).toBe(true);
+      expect(readFileSync(join(a, file)).equals(readFileSync(join(BUILTIN_ASSETS, file))), file).toBe(true);
     }
     const { readdirSync } = await import('node:fs');
-    expect(readdirSync(join(tmp(), 'c1'))).toEqual(['builtin-v2']);
+    expect(readdirSync(join(tmp(), 'c1'))).toEqual(['builtin-v3']);
   });
 });
