@@ -11,9 +11,9 @@
  *   background (230, 30, 230) 1.3 and the built-in model's drawing of it (about 215, 40, 232)
  *   0.95; grey, white and black (the world's other backgrounds) are below 0, and a red, orange or
  *   pink object (0.85–2.5) never covers 11 patches.
- * - Stage 2 says "nsfw" when more than half of its 16 patches are "blue" (patch mean of B
- *   above 127.5), else "normal". So red is flagged by stage 1 and kept by stage 2; magenta is
- *   dropped: a magenta background is the demo world's "unsafe" concept (src/demo-world/), so the
+ * - Stage 2 says "nsfw" when more than half of its 16 patches are "purple" (patch mean of B − G
+ *   above 0.25 of the full range, i.e. 64 levels), else "normal": white, grey and black (B = G)
+ *   and red are normal. So red is flagged by stage 1 and kept by stage 2; magenta is dropped: a magenta background is the demo world's "unsafe" concept (src/demo-world/), so the
  *   built-in model's ordinary pictures pass and a prompt "… on a magenta background" exercises
  *   the whole safety path.
  *
@@ -96,7 +96,7 @@ const CLASSIFIER_PROCESSOR = {
 
 /** Per-channel patch feature weights and thresholds (normalized units) of each stage. */
 const REDNESS = { channels: [1, -0.5, -0.5], threshold: 0.6 };
-const BLUENESS = { channels: [0, 0, 1], threshold: 0 };
+const PURPLENESS = { channels: [0, -1, 1], threshold: 0.5 };
 const CONCEPT_THRESHOLD = 0.25;
 const NSFW_GAIN = 4;
 
@@ -192,7 +192,7 @@ function classifierTensors(): TensorToWrite[] {
         v: `${layer}.attention.attention.value`,
         out: `${layer}.attention.output.dense`,
       },
-      BLUENESS,
+      PURPLENESS,
     );
     set('classifier.weight', [1, 4], NSFW_GAIN);
   });
