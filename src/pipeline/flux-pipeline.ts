@@ -136,6 +136,7 @@ export async function runFluxPipeline(models: PipelineModels, request: PipelineR
 
   // 5–6. Per output: its starting latents, then the denoising loop (§4.3, §4.6, §4.9).
   const latents: Omit<PipelineOutput, 'image'>[] = [];
+  const velocity = velocityOf(transformer, text, h, w, request.guidance);
   for (let i = 0; i < request.numOutputs; i++) {
     const draws = request.noise(i, count, posterior !== undefined);
     const noise = pack(draws.noise, 1, channels, h, w);
@@ -150,7 +151,6 @@ export async function runFluxPipeline(models: PipelineModels, request: PipelineR
             w,
           );
     const initial = imageLatents === undefined ? noise : noisedLatents(imageLatents, noise, schedule[startIndex] as number);
-    const velocity = velocityOf(transformer, text, h, w, request.guidance);
     const final = await stage('denoise', () =>
       denoise(initial, {
         sigmas: schedule,
