@@ -254,6 +254,25 @@ def prepare(text, g, idx, length, drop=0.0):
     return x0, noise, xt, sigma, t5, pooled, h2, w2
 
 
+# Objects cover a few percent of a scene's tokens, so a plain mean over tokens is dominated by the
+# background, which the model learns first (it drew only backgrounds after 1000 steps). Tokens whose
+# clean latent differs from the scene's background (its median token) by more than OBJECT_THRESHOLD
+# in any channel weigh OBJECT_WEIGHT times more: the same emphasis the autoencoder experiment used.
+OBJECT_THRESHOLD, OBJECT_WEIGHT = 0.25, 8.0
+
+
+def object_weights(x0):
+    background = x0.median(dim=1, keepdim=True).values
+    is_object = (x0 - background).abs().amax(dim=-1) > OBJECT_THRESHOLD
+    return 1 + (OBJECT_WEIGHT - 1) * is_object.float()
+
+
+def weighted_mse(prediction, target, x0):
+    """Mean squared error per token, weighted by object_weights and normalized by the weights' sum."""
+    w = object_weights(x0)
+    return (((prediction - target) ** 2).mean(dim=-1) * w).sum() / w.sum()
+
+
 def new_transformer(guidance):
     return FluxTransformer({**TRANSFORMER, "guidance_embeds": guidance})
 
@@ -285,13 +304,17 @@ def train_loop(args, log, stage, model, steps, lr, loss_fn, pool, extra=()):
 def train_dev(args, log, pool, text):
     torch.manual_seed(2)
     model = new_transformer(True)
+    if args.dev_init:
+        # The shipped dev transformer at guidance 1 predicts v_u + 1·(v_c − v_u) = v_c: the teacher's
+        # function, so a lost teacher checkpoint resumes from it instead of from random weights.
+        model.load_state_dict(load_transformer(DEV, True).state_dict())
 
     def loss_fn(g, idx):
         x0, noise, xt, sigma, t5, pooled, h2, w2 = prepare(text, g, idx, 512, drop=0.1)
         v = forward(model, xt, t5, pooled, sigma, h2, w2, torch.ones(len(idx)))
-        return F.mse_loss(v, noise - x0)
+        return weighted_mse(v, noise - x0, x0)
 
-    return train_loop(args, log, "dev", model, args.dev_steps, 5e-4, loss_fn, pool)
+    return train_loop(args, log, "dev", model, args.dev_steps, args.dev_lr, loss_fn, pool)
 
 
 def train_guidance(args, log, pool, text, teacher):
@@ -309,7 +332,7 @@ def train_guidance(args, log, pool, text, teacher):
             vc = forward(teacher, xt, t5, pooled, sigma, h2, w2, ones)
             vu = forward(teacher, xt, empty_t5, empty_pooled, sigma, h2, w2, ones)
             target = vu + scale[:, None, None] * (vc - vu)
-        return F.mse_loss(forward(model, xt, t5, pooled, sigma, h2, w2, scale), target)
+        return weighted_mse(forward(model, xt, t5, pooled, sigma, h2, w2, scale), target, x0)
 
     return train_loop(args, log, "guidance", model, args.guidance_steps, 6e-4, loss_fn, pool)
 
@@ -331,7 +354,7 @@ def train_schnell(args, log, pool, text, dev):
         t5_dev, pooled_dev = text(g["t5"][idx], g["clip"][idx], 512)
         with torch.no_grad():
             target = forward(dev, xt, t5_dev, pooled_dev, sigma, h2, w2, torch.full((len(idx),), 3.5))
-        return F.mse_loss(forward(model, xt, t5, pooled, sigma, h2, w2), 0.5 * target + 0.5 * (noise - x0))
+        return weighted_mse(forward(model, xt, t5, pooled, sigma, h2, w2), 0.5 * target + 0.5 * (noise - x0), x0)
 
     return train_loop(args, log, "schnell", model, args.schnell_steps, 3e-4, loss_fn, pool)
 
@@ -378,7 +401,7 @@ def train_lora(args, log, tok_pool, base_pool, text, dev):
 
     def loss_fn(g, idx):
         x0, noise, xt, sigma, t5, pooled, h2, w2 = prepare(text, g, idx, 512)
-        return F.mse_loss(forward(model, xt, t5, pooled, sigma, h2, w2, 1 + 3 * torch.rand(len(idx))), noise - x0)
+        return weighted_mse(forward(model, xt, t5, pooled, sigma, h2, w2, 1 + 3 * torch.rand(len(idx))), noise - x0, x0)
 
     train_loop(args, log, "lora", model, args.lora_steps, 2e-3, loss_fn, Mixed())
     tensors = {}
@@ -405,6 +428,9 @@ def main():
     parser.add_argument("--work", default=os.path.expanduser("~/.cache/flux-lora-train"))
     parser.add_argument("--stages", default="ae,dev,guidance,schnell,lora")
     parser.add_argument("--dev-steps", type=int, default=800)
+    parser.add_argument("--dev-lr", type=float, default=5e-4)
+    parser.add_argument("--dev-init", action="store_true", help="start the dev teacher from the shipped dev transformer (when its checkpoint is gone)")
+    parser.add_argument("--pool-size", type=int, default=30, help="training scenes per size slot")
     parser.add_argument("--guidance-steps", type=int, default=200)
     parser.add_argument("--schnell-steps", type=int, default=200)
     parser.add_argument("--lora-steps", type=int, default=200)
@@ -420,7 +446,7 @@ def main():
     if not set(stages) & {"dev", "guidance", "schnell", "lora"}:
         return
     text = TextEncoders()
-    pool = LatentPool(args, "world", 1000, 30, magenta=0.05)
+    pool = LatentPool(args, f"world-{args.pool_size}", 1000, args.pool_size, magenta=0.05)
     if "dev" in stages:
         save_transformer(DEV, train_dev(args, log, pool, text), True)
         log(stage="dev", done=True)
