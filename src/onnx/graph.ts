@@ -5,6 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { dirname, relative, sep } from 'node:path';
+import type { Device } from './device.js';
 import { DTYPE_BYTE_SIZE, isLowPrecisionFloat, type DType } from './dtype.js';
 import { encodeModel, type Attribute, type Dim, type ExternalTensorDef, type NodeDef, type TensorDef, type ValueInfoDef } from './onnx-proto.js';
 import { broadcastShapes, formatShape, staticSize, type Shape } from './shape.js';
@@ -123,6 +124,8 @@ function commonAncestor(dirs: readonly string[]): string {
 
 export class GraphBuilder {
   readonly opset: number;
+  /** The execution provider the graph is built for: ops whose kernel differs per provider pick their form by it (docs/webgpu.md). */
+  readonly device: Device;
   private readonly nodes: NodeDef[] = [];
   private readonly inlineInitializers: TensorDef[] = [];
   private readonly externalInitializers: ExternalInitializer[] = [];
@@ -137,9 +140,10 @@ export class GraphBuilder {
 
   constructor(
     readonly name: string,
-    options: { opset?: number } = {},
+    options: { opset?: number; device?: Device } = {},
   ) {
     this.opset = options.opset ?? DEFAULT_OPSET;
+    this.device = options.device ?? 'cpu';
     if (IR_VERSION_FOR_OPSET[this.opset] === undefined) {
       throw new RangeError(`unsupported opset ${this.opset}; use one of ${Object.keys(IR_VERSION_FOR_OPSET).join(', ')}`);
     }

@@ -7,8 +7,11 @@
  */
 import { availableParallelism } from 'node:os';
 import type { InferenceSession } from 'onnxruntime-node';
+import type { Device } from './device.js';
 
 export interface SessionSettings {
+  /** The execution provider (default cpu). WebGPU sessions keep the CPU provider for the ops WebGPU has no kernel for. */
+  device?: Device;
   /** Intra-op threads; defaults to the number of cores. */
   threads?: number;
   /** Keep weight prepacking on (default). Off keeps weights mmapped but is much slower. */
@@ -45,7 +48,7 @@ export function sessionOptions(model: ModelLoadInfo, settings: SessionSettings =
     extra.optimization = { disable_specified_optimizers: 'ConstantFolding' };
   }
   return {
-    executionProviders: ['cpu'],
+    executionProviders: settings.device === 'webgpu' ? ['webgpu', 'cpu'] : ['cpu'],
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     intraOpNumThreads: threads,

@@ -6,7 +6,10 @@
  * [slots] input, so
  *   y = x·Wᵀ + (b + lora_scales·bias) + ((x·downᵀ) ⊙ lora_scales[slot] ⊙ factor)·upᵀ.
  * Each LoRA owns a slot: changing a strength rebinds only `lora_scales` (a few bytes);
- * changing LoRAs rebinds the per-linear inputs; neither rebuilds a session. Rank 0 is the identity.
+ * changing LoRAs rebinds the per-linear inputs; neither rebuilds a session.
+ * No update is fed as one zero rank in one slot of strength 0, not as empty tensors: a MatMul
+ * with an inner dimension of 0 crashes onnxruntime's WebGPU provider (docs/webgpu.md, finding 2),
+ * and adding x·0 changes nothing.
  */
 import type { GraphBuilder, Value } from '../../onnx/graph.js';
 import * as op from '../../onnx/ops/index.js';
@@ -92,10 +95,19 @@ export function lowRankInputs(g: GraphBuilder, spec: LowRankLinear): { bias: Val
   };
 }
 
+/** The slot strengths as fed: no LoRA is one slot of strength 0. */
+const fedScales = (scales: readonly number[]): readonly number[] => (scales.length === 0 ? [0] : scales);
+
+/** One zero rank in slot 0: the update of a linear no LoRA changes (fresh arrays: a bind may transfer them). */
+function identityUpdate(spec: LowRankLinear, bias: Float32Array | undefined): LowRankUpdate {
+  return { rank: 1, slots: [0], factors: new Float32Array(1), down: new Float32Array(spec.inFeatures), up: new Float32Array(spec.outFeatures), bias };
+}
+
 /** Feeds binding only the slot strengths (a strength change). */
 export function lowRankScaleFeeds(scales: readonly number[]): TensorMap {
   if (!scales.every(Number.isFinite)) throw new LowRankError(`LoRA strengths must be finite numbers, got ${JSON.stringify(scales)}`);
-  return { [LORA_SCALES_INPUT]: float32Tensor([scales.length], Float32Array.from(scales)) };
+  const fed = fedScales(scales);
+  return { [LORA_SCALES_INPUT]: float32Tensor([fed.length], Float32Array.from(fed)) };
 }
 
 /** Feeds for every linear (the given updates, rank 0 and zero bias elsewhere) and the slot strengths. */
@@ -104,10 +116,11 @@ export function lowRankFeeds(linears: readonly LowRankLinear[], state: LowRankSt
   for (const name of state.updates.keys()) {
     if (!known.has(name)) throw new LowRankError(`low-rank update for unknown linear "${name}"`);
   }
-  const slotCount = state.scales.length;
+  const slotCount = fedScales(state.scales).length;
   const feeds: TensorMap = lowRankScaleFeeds(state.scales);
   for (const spec of linears) {
-    const update = state.updates.get(spec.name) ?? { down: new Float32Array(0), up: new Float32Array(0), rank: 0 };
+    const given = state.updates.get(spec.name);
+    const update = given === undefined || given.rank === 0 ? identityUpdate(spec, given?.bias) : given;
     const where = `low-rank update for "${spec.name}"`;
     const sent = update.kept === undefined;
     if (sent && (update.down.length !== spec.inFeatures * update.rank || update.up.length !== update.rank * spec.outFeatures)) {

@@ -3,6 +3,7 @@
  * Weights come from a FluxParameters source (exact float or 8/4-bit quantized); with
  * `lora` every linear also takes low-rank inputs so LoRAs are fed at run time.
  */
+import type { Device } from '../../onnx/device.js';
 import { GraphBuilder, type Value } from '../../onnx/graph.js';
 import { attr } from '../../onnx/onnx-proto.js';
 import * as op from '../../onnx/ops/index.js';
@@ -21,6 +22,8 @@ export interface FluxGraphOptions {
   name?: string;
   /** Give every linear `lora.<name>.down` [in, r], `lora.<name>.up` [r, out] and `lora.<name>.bias` [out] inputs. */
   lora?: boolean;
+  /** The execution provider the graph is for (default cpu). */
+  device?: Device;
 }
 
 export const FLUX_INPUTS = {
@@ -50,7 +53,7 @@ class FluxGraph {
     private readonly params: FluxParameters,
     private readonly options: FluxGraphOptions,
   ) {
-    this.g = new GraphBuilder(options.name ?? 'flux-transformer');
+    this.g = new GraphBuilder(options.name ?? 'flux-transformer', { device: options.device });
     this.specs = new Map(linearSpecs(c).map((s) => [s.name, s]));
     this.ones = this.g.constant('float32', [c.hidden], new Float32Array(c.hidden).fill(1));
   }
@@ -104,7 +107,7 @@ class FluxGraph {
 
   /** softmax(q·kᵀ/√d)·v per head, no mask (§2.4). */
   private attention(q: Value, k: Value, v: Value): Value {
-    return op.multiHeadAttention(this.g, q, k, v, { numHeads: this.c.heads, scale: 1 / Math.sqrt(this.c.headDim) });
+    return op.attention(this.g, q, k, v, { numHeads: this.c.heads, scale: 1 / Math.sqrt(this.c.headDim) });
   }
 
   /** Splits [B, M+N, D] into text [B, M, D] and image [B, N, D] by the run-time lengths [M, N]. */

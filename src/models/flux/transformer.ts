@@ -101,7 +101,7 @@ export class FluxTransformer {
       params = quantizedParameters(checkpoint, cache.file, settings);
     }
     const lowRankInputs = options.lowRankInputs ?? true;
-    const model = buildFluxGraph(checkpoint.config, params, { name: `flux-transformer (${precision})`, lora: lowRankInputs });
+    const model = buildFluxGraph(checkpoint.config, params, { name: `flux-transformer (${precision})`, lora: lowRankInputs, device: options.session?.device });
     const session = await worker.load(model, options.session);
     const transformer = new FluxTransformer(
       checkpoint,

@@ -5,6 +5,7 @@
  * tokens, pre_layrnorm, pre-LN quick-GELU layers, post_layernorm on the class token only, then
  * image_embeds = pooled·Wprojᵀ. Its CLIPImageProcessor settings come with it.
  */
+import type { Device } from '../../onnx/device.js';
 import { join } from 'node:path';
 import { GraphBuilder, type BuiltModel } from '../../onnx/graph.js';
 import type { InferenceWorker } from '../../onnx/runner.js';
@@ -107,9 +108,9 @@ export const CLIP_VISION_KIND: SafetyModelKind<ClipVisionConfig> = {
   expected,
 };
 
-function buildGraph(checkpoint: SafetyCheckpoint<ClipVisionConfig>): BuiltModel {
+function buildGraph(checkpoint: SafetyCheckpoint<ClipVisionConfig>, device: Device): BuiltModel {
   const c = checkpoint.config;
-  const g = new GraphBuilder('safety-clip');
+  const g = new GraphBuilder('safety-clip', { device });
   const weights = storedWeights(g, (name) => checkpoint.locate(name));
   const { embeddings, encoderInput, encoded } = tower(g, c, NAMES, weights);
   const pooled = layerNorm(g, classToken(g, encoded), `${TOWER}.post_layernorm`, c.eps, weights);

@@ -123,7 +123,7 @@ function encoder(g: GraphBuilder, x: Value, c: TowerConfig, names: TowerNames, w
     h = g.scope(`layer${i}`, () => {
       const a = layerNorm(g, h, layer.norm1, c.eps, weights);
       const [q, k, v] = [layer.q, layer.k, layer.v].map((m) => linear(g, a, m, weights, c.qkvBias)) as [Value, Value, Value];
-      const attended = op.add(g, h, linear(g, op.multiHeadAttention(g, q, k, v, { numHeads: c.heads }), layer.out, weights));
+      const attended = op.add(g, h, linear(g, op.attention(g, q, k, v, { numHeads: c.heads }), layer.out, weights));
       const f = linear(g, layerNorm(g, attended, layer.norm2, c.eps, weights), layer.fc1, weights);
       // quick_gelu(z) = z·σ(1.702z) (CLIP); gelu is the exact erf form (ViT).
       const act = c.activation === 'quick_gelu' ? op.mul(g, f, op.sigmoid(g, op.mul(g, f, 1.702))) : op.gelu(g, f, 'none');

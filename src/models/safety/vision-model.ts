@@ -4,6 +4,7 @@
  * configs (CLIPVisionConfig and ViTConfig have the same keys and defaults but for patch size,
  * LayerNorm eps and activation).
  */
+import type { Device } from '../../onnx/device.js';
 import { existsSync } from 'node:fs';
 import type { RgbImage } from '../../images/decode.js';
 import type { BuiltModel } from '../../onnx/graph.js';
@@ -51,7 +52,7 @@ export interface VisionModelSpec<C> {
   /** Where its preprocessor_config.json may be, first found wins; none means the defaults. */
   processorFiles(folder: string): string[];
   processorDefaults: ProcessorConfig;
-  build(checkpoint: SafetyCheckpoint<C>): BuiltModel;
+  build(checkpoint: SafetyCheckpoint<C>, device: Device): BuiltModel;
 }
 
 /** Opens and checks the checkpoint, reads its processor (which must make the model's input size) and creates the session. */
@@ -64,7 +65,7 @@ export async function loadVisionParts<C extends TowerConfig>(
   const checkpoint = await openSafetyCheckpoint(path, spec.kind);
   const file = spec.processorFiles(checkpoint.folder).find((f) => existsSync(f)) ?? null;
   const processor = ImageProcessor.load(file, spec.processorDefaults, checkpoint.config.imageSize, checkpoint.folder);
-  return { checkpoint, processor, session: await worker.load(spec.build(checkpoint), settings) };
+  return { checkpoint, processor, session: await worker.load(spec.build(checkpoint, settings?.device ?? 'cpu'), settings) };
 }
 
 /** A loaded model: pixel_values → its main output (and the golden intermediates on request). */

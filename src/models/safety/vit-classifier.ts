@@ -5,6 +5,7 @@
  * logits = classifier(x[:, 0]); labels from config.json `id2label`. Its ViTImageProcessor
  * settings come with it.
  */
+import type { Device } from '../../onnx/device.js';
 import { join } from 'node:path';
 import { GraphBuilder, type BuiltModel } from '../../onnx/graph.js';
 import type { InferenceWorker } from '../../onnx/runner.js';
@@ -86,9 +87,9 @@ export const VIT_CLASSIFIER_KIND: SafetyModelKind<ViTClassifierConfig> = {
   expected,
 };
 
-function buildGraph(checkpoint: SafetyCheckpoint<ViTClassifierConfig>): BuiltModel {
+function buildGraph(checkpoint: SafetyCheckpoint<ViTClassifierConfig>, device: Device): BuiltModel {
   const c = checkpoint.config;
-  const g = new GraphBuilder('safety-vit');
+  const g = new GraphBuilder('safety-vit', { device });
   const weights = storedWeights(g, (name) => checkpoint.locate(name));
   const { embeddings, encoded } = tower(g, c, NAMES, weights);
   const last = layerNorm(g, encoded, 'vit.layernorm', c.eps, weights);

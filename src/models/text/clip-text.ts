@@ -4,6 +4,7 @@
  * FLUX uses the pooled output: the hidden state at the first position of the highest
  * token id (the first EOS).
  */
+import type { Device } from '../../onnx/device.js';
 import { GraphBuilder, type BuiltModel, type Value } from '../../onnx/graph.js';
 import * as op from '../../onnx/ops/index.js';
 import type { InferenceWorker, RemoteSession } from '../../onnx/runner.js';
@@ -109,9 +110,9 @@ export function clipLinears(c: ClipTextConfig): LowRankLinear[] {
   ]).flat();
 }
 
-function buildGraph(checkpoint: TextEncoderCheckpoint<ClipTextConfig>): BuiltModel {
+function buildGraph(checkpoint: TextEncoderCheckpoint<ClipTextConfig>, device: Device): BuiltModel {
   const c = checkpoint.config;
-  const g = new GraphBuilder('clip-text');
+  const g = new GraphBuilder('clip-text', { device });
   const weight = (name: string, anchor?: Value) => floatWeight(g, name, externalRef(checkpoint.locate(name)), anchor);
   const specs = new Map(clipLinears(c).map((l) => [l.name, l]));
   const linear = (x: Value, name: string) =>
@@ -129,7 +130,7 @@ function buildGraph(checkpoint: TextEncoderCheckpoint<ClipTextConfig>): BuiltMod
     x = g.scope(LAYER(i), () => {
       const a = norm(x, `${LAYER(i)}.layer_norm1`);
       const p = `${LAYER(i)}.self_attn`;
-      const attn = op.multiHeadAttention(g, linear(a, `${p}.q_proj`), linear(a, `${p}.k_proj`), linear(a, `${p}.v_proj`), { numHeads: c.heads, causal: true });
+      const attn = op.attention(g, linear(a, `${p}.q_proj`), linear(a, `${p}.k_proj`), linear(a, `${p}.v_proj`), { numHeads: c.heads, causal: true });
       const x1 = op.add(g, x, linear(attn, `${p}.out_proj`));
       const h = linear(norm(x1, `${LAYER(i)}.layer_norm2`), `${LAYER(i)}.mlp.fc1`);
       // quick_gelu(x) = x·σ(1.702x)
@@ -164,7 +165,7 @@ export class ClipTextEncoder {
 
   static async load(worker: InferenceWorker, path: string, settings?: SessionSettings): Promise<ClipTextEncoder> {
     const checkpoint = await openTextEncoderCheckpoint(path, CLIP_KIND);
-    const encoder = new ClipTextEncoder(checkpoint, await worker.load(buildGraph(checkpoint), settings));
+    const encoder = new ClipTextEncoder(checkpoint, await worker.load(buildGraph(checkpoint, settings?.device ?? 'cpu'), settings));
     await encoder.setLowRank(NO_LOW_RANK);
     return encoder;
   }

@@ -4,6 +4,7 @@
  * attended, as both references do), gated tanh-GELU feed-forward, RMS norms. Computes in
  * float32 from the stored weights; bf16/f16/f8 weights are cast just in time, one at a time.
  */
+import type { Device } from '../../onnx/device.js';
 import { GraphBuilder, type BuiltModel, type Value } from '../../onnx/graph.js';
 import * as op from '../../onnx/ops/index.js';
 import type { InferenceWorker, RemoteSession } from '../../onnx/runner.js';
@@ -139,9 +140,9 @@ export interface T5Options {
   session?: SessionSettings;
 }
 
-function buildGraph(checkpoint: TextEncoderCheckpoint<T5Config>, quantized: SafetensorsFile | null): BuiltModel {
+function buildGraph(checkpoint: TextEncoderCheckpoint<T5Config>, quantized: SafetensorsFile | null, device: Device): BuiltModel {
   const c = checkpoint.config;
-  const g = new GraphBuilder(`t5-encoder${quantized === null ? '' : ' (int8)'}`);
+  const g = new GraphBuilder(`t5-encoder${quantized === null ? '' : ' (int8)'}`, { device });
   const weight = (name: string, anchor?: Value) => floatWeight(g, name, externalRef(checkpoint.locate(name)), anchor);
   const shapes = new Map(t5Linears(c).map((l) => [l.name, l]));
   const linear = (x: Value, name: string) =>
@@ -161,7 +162,7 @@ function buildGraph(checkpoint: TextEncoderCheckpoint<T5Config>, quantized: Safe
     h = g.scope(BLOCK(i), () => {
       const p = `${BLOCK(i)}.layer.0.SelfAttention`;
       const a = rms(h, `${BLOCK(i)}.layer.0.layer_norm.weight`);
-      const attn = op.multiHeadAttention(g, linear(a, `${p}.q`), linear(a, `${p}.k`), linear(a, `${p}.v`), { numHeads: c.heads, scale: 1, bias });
+      const attn = op.attention(g, linear(a, `${p}.q`), linear(a, `${p}.k`), linear(a, `${p}.v`), { numHeads: c.heads, scale: 1, bias });
       const h1 = op.add(g, h, linear(attn, `${p}.o`));
       const f = rms(h1, `${BLOCK(i)}.layer.1.layer_norm.weight`);
       const d = `${BLOCK(i)}.layer.1.DenseReluDense`;
@@ -197,7 +198,7 @@ export class T5Encoder {
       });
       quantized = cache.file;
     }
-    return new T5Encoder(checkpoint, await worker.load(buildGraph(checkpoint, quantized), options.session));
+    return new T5Encoder(checkpoint, await worker.load(buildGraph(checkpoint, quantized, options.session?.device ?? 'cpu'), options.session));
   }
 
   /** Token ids [B, L] (int64) → last hidden state [B, L, d_model]. */

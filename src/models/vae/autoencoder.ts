@@ -86,8 +86,8 @@ export class Vae {
   static async load(worker: InferenceWorker, path: string, settings: SessionSettings = {}): Promise<Vae> {
     const checkpoint = await openVaeCheckpoint(path);
     const sessionSettings = { memoryArena: largestConvScratchBytes(checkpoint.config) <= ARENA_LIMIT_BYTES, ...settings };
-    const encoder = await worker.load(buildVaeEncoder(checkpoint), sessionSettings);
-    const decoder = await worker.load(buildVaeDecoder(checkpoint), sessionSettings);
+    const encoder = await worker.load(buildVaeEncoder(checkpoint, settings.device), sessionSettings);
+    const decoder = await worker.load(buildVaeDecoder(checkpoint, settings.device), sessionSettings);
     return new Vae(checkpoint, encoder, decoder);
   }
 

@@ -2,6 +2,7 @@
  * The FLUX autoencoder's encoder and decoder as ONNX graphs (docs/flux-math.md §2.11).
  * Tensors are addressed by their diffusers names; weights stay in the checkpoint file.
  */
+import type { Device } from '../../onnx/device.js';
 import { GraphBuilder, type BuiltModel, type Value } from '../../onnx/graph.js';
 import * as op from '../../onnx/ops/index.js';
 import { externalRef, floatWeight } from '../common/stored-weights.js';
@@ -17,8 +18,9 @@ class VaeGraph {
   constructor(
     name: string,
     private readonly checkpoint: VaeCheckpoint,
+    device: Device,
   ) {
-    this.g = new GraphBuilder(name);
+    this.g = new GraphBuilder(name, { device });
     this.shapes = new Map(vaeTensors(checkpoint.config).map((t) => [t.name, t.shape]));
   }
 
@@ -61,7 +63,7 @@ class VaeGraph {
       const tokens = op.transpose(g, op.reshape(g, this.groupNorm(x, `${prefix}.group_norm`), [0, c, -1]), [0, 2, 1]);
       const linear = (h: Value, name: string) =>
         op.add(g, op.matmulTransposed(g, h, this.param(`${prefix}.${name}.weight`)), this.param(`${prefix}.${name}.bias`));
-      const attended = op.multiHeadAttention(g, linear(tokens, 'to_q'), linear(tokens, 'to_k'), linear(tokens, 'to_v'), {
+      const attended = op.attention(g, linear(tokens, 'to_q'), linear(tokens, 'to_k'), linear(tokens, 'to_v'), {
         numHeads: 1,
         scale: 1 / Math.sqrt(c),
       });
@@ -112,10 +114,10 @@ class VaeGraph {
   }
 }
 
-export function buildVaeEncoder(checkpoint: VaeCheckpoint): BuiltModel {
-  return new VaeGraph('vae-encoder', checkpoint).encoder();
+export function buildVaeEncoder(checkpoint: VaeCheckpoint, device: Device = 'cpu'): BuiltModel {
+  return new VaeGraph('vae-encoder', checkpoint, device).encoder();
 }
 
-export function buildVaeDecoder(checkpoint: VaeCheckpoint): BuiltModel {
-  return new VaeGraph('vae-decoder', checkpoint).decoder();
+export function buildVaeDecoder(checkpoint: VaeCheckpoint, device: Device = 'cpu'): BuiltModel {
+  return new VaeGraph('vae-decoder', checkpoint, device).decoder();
 }

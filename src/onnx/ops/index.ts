@@ -3,3 +3,4 @@ export * from './linalg.js';
 export * from './shape-ops.js';
 export * from './nn.js';
 export * from './contrib.js';
+export * from './attention.js';
