@@ -18,6 +18,8 @@ export interface EnvironmentSettings {
   /** FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER: the safety pair's folders. */
   safetyChecker?: string;
   safetyClassifier?: string;
+  /** FLUX_DEVICE: where the models run (auto, webgpu, cpu, or per component: webgpu,t5=cpu; src/onnx/device-plan.ts). */
+  device?: string;
   /** FLUX_LORA_API_TOKEN: the bearer token the server requires. */
   apiToken?: string;
   /** PORT: the server's port. */
@@ -48,6 +50,7 @@ export function readEnvironment(env: Environment = process.env): EnvironmentSett
     loraDir: variable(env, 'FLUX_LORA_DIR'),
     safetyChecker: variable(env, 'FLUX_SAFETY_CHECKER'),
     safetyClassifier: variable(env, 'FLUX_SAFETY_CLASSIFIER'),
+    device: variable(env, 'FLUX_DEVICE'),
     apiToken: variable(env, 'FLUX_LORA_API_TOKEN'),
     port: variable(env, 'PORT'),
     webhookToken: variable(env, 'WEBHOOK_AUTH_TOKEN'),

@@ -1,5 +1,9 @@
 import { parseArgs } from 'node:util';
 import { findEvaluator, listEvaluators } from '../eval/registry.js';
+import { readEnvironment, type Environment } from '../config.js';
+import { chooseDevices } from '../onnx/device-plan.js';
+import { probeWebGpu } from '../onnx/webgpu-probe.js';
+import { devicePlan } from './model-options.js';
 import { UsageError } from './usage-error.js';
 
 export function evalHelp(): string {
@@ -18,6 +22,8 @@ Options:
   --out <path>     output file (.safetensors)
   --lora <file>[:<scale>]
                    apply a LoRA (repeatable; scale defaults to 1) — transformer components
+  --device <choice>  cpu, webgpu or auto (default: $FLUX_DEVICE or cpu); a WebGPU adapter that is
+                     missing or fails its check falls back to the CPU, saying so on stderr
   -h, --help       show this help
 `;
 }
@@ -32,6 +38,7 @@ function parse(args: string[]) {
         case: { type: 'string' },
         out: { type: 'string' },
         lora: { type: 'string', multiple: true },
+        device: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -50,7 +57,7 @@ function parseLoraArgument(argument: string): { path: string; scale: number } {
   return { path: argument.slice(0, colon), scale };
 }
 
-export async function evalCommand(args: string[], print: (text: string) => void): Promise<void> {
+export async function evalCommand(args: string[], print: (text: string) => void, context: { env: Environment; err(text: string): void }): Promise<void> {
   const { values, positionals } = parse(args);
   if (values.help) {
     print(evalHelp());
@@ -71,5 +78,7 @@ export async function evalCommand(args: string[], print: (text: string) => void)
   }
   const loras = (values.lora ?? []).map(parseLoraArgument);
   if (loras.length > 0 && !evaluator.acceptsLoras) throw new UsageError(`eval ${component}: --lora is not supported by this component`);
-  await evaluator.evaluate({ model, casePath, outPath, loras });
+  const { devices, lines } = await chooseDevices(devicePlan(`eval ${component}`, values.device, readEnvironment(context.env).device), probeWebGpu);
+  for (const line of lines) context.err(`${line}\n`);
+  await evaluator.evaluate({ model, casePath, outPath, loras, devices });
 }

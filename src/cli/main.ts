@@ -23,6 +23,7 @@ Options:
 Environment:
   FLUX_MODEL_DIR        FLUX.1 weights: a diffusers pipeline folder, several, or single files (without it: the built-in tiny model)
   FLUX_LORA_CACHE_DIR   quantized weights and the built-in model (default ~/.cache/flux-lora)
+  FLUX_DEVICE           where the models run: cpu (default), webgpu, auto, or per component (see predict --help)
 `;
 
 const SCHEMA_HELP = `Usage: flux-lora schema
@@ -56,7 +57,7 @@ export async function main(argv: string[], out: Print, err: Print, context: Part
       else if (rest.length > 0) throw new UsageError(`schema: unexpected argument "${rest[0]}"; see flux-lora schema --help`);
       else out(`${JSON.stringify(openApiSchemaDocument(version()), null, 2)}\n`);
     } else if (command === 'eval') {
-      await evalCommand(rest, out);
+      await evalCommand(rest, out, ctx);
     } else {
       throw new UsageError(`unknown command "${command}"; see flux-lora --help`);
     }

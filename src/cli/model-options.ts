@@ -3,6 +3,7 @@
  * the safety pair and where local LoRA files may come from. Flags win over environment variables.
  */
 import { readEnvironment, type Environment } from '../config.js';
+import { CPU_ONLY, DEVICE_COMPONENTS, parseDevicePlan, type DevicePlan } from '../onnx/device-plan.js';
 import type { PredictorOptions } from '../predictor/predictor.js';
 import { GIB } from '../predictor/residency.js';
 import { UsageError } from './usage-error.js';
@@ -10,6 +11,7 @@ import { UsageError } from './usage-error.js';
 export const MODEL_OPTIONS = {
   'model-dir': { type: 'string' },
   'memory-budget': { type: 'string' },
+  device: { type: 'string' },
   'safety-checker': { type: 'string' },
   'safety-classifier': { type: 'string' },
   'disable-safety-checker': { type: 'boolean' },
@@ -22,6 +24,8 @@ export const modelOptionsHelp = (text: {
   disabled: string;
 }) => `  --model-dir <dir>           FLUX.1 weights (default: $FLUX_MODEL_DIR; with neither, the built-in tiny model)
   --memory-budget <GiB>       memory the loaded models may hold (default: 75% of RAM)
+  --device <choice>           where the models run: cpu, webgpu, auto (WebGPU when an adapter works, else the CPU),
+                              or per component, e.g. webgpu,t5=cpu (${DEVICE_COMPONENTS.join(', ')}; default: $FLUX_DEVICE or cpu)
   --safety-checker <dir>      the diffusers safety_checker/ folder (default: $FLUX_SAFETY_CHECKER, else the weights folder's)
   --safety-classifier <dir>   the NSFW classifier's folder (default: $FLUX_SAFETY_CLASSIFIER, else nsfw_image_detection/ there)
   --disable-safety-checker    run without a safety checker (${text.disabled})
@@ -30,10 +34,22 @@ export const modelOptionsHelp = (text: {
 export interface ModelOptionValues {
   'model-dir'?: string;
   'memory-budget'?: string;
+  device?: string;
   'safety-checker'?: string;
   'safety-classifier'?: string;
   'disable-safety-checker'?: boolean;
   'lora-dir'?: string;
+}
+
+/** The --device flag, else FLUX_DEVICE, else all on the CPU; a bad text is a usage error naming where it came from. */
+export function devicePlan(command: string, flag: string | undefined, env: string | undefined): DevicePlan {
+  const [text, source] = flag !== undefined ? [flag, '--device'] : [env, 'FLUX_DEVICE'];
+  if (text === undefined) return CPU_ONLY;
+  try {
+    return parseDevicePlan(text, source);
+  } catch (error) {
+    throw new UsageError(`${command}: ${(error as Error).message}`);
+  }
 }
 
 /**
@@ -45,7 +61,7 @@ export function modelSettings(
   values: ModelOptionValues,
   env: Environment,
   localLoras: string | null,
-): Pick<PredictorOptions, 'modelDir' | 'cacheDir' | 'memoryBudgetBytes' | 'safety' | 'loraCache'> {
+): Pick<PredictorOptions, 'modelDir' | 'cacheDir' | 'memoryBudgetBytes' | 'devices' | 'safety' | 'loraCache'> {
   let memoryBudgetBytes: number | undefined;
   if (values['memory-budget'] !== undefined) {
     const gib = Number(values['memory-budget']);
@@ -69,6 +85,7 @@ export function modelSettings(
     modelDir: values['model-dir'] ?? settings.modelDir,
     cacheDir: settings.cacheDir,
     memoryBudgetBytes,
+    devices: devicePlan(command, values.device, settings.device),
     safety,
     loraCache: { localRoot: values['lora-dir'] ?? settings.loraDir ?? localLoras, tokens: settings.loraTokens },
   };

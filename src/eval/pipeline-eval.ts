@@ -15,7 +15,7 @@ import { runFluxPipeline } from '../pipeline/flux-pipeline.js';
 import { unpack } from '../pipeline/latents.js';
 import { SafetensorsFile } from '../weights/safetensors.js';
 import { writeSafetensors } from '../weights/safetensors-writer.js';
-import type { Evaluator } from './types.js';
+import type { EvalRequest, Evaluator } from './types.js';
 
 function metaString(file: SafetensorsFile, key: string): string {
   const value = file.metadata[key];
@@ -27,12 +27,17 @@ function metaString(file: SafetensorsFile, key: string): string {
  * Runs one golden pipeline case file through the product's pipeline, with the case's stored
  * embeddings and draws and the models in `modelFolder`; returns its outputs by golden name.
  */
-export async function evaluatePipelineCase(worker: InferenceWorker, casePath: string, modelFolder: string): Promise<Record<string, TensorData>> {
+export async function evaluatePipelineCase(
+  worker: InferenceWorker,
+  casePath: string,
+  modelFolder: string,
+  devices: Pick<EvalRequest['devices'], 'transformer' | 'vae'> = { transformer: 'cpu', vae: 'cpu' },
+): Promise<Record<string, TensorData>> {
   const file = await SafetensorsFile.open(casePath);
   const read = async (name: string) => float32Tensor(file.info(name).shape, await file.readFloat32(name));
   const mode = metaString(file, 'mode');
-  const transformer = await FluxTransformer.load(worker, join(modelFolder, metaString(file, 'transformer_file')));
-  const vae = await Vae.load(worker, join(modelFolder, metaString(file, 'vae_file')));
+  const transformer = await FluxTransformer.load(worker, join(modelFolder, metaString(file, 'transformer_file')), { session: { device: devices.transformer } });
+  const vae = await Vae.load(worker, join(modelFolder, metaString(file, 'vae_file')), { device: devices.vae });
   try {
     const [h, w] = JSON.parse(metaString(file, 'latent_hw')) as [number, number];
     const noise = (await read('noise')).data as Float32Array;
@@ -83,10 +88,10 @@ export const pipelineEvaluator: Evaluator = {
   component: 'pipeline',
   summary: 'end-to-end txt2img / img2img / inpaint golden case; --model is the folder with the files the case names',
   acceptsLoras: false,
-  async evaluate({ model, casePath, outPath }) {
+  async evaluate({ model, casePath, outPath, devices }) {
     const worker = new InferenceWorker();
     try {
-      const outputs = await evaluatePipelineCase(worker, casePath, model);
+      const outputs = await evaluatePipelineCase(worker, casePath, model, devices);
       await writeSafetensors(
         outPath,
         Object.entries(outputs).map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.dims, data: t.data as Float32Array })),

@@ -103,7 +103,7 @@ export const safetyClipEvaluator: Evaluator = {
   acceptsLoras: false,
   evaluate: (request) =>
     evaluate(request, 'safety-clip', async (worker, pixels) => {
-      const model = await ClipVisionModel.load(worker, request.model);
+      const model = await ClipVisionModel.load(worker, request.model, { device: request.devices.safety });
       const out = await model.run(pixels, { intermediates: true });
       const decisions = conceptDecisions(out.image_embeds as TensorData, model.concepts);
       const n = decisions.length;
@@ -135,7 +135,7 @@ export const safetyVitEvaluator: Evaluator = {
   acceptsLoras: false,
   evaluate: (request) =>
     evaluate(request, 'safety-vit', async (worker, pixels) => {
-      const model = await ViTClassifier.load(worker, request.model);
+      const model = await ViTClassifier.load(worker, request.model, { device: request.devices.safety });
       const out = await model.run(pixels, { intermediates: true });
       const logits = out.logits as TensorData;
       return {

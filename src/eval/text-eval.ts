@@ -37,7 +37,7 @@ export const t5Evaluator: Evaluator = {
   acceptsLoras: false,
   evaluate: (request) =>
     evaluateText(request, 't5', async (worker) => {
-      const t5 = await T5Encoder.load(worker, request.model);
+      const t5 = await T5Encoder.load(worker, request.model, { session: { device: request.devices.t5 } });
       return { encode: async (ids) => ({ expected_last_hidden_state: await t5.encode(ids) }) };
     }),
 };
@@ -48,7 +48,7 @@ export const clipEvaluator: Evaluator = {
   acceptsLoras: false,
   evaluate: (request) =>
     evaluateText(request, 'clip', async (worker) => {
-      const clip = await ClipTextEncoder.load(worker, request.model);
+      const clip = await ClipTextEncoder.load(worker, request.model, { device: request.devices.clip });
       return {
         encode: async (ids) => {
           const { lastHiddenState, pooled } = await clip.encode(ids);

@@ -31,11 +31,11 @@ export function transformerEvaluator(precision: FluxPrecision): Evaluator {
     component: precision === 'exact' ? 'transformer' : `transformer-${precision}`,
     summary: `FLUX transformer${precision === 'exact' ? '' : ` (${precision} quantized)`}: <case>.{hidden_states,…} → <case>.expected`,
     acceptsLoras: true,
-    async evaluate({ model, casePath, outPath, loras }) {
+    async evaluate({ model, casePath, outPath, loras, devices }) {
       const cases = await SafetensorsFile.open(casePath);
       const worker = new InferenceWorker();
       try {
-        const transformer = await FluxTransformer.load(worker, model, { precision });
+        const transformer = await FluxTransformer.load(worker, model, { precision, session: { device: devices.transformer } });
         if (loras.length > 0) {
           const parsed = await Promise.all(loras.map(async ({ path, scale }) => ({ lora: await parseLora(await openTensorSource(path), path), scale })));
           const { state, reports } = combineLoras(new FluxLoraTargets(transformer.config), parsed);

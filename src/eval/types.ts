@@ -1,4 +1,7 @@
 /** What an evaluator of `flux-lora eval` is asked, and what it offers. */
+import type { Device } from '../onnx/device.js';
+import type { DeviceComponent } from '../onnx/device-plan.js';
+
 export interface EvalRequest {
   /** Checkpoint file or folder of the component. */
   model: string;
@@ -8,6 +11,8 @@ export interface EvalRequest {
   outPath: string;
   /** LoRA files with their strengths (components that take LoRAs only). */
   loras: { path: string; scale: number }[];
+  /** Where each model component runs (--device). */
+  devices: Record<DeviceComponent, Device>;
 }
 
 export interface Evaluator {

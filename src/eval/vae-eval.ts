@@ -16,7 +16,7 @@ async function withVae(request: EvalRequest, run: (vae: Vae, cases: SafetensorsF
   const cases = await SafetensorsFile.open(request.casePath);
   const worker = new InferenceWorker();
   try {
-    const vae = await Vae.load(worker, request.model);
+    const vae = await Vae.load(worker, request.model, { device: request.devices.vae });
     const outputs = await run(vae, cases);
     await writeSafetensors(
       request.outPath,

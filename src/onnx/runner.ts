@@ -7,8 +7,8 @@
  * was running); the engine then restarts by itself with backoff, and sessions of the stopped
  * engine refuse to run (whoever held them loads again: see onStopped).
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { disableEngineTelemetry } from '../config.js';
+import type { ChildProcess } from 'node:child_process';
+import { forkSibling } from './child-module.js';
 import type { BuiltModel } from './graph.js';
 import { EngineStoppedError, InferenceWorkerError, OnnxRuntimeError, RunCancelledError } from './errors.js';
 import type { SessionSettings } from './session-options.js';
@@ -32,20 +32,6 @@ interface Job {
 /** Waits before restarting a stopped engine; the delay doubles per stop in a row (an engine that ran STABLE_MS resets it). */
 const RESTART_DELAYS_MS = [250, 500, 1000, 2000, 5000];
 const STABLE_MS = 30_000;
-
-function spawnEngine(): ChildProcess {
-  // onnxruntime reads ORT_DISABLE_TELEMETRY when it loads, from the environment the engine inherits.
-  disableEngineTelemetry();
-  const here = import.meta.url;
-  // From TypeScript sources (tests, tsx) the engine loads through tsx's loader.
-  const fromSources = here.endsWith('.ts');
-  const entry = new URL(fromSources ? './inference-worker.ts' : './inference-worker.js', here);
-  return fork(entry, [], {
-    serialization: 'advanced',
-    execArgv: fromSources ? ['--import', import.meta.resolve('tsx')] : [],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-}
 
 /**
  * Tensors as received over IPC are views into the one buffer of their message; each gets a
@@ -170,7 +156,7 @@ export class InferenceWorker {
   }
 
   private start(): void {
-    const engine = spawnEngine();
+    const engine = forkSibling('inference-worker');
     this.engine = engine;
     this.startedAt = Date.now();
     engine.on('message', (response: WorkerResponse) => this.settle(response));

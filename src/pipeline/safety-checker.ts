@@ -5,6 +5,7 @@
  * are unsafe unless it labels them "normal". A stage-2 failure counts the image unsafe; the
  * caller logs it as `Error running safety checker: <error>`. Both models load once and stay.
  */
+import type { Device } from '../onnx/device.js';
 import type { RgbImage } from '../images/decode.js';
 import { ClipVisionModel } from '../models/safety/clip-vision.js';
 import { SAFE_LABEL, ViTClassifier } from '../models/safety/vit-classifier.js';
@@ -36,10 +37,10 @@ export class SafetyChecker {
     readonly stage2: ViTClassifier,
   ) {}
 
-  static async load(worker: InferenceWorker, paths: SafetyPaths): Promise<SafetyChecker> {
-    const stage1 = await ClipVisionModel.load(worker, paths.checker);
+  static async load(worker: InferenceWorker, paths: SafetyPaths, device: Device = 'cpu'): Promise<SafetyChecker> {
+    const stage1 = await ClipVisionModel.load(worker, paths.checker, { device });
     try {
-      return new SafetyChecker(stage1, await ViTClassifier.load(worker, paths.classifier));
+      return new SafetyChecker(stage1, await ViTClassifier.load(worker, paths.classifier, { device }));
     } catch (error) {
       await stage1.release();
       throw error;

@@ -38,6 +38,8 @@ import { prepareImageInputs, type PreparedImage } from './image-inputs.js';
 import { InputValidationError, resolveInput, type InputProblem, type ResolvedInput } from './inputs.js';
 import { LoraPlanner, NO_LORAS, type LoraFetcher, type LoraPlan, type PreparedLora } from './loras.js';
 import { defaultMemoryBudget, estimateResidentBytes, ResidencyPool } from './residency.js';
+import { chooseDevices, CPU_ONLY, type DeviceChoice, type DevicePlan } from '../onnx/device-plan.js';
+import { probeWebGpu, type WebGpuProbe } from '../onnx/webgpu-probe.js';
 
 /** Every image of the prediction was flagged by the safety checker (the reference's message). */
 export class AllImagesUnsafeError extends Error {
@@ -67,6 +69,10 @@ export interface PredictorOptions {
   loraCache?: Partial<LoraCacheOptions>;
   /** Resolves LoRA strings instead of the default LoraCache. */
   loraFetcher?: LoraFetcher;
+  /** Which execution provider each component runs on (default: all on the CPU; see src/onnx/device-plan.ts). */
+  devices?: DevicePlan;
+  /** The WebGPU smoke check (default: the child-process check of src/onnx/webgpu-probe.ts). */
+  webGpuProbe?: WebGpuProbe;
 }
 
 export interface Progress {
@@ -133,6 +139,8 @@ export class Predictor {
     readonly safety: SafetyPaths | 'disabled',
     private readonly options: PredictorOptions,
     private readonly cacheDir: string,
+    /** Where each component runs, settled at setup. */
+    readonly devices: DeviceChoice,
   ) {
     this.pool = new ResidencyPool(options.memoryBudgetBytes ?? defaultMemoryBudget());
     const log = (line: string) => options.log?.(line);
@@ -178,7 +186,10 @@ export class Predictor {
         ? 'Safety checker: disabled for this server by its operator'
         : `Safety checker: ${displayPath(safety.checker)} + ${displayPath(safety.classifier)}`,
     );
-    return new Predictor(assets, safety, options, cacheDir);
+    // Before the engine loads anything: a driver that crashes takes down only the check's own process.
+    const devices = await chooseDevices(options.devices ?? CPU_ONLY, options.webGpuProbe ?? probeWebGpu);
+    for (const line of devices.lines) options.log?.(line);
+    return new Predictor(assets, safety, options, cacheDir, devices);
   }
 
   /** The models this predictor serves. */
@@ -293,6 +304,7 @@ export class Predictor {
         clipTokenizer: pipeline.clipTokenizer,
         t5Precision: precision,
         cacheDir: this.cacheDir,
+        devices: { t5: this.devices.devices.t5, clip: this.devices.devices.clip },
       });
       this.conditioners.set(key, conditioner);
     }
@@ -318,7 +330,7 @@ export class Predictor {
     const bytes = await this.estimate(pipeline.transformer, precision);
     const label = `FLUX.1-${pipeline.variant} transformer (${precision === 'exact' ? 'exact' : `${precision} go_fast`})`;
     const transformer = await this.pool.acquire(`transformer:${pipeline.transformer}:${precision}`, label, bytes, log, () =>
-      FluxTransformer.load(this.worker, pipeline.transformer, { precision, cacheDir: this.cacheDir }),
+      FluxTransformer.load(this.worker, pipeline.transformer, { precision, cacheDir: this.cacheDir, session: { device: this.devices.devices.transformer } }),
     );
     if (transformer.config.guidanceEmbed !== (pipeline.variant === 'dev')) {
       throw new ModelAssetsError(
@@ -331,7 +343,7 @@ export class Predictor {
 
   private async vae(pipeline: PipelineAssets, log: Log): Promise<Vae> {
     const bytes = await this.estimate(pipeline.vae, 'exact');
-    return this.pool.acquire(`vae:${pipeline.vae}`, 'VAE', bytes, log, () => Vae.load(this.worker, pipeline.vae));
+    return this.pool.acquire(`vae:${pipeline.vae}`, 'VAE', bytes, log, () => Vae.load(this.worker, pipeline.vae, { device: this.devices.devices.vae }));
   }
 
   /** The VAE's config from its checkpoint header, without loading it (the denoiser needs its factor and channels). */
@@ -468,7 +480,7 @@ export class Predictor {
   async safeIndices(images: readonly RgbImage[], log: Log, signal?: AbortSignal): Promise<number[]> {
     if (this.safety === 'disabled') throw new Error('the safety checker is disabled on this server');
     const paths = this.safety;
-    this.checker ??= SafetyChecker.load(this.worker, paths).catch((error: unknown) => {
+    this.checker ??= SafetyChecker.load(this.worker, paths, this.devices.devices.safety).catch((error: unknown) => {
       this.checker = null;
       throw error;
     });

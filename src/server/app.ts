@@ -33,6 +33,8 @@ export interface ServerOptions {
   modelDir?: string;
   cacheDir?: string;
   memoryBudgetBytes?: number;
+  /** Which execution provider each component runs on (default: the CPU). */
+  devices?: PredictorOptions['devices'];
   /** The safety checker pair (default: the model folder's), or 'disabled' for the whole server. */
   safety?: PredictorOptions['safety'];
   /** Limits of image inputs fetched from URLs or sent inline (default DEFAULT_IMAGE_SOURCE and DEFAULT_MAX_PIXELS). */
@@ -112,6 +114,7 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
       modelDir: options.modelDir,
       cacheDir: options.cacheDir,
       memoryBudgetBytes: options.memoryBudgetBytes,
+      devices: options.devices,
       safety: options.safety,
       imageSource: {
         ...DEFAULT_IMAGE_SOURCE,

@@ -5,6 +5,7 @@
  * encoders load on the first encoding and stay loaded until `release` (the predictor's
  * residency pool calls it when it needs the memory: T5-XXL is 9.5 GB in bf16).
  */
+import type { Device } from '../../onnx/device.js';
 import { ClipTextEncoder } from './clip-text.js';
 import { NO_LOW_RANK, type LowRankState } from '../common/low-rank.js';
 import { T5Encoder, type T5Precision } from './t5-encoder.js';
@@ -22,6 +23,8 @@ export interface TextConditionerOptions {
   /** Prompt embeddings kept (default 32). */
   cacheEntries?: number;
   cacheDir?: string;
+  /** Where each encoder runs (default both on the CPU). */
+  devices?: { t5: Device; clip: Device };
 }
 
 export interface PromptEmbeddings {
@@ -65,8 +68,13 @@ export class TextConditioner {
   /** Loads both encoders now (encode() loads them when needed; the predictor loads them first to time and account for them). */
   async load(): Promise<{ t5: T5Encoder; clip: ClipTextEncoder }> {
     if (this.encoders === null) {
-      const t5 = await T5Encoder.load(this.worker, this.options.t5, { precision: this.options.t5Precision ?? 'exact', cacheDir: this.options.cacheDir });
-      const clip = await ClipTextEncoder.load(this.worker, this.options.clip);
+      const devices = this.options.devices ?? { t5: 'cpu', clip: 'cpu' };
+      const t5 = await T5Encoder.load(this.worker, this.options.t5, {
+        precision: this.options.t5Precision ?? 'exact',
+        cacheDir: this.options.cacheDir,
+        session: { device: devices.t5 },
+      });
+      const clip = await ClipTextEncoder.load(this.worker, this.options.clip, { device: devices.clip });
       if (this.clipLowRank !== NO_LOW_RANK) await clip.setLowRank(this.clipLowRank);
       this.encoders = { t5, clip };
     }
