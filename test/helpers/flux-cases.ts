@@ -19,3 +19,22 @@ export async function goldenCase(config: 'A' | 'B', k: number): Promise<{ inputs
   if (config === 'A') inputs.guidance = Array.from(await read('guidance'));
   return { inputs, expected: await read('expected') };
 }
+
+/** The LoRA golden cases' shared input (config A) and the expected output of each named case (e.g. `peft`, at strength 0.7). */
+export async function loraCase(): Promise<{ inputs: FluxForwardInputs; expected: (name: string) => Promise<Float32Array> }> {
+  const file = await SafetensorsFile.open(goldenPath('lora_cases.safetensors'));
+  const read = (n: string) => file.readFloat32(n);
+  const tensor = async (n: string) => float32Tensor(file.info(`input.${n}`).shape, await read(`input.${n}`));
+  return {
+    inputs: {
+      hiddenStates: await tensor('hidden_states'),
+      encoderHiddenStates: await tensor('encoder_hidden_states'),
+      pooledProjections: await tensor('pooled_projections'),
+      timestep: Array.from(await read('input.timestep')),
+      guidance: Array.from(await read('input.guidance')),
+      imgIds: await read('input.img_ids'),
+      txtIds: await read('input.txt_ids'),
+    },
+    expected: (name) => read(`${name}.expected`),
+  };
+}

@@ -3,33 +3,15 @@ import { combineLoras, keptArrays, resolveLoras, stackLoras } from '../../../src
 import { NO_LOW_RANK } from '../../../src/models/common/low-rank.js';
 import { FluxLoraTargets } from '../../../src/lora/flux-targets.js';
 import { LoraError, parseLora } from '../../../src/lora/formats.js';
-import { FluxTransformer, type FluxForwardInputs, type FluxPrecision } from '../../../src/models/flux/transformer.js';
-import { float32Tensor } from '../../../src/onnx/tensor-data.js';
+import { FluxTransformer, type FluxPrecision } from '../../../src/models/flux/transformer.js';
 import { SafetensorsFile } from '../../../src/weights/safetensors.js';
 import { expectAllClose, goldenPath } from '../../helpers/golden.js';
 import { useWorker } from '../../helpers/run-graph.js';
 import { useTempDir } from '../../helpers/temp-dir.js';
+import { loraCase } from '../../helpers/flux-cases.js';
 
 const worker = useWorker();
 const tmp = useTempDir('golden-lora-');
-
-async function caseData(): Promise<{ inputs: FluxForwardInputs; expected: (name: string) => Promise<Float32Array> }> {
-  const file = await SafetensorsFile.open(goldenPath('lora_cases.safetensors'));
-  const read = (n: string) => file.readFloat32(n);
-  const tensor = async (n: string) => float32Tensor(file.info(`input.${n}`).shape, await read(`input.${n}`));
-  return {
-    inputs: {
-      hiddenStates: await tensor('hidden_states'),
-      encoderHiddenStates: await tensor('encoder_hidden_states'),
-      pooledProjections: await tensor('pooled_projections'),
-      timestep: Array.from(await read('input.timestep')),
-      guidance: Array.from(await read('input.guidance')),
-      imgIds: await read('input.img_ids'),
-      txtIds: await read('input.txt_ids'),
-    },
-    expected: (name) => read(`${name}.expected`),
-  };
-}
 
 const lora = async (file: string) => parseLora(await SafetensorsFile.open(goldenPath(file)), file);
 
@@ -52,7 +34,7 @@ const CASES: { name: string; files: [string, number][]; format: string }[] = [
 async function runCases(layout: 'bfl' | 'diffusers', precision: FluxPrecision, atol: number, rtol: number): Promise<number> {
   const model = await FluxTransformer.load(worker(), goldenPath(`transformer_A_${layout}.safetensors`), { precision, cacheDir: tmp() });
   const targets = new FluxLoraTargets(model.config);
-  const { inputs, expected } = await caseData();
+  const { inputs, expected } = await loraCase();
   let worst = 0;
   try {
     for (const c of CASES) {
@@ -98,7 +80,7 @@ describe('LoRA formats against the golden LoRA cases', () => {
   it('binds a single LoRA from matrices kept in the worker (switching sends only per-rank vectors), equal to sending them', async () => {
     const model = await FluxTransformer.load(worker(), goldenPath('transformer_A_bfl.safetensors'));
     const targets = new FluxLoraTargets(model.config);
-    const { inputs, expected } = await caseData();
+    const { inputs, expected } = await loraCase();
     try {
       for (const name of ['kohya', 'bfl', 'xlabs']) {
         const c = CASES.find((x) => x.name === name) as (typeof CASES)[number];
