@@ -36,4 +36,20 @@ describe('flux-lora eval vae-encode / vae-decode', () => {
     );
     expect({ code, stderr }).toEqual({ code: 2, stderr: 'flux-lora: eval vae-decode: --lora is not supported by this component\n' });
   });
+
+  it('refuses a bad --device or FLUX_DEVICE before loading anything', async () => {
+    for (const [args, env, message] of [
+      [['--device', 'gpu'], {}, 'eval vae-decode: --device: "gpu" is not a device'],
+      [[], { FLUX_DEVICE: 'vae=metal' }, 'eval vae-decode: FLUX_DEVICE: "metal" is not a device'],
+    ] as const) {
+      let stderr = '';
+      const code = await main(
+        ['eval', 'vae-decode', '--model', 'm', '--case', 'c', '--out', 'o', ...args],
+        () => undefined,
+        (t) => (stderr += t),
+        { env },
+      );
+      expect({ code, stderr: stderr.split(' (auto')[0] }).toEqual({ code: 2, stderr: `flux-lora: ${message}` });
+    }
+  });
 });

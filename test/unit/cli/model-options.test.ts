@@ -17,6 +17,7 @@ describe('shared model options of predict and serve', () => {
       modelDir: '/env/models',
       cacheDir: '/cache',
       memoryBudgetBytes: undefined,
+      devices: { fallback: 'cpu', components: {} },
       safety: { checker: '/env/sc', classifier: '/env/cls' },
       loraCache: { localRoot: '/', tokens: { replicate: undefined, huggingface: 'hf', civitai: undefined } },
     });
@@ -32,9 +33,11 @@ describe('shared model options of predict and serve', () => {
       loraCache: { localRoot: null },
     });
     expect(modelSettings('serve', {}, { FLUX_MODEL_DIR: '' }, null).safety).toBeUndefined();
+    expect(modelSettings('serve', {}, { FLUX_DEVICE: 'auto,t5=cpu' }, null).devices).toEqual({ fallback: 'auto', components: { t5: 'cpu' } });
+    expect(modelSettings('predict', { device: 'webgpu' }, { FLUX_DEVICE: 'auto' }, '/').devices).toEqual({ fallback: 'webgpu', components: {} });
   });
 
-  it('refuse half a safety pair, a contradiction and a bad budget, naming the command', () => {
+  it('refuse half a safety pair, a contradiction, a bad budget and a bad device, naming the command and the source', () => {
     expect(() => modelSettings('serve', { 'safety-checker': '/sc' }, {}, null)).toThrow(
       new UsageError('serve: the safety checker needs both --safety-checker and --safety-classifier (or FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER)'),
     );
@@ -42,5 +45,11 @@ describe('shared model options of predict and serve', () => {
       'predict: --disable-safety-checker contradicts',
     );
     expect(() => modelSettings('predict', { 'memory-budget': '0' }, {}, '/')).toThrow('predict: --memory-budget must be a positive number of GiB, got "0"');
+    expect(() => modelSettings('predict', { device: 'cuda' }, {}, '/')).toThrow(
+      new UsageError(
+        `predict: --device: "cuda" is not a device (auto, webgpu or cpu); for example auto, webgpu, cpu or webgpu,t5=cpu (components: transformer, vae, t5, clip, safety)`,
+      ),
+    );
+    expect(() => modelSettings('serve', {}, { FLUX_DEVICE: 'gpu=webgpu' }, null)).toThrow(/^serve: FLUX_DEVICE: "gpu=webgpu" does not name a component/);
   });
 });

@@ -1,0 +1,100 @@
+/**
+ * onnxruntime's WebGPU provider on lavapipe: the device choice with a working adapter, and the
+ * minimal reproductions of docs/webgpu.md's findings, run as they are (if one stops reproducing,
+ * its workaround may go), next to the graph forms flux-lora builds instead.
+ */
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { main } from '../../../src/cli/main.js';
+import { chooseDevices, parseDevicePlan } from '../../../src/onnx/device-plan.js';
+import { EngineStoppedError } from '../../../src/onnx/errors.js';
+import { GraphBuilder } from '../../../src/onnx/graph.js';
+import * as op from '../../../src/onnx/ops/index.js';
+import { float32Tensor } from '../../../src/onnx/tensor-data.js';
+import { probeWebGpu } from '../../../src/onnx/webgpu-probe.js';
+import { SafetensorsFile } from '../../../src/weights/safetensors.js';
+import { expectAllClose, goldenPath, worstExcess } from '../../helpers/golden.js';
+import { randomFloats } from '../../helpers/random.js';
+import { outputData, runOnce, useWorker } from '../../helpers/run-graph.js';
+import { useTempDir } from '../../helpers/temp-dir.js';
+import { describeWebGpu, webGpu } from '../../helpers/webgpu.js';
+
+const worker = useWorker();
+const tmp = useTempDir('webgpu-provider-');
+
+/** Self-attention over `length` tokens of 4 heads × 8, built for `device` (attention) or as the contrib op itself. */
+function attentionGraph(device: 'cpu' | 'webgpu', length: number, form: 'attention' | 'MultiHeadAttention') {
+  const g = new GraphBuilder(`attention-${length}`, { device });
+  const [q, k, v] = ['q', 'k', 'v'].map((n) => g.input(n, 'float32', [1, length, 32])) as [
+    ReturnType<typeof g.input>,
+    ReturnType<typeof g.input>,
+    ReturnType<typeof g.input>,
+  ];
+  const attend = form === 'attention' ? op.attention : op.multiHeadAttention;
+  g.output(attend(g, q, k, v, { numHeads: 4 }), 'y');
+  return g.build();
+}
+
+const feeds = (length: number) => Object.fromEntries(['q', 'k', 'v'].map((n, i) => [n, float32Tensor([1, length, 32], randomFloats(length * 32, i + 1))]));
+
+describeWebGpu('the WebGPU provider', () => {
+  it('auto puts the components on the adapter the check found, except those pinned to the CPU', async () => {
+    const choice = await chooseDevices(parseDevicePlan('auto,t5=cpu', '--device'), probeWebGpu);
+    expect(choice.devices).toEqual({ transformer: 'webgpu', vae: 'webgpu', t5: 'cpu', clip: 'webgpu', safety: 'webgpu' });
+    expect(choice.adapter?.name).toBe(webGpu.ok ? webGpu.adapter.name : 'no adapter');
+    expect(choice.lines).toEqual([
+      expect.stringMatching(/^WebGPU adapter: .+ \(vendor .+buffers up to .+\); on it: transformer, vae, clip, safety; on the CPU: t5$/),
+    ]);
+  });
+
+  it('flux-lora eval t5 --device webgpu names the adapter on stderr and writes the golden values', async () => {
+    const out = join(tmp(), 't5.safetensors');
+    let stderr = '';
+    const args = [
+      'eval',
+      't5',
+      '--device',
+      'webgpu',
+      '--model',
+      goldenPath('t5_weights.safetensors'),
+      '--case',
+      goldenPath('t5_cases.safetensors'),
+      '--out',
+      out,
+    ];
+    expect(
+      await main(
+        args,
+        () => undefined,
+        (t) => (stderr += t),
+      ),
+    ).toBe(0);
+    expect(stderr).toMatch(/^WebGPU adapter: .+; on it: transformer, vae, t5, clip, safety\n$/);
+    const [written, golden] = [await SafetensorsFile.open(out), await SafetensorsFile.open(goldenPath('t5_cases.safetensors'))];
+    for (const name of written.names()) expectAllClose(await written.readFloat32(name), await golden.readFloat32(name), 1e-5, 1e-5, name);
+  });
+
+  it('finding 1: MultiHeadAttention is wrong from 32 keys on; the explicit attention flux-lora builds matches the CPU', async () => {
+    for (const length of [31, 32, 140]) {
+      const expected = outputData(await runOnce(worker(), attentionGraph('cpu', length, 'attention'), feeds(length)), 'y');
+      const contrib = outputData(await runOnce(worker(), attentionGraph('webgpu', length, 'MultiHeadAttention'), feeds(length), { device: 'webgpu' }), 'y');
+      const built = outputData(await runOnce(worker(), attentionGraph('webgpu', length, 'attention'), feeds(length), { device: 'webgpu' }), 'y');
+      expect(worstExcess(built, expected, 1e-5, 1e-5).excess, `explicit, ${length} keys`).toBeLessThanOrEqual(0);
+      expect(worstExcess(contrib, expected, 1e-5, 1e-5).excess > 0, `MultiHeadAttention, ${length} keys`).toBe(length >= 32);
+    }
+  });
+
+  it('finding 2: a MatMul with inner dimension 0 crashes the engine (SIGSEGV); the engine restarts and serves the next load', async () => {
+    const g = new GraphBuilder('inner-dimension-0', { device: 'webgpu' });
+    g.output(op.matmul(g, g.input('a', 'float32', [4, 'k']), g.input('b', 'float32', ['k', 8])), 'y');
+    const empty = { a: float32Tensor([4, 0], new Float32Array(0)), b: float32Tensor([0, 8], new Float32Array(0)) };
+    const crash = await runOnce(worker(), g.build(), empty, { device: 'webgpu' }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(crash).toBeInstanceOf(EngineStoppedError);
+    expect((crash as EngineStoppedError).reason).toBe('SIGSEGV');
+    const ones = { a: float32Tensor([4, 1], new Float32Array(4).fill(1)), b: float32Tensor([1, 8], new Float32Array(8).fill(2)) };
+    expect(Array.from(outputData(await runOnce(worker(), g.build(), ones, { device: 'webgpu' }), 'y'))).toEqual(new Array(32).fill(2));
+  });
+});
