@@ -2,13 +2,14 @@
  * The golden cases on onnxruntime's WebGPU provider (lavapipe in CI), at the CPU tolerances:
  * the components whose graphs needed a WebGPU form (docs/webgpu.md) — attention over ≥ 32 keys
  * (T5's 140-token case, the VAE's mid-block), no-LoRA low-rank inputs (CLIP, the transformer),
- * and one LoRA bound at run time.
+ * one LoRA bound at run time, and the txt2img pipeline end to end.
  */
 import { it } from 'vitest';
 import { FluxTransformer } from '../../../src/models/flux/transformer.js';
 import { ClipTextEncoder } from '../../../src/models/text/clip-text.js';
 import { T5Encoder } from '../../../src/models/text/t5-encoder.js';
 import { Vae } from '../../../src/models/vae/autoencoder.js';
+import { evaluatePipelineCase } from '../../../src/eval/pipeline-eval.js';
 import { casePrefixes } from '../../../src/eval/transformer-eval.js';
 import { combineLoras } from '../../../src/lora/apply.js';
 import { FluxLoraTargets } from '../../../src/lora/flux-targets.js';
@@ -76,6 +77,16 @@ describeWebGpu('golden cases on the WebGPU provider', () => {
       expectAllClose(decoded.data as Float32Array, await read('decode.expected_image'), TOL, TOL, 'decoded');
     } finally {
       await vae.release();
+    }
+  });
+
+  it('txt2img pipeline: 6 dev steps, final latents and decoded image', async () => {
+    const casePath = goldenPath('pipeline_txt2img.safetensors');
+    const golden = await SafetensorsFile.open(casePath);
+    const outputs = await evaluatePipelineCase(worker(), casePath, goldenPath('.'), { transformer: 'webgpu', vae: 'webgpu' });
+    for (const key of ['expected_final_latents_packed', 'expected_image']) {
+      // The CPU pipeline test's tolerance (test/golden/pipeline/pipelines.test.ts).
+      expectAllClose(outputs[key]?.data as Float32Array, await golden.readFloat32(key), 3e-5, 3e-5, key);
     }
   });
 });
