@@ -2,7 +2,8 @@
  * onnxruntime session options, chosen from the measurements in docs/onnxruntime.md:
  * - prepacking stays on (MatMul/MatMulNBits are 1.5–4× slower without it, §3);
  * - ConstantFolding is disabled when the graph casts bf16/f16 initializers, which it would
- *   otherwise materialize as float32 copies, doubling resident weights (§4, pitfall 2);
+ *   otherwise materialize as float32 copies, doubling resident weights (§4, pitfall 2) — on the CPU;
+ * - on WebGPU the provider comes first and the CPU provider takes the ops it has no kernel for;
  * - intra-op threads default to the machine's cores; one inter-op thread, sequential execution.
  */
 import { availableParallelism } from 'node:os';
@@ -44,7 +45,9 @@ export function sessionOptions(model: ModelLoadInfo, settings: SessionSettings =
     session.model_external_initializers_file_folder_path = model.externalDataFolder;
   }
   const extra: Record<string, unknown> = { session };
-  if (model.castsLowPrecisionInitializers) {
+  // On WebGPU, casts stay folded: the provider has no bfloat16 Cast, so an unfolded one would run on the CPU and
+  // upload its float32 weights every run; folded, they go to the device once (docs/webgpu.md, finding 5).
+  if (model.castsLowPrecisionInitializers && settings.device !== 'webgpu') {
     extra.optimization = { disable_specified_optimizers: 'ConstantFolding' };
   }
   return {

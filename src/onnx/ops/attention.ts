@@ -5,7 +5,7 @@
  * - WebGPU: the explicit form MatMul → Softmax → MatMul. onnxruntime's WebGPU
  *   MultiHeadAttention switches to its FlashAttention shader from 32 keys on, and that shader
  *   returns wrong values on a subgroup size of 8 (docs/webgpu.md, finding 1). The explicit form
- *   holds the [B, heads, S_q, S_kv] scores once (2 GiB per block at 1024², 24 heads).
+ *   holds the [B, heads, S_q, S_kv] scores once (1.9 GiB per block at 1024², 24 heads).
  */
 import { attr } from '../onnx-proto.js';
 import type { GraphBuilder, Value } from '../graph.js';

@@ -4,6 +4,7 @@
  * its workaround may go), next to the graph forms flux-lora builds instead.
  */
 import { join } from 'node:path';
+import ort from 'onnxruntime-node';
 import { expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import { chooseDevices, parseDevicePlan } from '../../../src/onnx/device-plan.js';
@@ -11,6 +12,7 @@ import { EngineStoppedError } from '../../../src/onnx/errors.js';
 import { GraphBuilder } from '../../../src/onnx/graph.js';
 import * as op from '../../../src/onnx/ops/index.js';
 import { float32Tensor } from '../../../src/onnx/tensor-data.js';
+import { sessionOptions } from '../../../src/onnx/session-options.js';
 import { probeWebGpu } from '../../../src/onnx/webgpu-probe.js';
 import { SafetensorsFile } from '../../../src/weights/safetensors.js';
 import { expectAllClose, goldenPath, worstExcess } from '../../helpers/golden.js';
@@ -96,5 +98,27 @@ describeWebGpu('the WebGPU provider', () => {
     expect((crash as EngineStoppedError).reason).toBe('SIGSEGV');
     const ones = { a: float32Tensor([4, 1], new Float32Array(4).fill(1)), b: float32Tensor([1, 8], new Float32Array(8).fill(2)) };
     expect(Array.from(outputData(await runOnce(worker(), g.build(), ones, { device: 'webgpu' }), 'y'))).toEqual(new Array(32).fill(2));
+  });
+
+  it('finding 5: a bfloat16 weight is cast once at load, so every node of the session runs on WebGPU', async () => {
+    const g = new GraphBuilder('bfloat16-weight', { device: 'webgpu' });
+    const weight = g.initializer('w', 'bfloat16', [4, 4], new Uint16Array(16).fill(0x3f80)); // 1.0
+    g.output(op.matmul(g, g.input('x', 'float32', [2, 4]), op.cast(g, weight, 'float32')), 'y');
+    const model = g.build();
+    // The provider has no bfloat16 Cast: a session that may not place a node on the CPU fails unless the cast was folded.
+    const create = (device: 'cpu' | 'webgpu') => {
+      const options = sessionOptions(model, { device });
+      const extra = options.extra as { session: Record<string, string> };
+      return ort.InferenceSession.create(model.bytes, {
+        ...options,
+        executionProviders: ['webgpu'],
+        extra: { ...extra, session: { ...extra.session, disable_cpu_ep_fallback: '1' } },
+      });
+    };
+    await expect(create('cpu')).rejects.toThrow(/fallback|CPU/i);
+    const session = await create('webgpu');
+    const { y } = await session.run({ x: new ort.Tensor('float32', new Float32Array(8).fill(1), [2, 4]) });
+    expect(Array.from(y?.data as Float32Array)).toEqual(new Array(8).fill(4));
+    await session.release();
   });
 });
