@@ -12,6 +12,7 @@ export const MODEL_OPTIONS = {
   'model-dir': { type: 'string' },
   'memory-budget': { type: 'string' },
   device: { type: 'string' },
+  'device-memory': { type: 'string' },
   'safety-checker': { type: 'string' },
   'safety-classifier': { type: 'string' },
   'disable-safety-checker': { type: 'boolean' },
@@ -26,6 +27,7 @@ export const modelOptionsHelp = (text: {
   --memory-budget <GiB>       memory the loaded models may hold (default: 75% of RAM)
   --device <choice>           where the models run: cpu, webgpu, auto (WebGPU when an adapter works, else the CPU),
                               or per component, e.g. webgpu,t5=cpu (${DEVICE_COMPONENTS.join(', ')}; default: $FLUX_DEVICE or cpu)
+  --device-memory <GiB>       GPU memory the models on WebGPU may hold (default: no limit)
   --safety-checker <dir>      the diffusers safety_checker/ folder (default: $FLUX_SAFETY_CHECKER, else the weights folder's)
   --safety-classifier <dir>   the NSFW classifier's folder (default: $FLUX_SAFETY_CLASSIFIER, else nsfw_image_detection/ there)
   --disable-safety-checker    run without a safety checker (${text.disabled})
@@ -35,10 +37,19 @@ export interface ModelOptionValues {
   'model-dir'?: string;
   'memory-budget'?: string;
   device?: string;
+  'device-memory'?: string;
   'safety-checker'?: string;
   'safety-classifier'?: string;
   'disable-safety-checker'?: boolean;
   'lora-dir'?: string;
+}
+
+/** A --<flag> <GiB> budget in bytes (undefined when not given). */
+function budgetBytes(command: string, flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const gib = Number(text);
+  if (!(gib > 0)) throw new UsageError(`${command}: --${flag} must be a positive number of GiB, got "${text}"`);
+  return gib * GIB;
 }
 
 /** The --device flag, else FLUX_DEVICE, else all on the CPU; a bad text is a usage error naming where it came from. */
@@ -61,13 +72,9 @@ export function modelSettings(
   values: ModelOptionValues,
   env: Environment,
   localLoras: string | null,
-): Pick<PredictorOptions, 'modelDir' | 'cacheDir' | 'memoryBudgetBytes' | 'devices' | 'safety' | 'loraCache'> {
-  let memoryBudgetBytes: number | undefined;
-  if (values['memory-budget'] !== undefined) {
-    const gib = Number(values['memory-budget']);
-    if (!(gib > 0)) throw new UsageError(`${command}: --memory-budget must be a positive number of GiB, got "${values['memory-budget']}"`);
-    memoryBudgetBytes = gib * GIB;
-  }
+): Pick<PredictorOptions, 'modelDir' | 'cacheDir' | 'memoryBudgetBytes' | 'deviceMemoryBudgetBytes' | 'devices' | 'safety' | 'loraCache'> {
+  const memoryBudgetBytes = budgetBytes(command, 'memory-budget', values['memory-budget']);
+  const deviceMemoryBudgetBytes = budgetBytes(command, 'device-memory', values['device-memory']);
   const settings = readEnvironment(env);
   const checker = values['safety-checker'] ?? settings.safetyChecker;
   const classifier = values['safety-classifier'] ?? settings.safetyClassifier;
@@ -85,6 +92,7 @@ export function modelSettings(
     modelDir: values['model-dir'] ?? settings.modelDir,
     cacheDir: settings.cacheDir,
     memoryBudgetBytes,
+    deviceMemoryBudgetBytes,
     devices: devicePlan(command, values.device, settings.device),
     safety,
     loraCache: { localRoot: values['lora-dir'] ?? settings.loraDir ?? localLoras, tokens: settings.loraTokens },

@@ -38,6 +38,7 @@ import { prepareImageInputs, type PreparedImage } from './image-inputs.js';
 import { InputValidationError, resolveInput, type InputProblem, type ResolvedInput } from './inputs.js';
 import { LoraPlanner, NO_LORAS, type LoraFetcher, type LoraPlan, type PreparedLora } from './loras.js';
 import { defaultMemoryBudget, estimateResidentBytes, ResidencyPool } from './residency.js';
+import type { Device } from '../onnx/device.js';
 import { chooseDevices, CPU_ONLY, type DeviceChoice, type DevicePlan } from '../onnx/device-plan.js';
 import { probeWebGpu, type WebGpuProbe } from '../onnx/webgpu-probe.js';
 
@@ -56,6 +57,8 @@ export interface PredictorOptions {
   cacheDir?: string;
   /** Memory the loaded components may hold (default 75% of RAM). */
   memoryBudgetBytes?: number;
+  /** Device memory the components on WebGPU may hold instead (default: no limit; WebGPU does not tell a GPU's memory size). */
+  deviceMemoryBudgetBytes?: number;
   /** How image inputs are fetched; local paths only where the caller allows them (the CLI). */
   imageSource?: ImageSourceOptions & { maxPixels?: number };
   /** Setup messages (loading and releasing models go to the prediction's log). */
@@ -120,7 +123,8 @@ type Log = (line: string) => void;
 
 export class Predictor {
   private readonly worker = new InferenceWorker();
-  private readonly pool: ResidencyPool;
+  /** Components on the CPU count against RAM, components on WebGPU against the device's memory. */
+  private readonly pools: Record<Device, ResidencyPool>;
   private readonly conditioners = new Map<string, TextConditioner>();
   /** Checkpoint headers and memory estimates, read once per file. */
   private readonly headers = new Map<string, Promise<unknown>>();
@@ -142,7 +146,10 @@ export class Predictor {
     /** Where each component runs, settled at setup. */
     readonly devices: DeviceChoice,
   ) {
-    this.pool = new ResidencyPool(options.memoryBudgetBytes ?? defaultMemoryBudget());
+    this.pools = {
+      cpu: new ResidencyPool(options.memoryBudgetBytes ?? defaultMemoryBudget()),
+      webgpu: new ResidencyPool(options.deviceMemoryBudgetBytes ?? Infinity, 'device memory'),
+    };
     const log = (line: string) => options.log?.(line);
     const builtinRoot = options.modelDir === undefined ? builtinLoraFolder(assets.root) : null;
     this.loras = new LoraPlanner(options.loraFetcher ?? new LoraCache({ dir: join(cacheDir, 'loras'), log, builtinRoot, ...options.loraCache }));
@@ -157,7 +164,12 @@ export class Predictor {
     this.keptLoras.clear();
     this.conditioners.clear();
     this.checker = null;
-    await this.pool.releaseAll();
+    await this.releaseAll();
+  }
+
+  private async releaseAll(): Promise<void> {
+    await this.pools.cpu.releaseAll();
+    await this.pools.webgpu.releaseAll();
   }
 
   /** The engine's state (health checks). */
@@ -243,8 +255,8 @@ export class Predictor {
     return value;
   }
 
-  private estimate(path: string, precision: FluxPrecision): Promise<number> {
-    return this.once(`estimate:${precision}:${path}`, () => estimateResidentBytes(path, precision));
+  private estimate(path: string, precision: FluxPrecision, device: Device): Promise<number> {
+    return this.once(`estimate:${precision}:${device}:${path}`, () => estimateResidentBytes(path, precision, device));
   }
 
   /** The LoRA states for this request, planned from checkpoint headers (no model is loaded for it). */
@@ -311,10 +323,12 @@ export class Predictor {
     await conditioner.setClipLowRank(plan.clip, plan.clipKey);
     const length = T5_LENGTH[pipeline.variant];
     if (!conditioner.cached(prompt, length)) {
-      const bytes = (await this.estimate(pipeline.t5, precision)) + (await this.estimate(pipeline.clip, 'exact'));
+      // The encoders are one entry, in the pool of T5, the larger.
+      const { t5, clip } = this.devices.devices;
+      const bytes = (await this.estimate(pipeline.t5, precision, t5)) + (await this.estimate(pipeline.clip, 'exact', clip));
       const loaded = conditioner;
       // The pool times the load, accounts for the encoders and releases them when evicted.
-      await this.pool.acquire(key, `text encoders (${precision === 'int8' ? 'T5 8-bit' : 'T5'} + CLIP)`, bytes, log, async () => {
+      await this.pools[t5].acquire(key, `text encoders (${precision === 'int8' ? 'T5 8-bit' : 'T5'} + CLIP)`, bytes, log, async () => {
         await loaded.load();
         return { release: () => loaded.release() };
       });
@@ -327,10 +341,11 @@ export class Predictor {
   }
 
   private async transformer(pipeline: PipelineAssets, precision: FluxPrecision, log: Log): Promise<FluxTransformer> {
-    const bytes = await this.estimate(pipeline.transformer, precision);
+    const device = this.devices.devices.transformer;
+    const bytes = await this.estimate(pipeline.transformer, precision, device);
     const label = `FLUX.1-${pipeline.variant} transformer (${precision === 'exact' ? 'exact' : `${precision} go_fast`})`;
-    const transformer = await this.pool.acquire(`transformer:${pipeline.transformer}:${precision}`, label, bytes, log, () =>
-      FluxTransformer.load(this.worker, pipeline.transformer, { precision, cacheDir: this.cacheDir, session: { device: this.devices.devices.transformer } }),
+    const transformer = await this.pools[device].acquire(`transformer:${pipeline.transformer}:${precision}`, label, bytes, log, () =>
+      FluxTransformer.load(this.worker, pipeline.transformer, { precision, cacheDir: this.cacheDir, session: { device } }),
     );
     if (transformer.config.guidanceEmbed !== (pipeline.variant === 'dev')) {
       throw new ModelAssetsError(
@@ -342,8 +357,9 @@ export class Predictor {
   }
 
   private async vae(pipeline: PipelineAssets, log: Log): Promise<Vae> {
-    const bytes = await this.estimate(pipeline.vae, 'exact');
-    return this.pool.acquire(`vae:${pipeline.vae}`, 'VAE', bytes, log, () => Vae.load(this.worker, pipeline.vae, { device: this.devices.devices.vae }));
+    const device = this.devices.devices.vae;
+    const bytes = await this.estimate(pipeline.vae, 'exact', device);
+    return this.pools[device].acquire(`vae:${pipeline.vae}`, 'VAE', bytes, log, () => Vae.load(this.worker, pipeline.vae, { device }));
   }
 
   /** The VAE's config from its checkpoint header, without loading it (the denoiser needs its factor and channels). */
@@ -499,7 +515,7 @@ export class Predictor {
   async close(): Promise<void> {
     await this.queue;
     if (this.checker !== null) await (await this.checker.catch(() => null))?.release();
-    await this.pool.releaseAll();
+    await this.releaseAll();
     await this.worker.close();
   }
 }

@@ -6,6 +6,7 @@
  * load and release in turn (T5 → transformer → VAE), which is the same rule at a small budget.
  */
 import { totalmem } from 'node:os';
+import type { Device } from '../onnx/device.js';
 import { openTensorSource } from '../weights/safetensors.js';
 import { DTYPE_BYTES } from '../weights/dtypes.js';
 
@@ -30,9 +31,10 @@ export const GIB = 1024 ** 3;
  * Memory a component holds once loaded, from its checkpoint header: stored weights are read
  * as they are (with just-in-time casts, measured at 1.3× the stored bytes at peak); 8-bit
  * block quantization holds ~1.1 bytes per parameter (weights, scales and zero points) and
- * peaked at 1.2 (FLUX.1-dev 13.2 GiB, T5-XXL 5.2 GiB), 4-bit at about half that.
+ * peaked at 1.2 (FLUX.1-dev 13.2 GiB, T5-XXL 5.2 GiB), 4-bit at about half that. On WebGPU
+ * exact weights are float32 on the device (casts are folded at load: docs/webgpu.md finding 5).
  */
-export async function estimateResidentBytes(path: string, precision: 'exact' | 'int8' | 'int4'): Promise<number> {
+export async function estimateResidentBytes(path: string, precision: 'exact' | 'int8' | 'int4', device: Device = 'cpu'): Promise<number> {
   const source = await openTensorSource(path);
   let params = 0;
   let stored = 0;
@@ -42,14 +44,18 @@ export async function estimateResidentBytes(path: string, precision: 'exact' | '
     params += count;
     stored += count * (DTYPE_BYTES[info.dtype] ?? 4);
   }
-  if (precision === 'exact') return Math.ceil(stored * 1.3);
+  if (precision === 'exact') return device === 'webgpu' ? params * 4 : Math.ceil(stored * 1.3);
   return Math.ceil(params * (precision === 'int8' ? 1.2 : 0.6));
 }
 
 export class ResidencyPool {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(readonly budgetBytes: number) {}
+  /** `memory` names the budget in messages: "memory" (RAM) or "device memory" (the GPU's). */
+  constructor(
+    readonly budgetBytes: number,
+    readonly memory = 'memory',
+  ) {}
 
   get residentBytes(): number {
     let sum = 0;
@@ -72,11 +78,13 @@ export class ResidencyPool {
     for (const [other, entry] of this.entries) {
       if (this.residentBytes + bytes <= this.budgetBytes) break;
       this.entries.delete(other);
-      log(`Releasing ${entry.label} (${(entry.bytes / GIB).toFixed(2)} GiB) to stay within the ${(this.budgetBytes / GIB).toFixed(1)} GiB memory budget`);
+      log(
+        `Releasing ${entry.label} (${(entry.bytes / GIB).toFixed(2)} GiB) to stay within the ${(this.budgetBytes / GIB).toFixed(1)} GiB ${this.memory} budget`,
+      );
       await entry.component.release();
     }
     if (bytes > this.budgetBytes) {
-      log(`Warning: ${label} needs about ${(bytes / GIB).toFixed(1)} GiB, more than the ${(this.budgetBytes / GIB).toFixed(1)} GiB memory budget`);
+      log(`Warning: ${label} needs about ${(bytes / GIB).toFixed(1)} GiB, more than the ${(this.budgetBytes / GIB).toFixed(1)} GiB ${this.memory} budget`);
     }
     const started = performance.now();
     const component = await load();

@@ -33,6 +33,7 @@ export interface ServerOptions {
   modelDir?: string;
   cacheDir?: string;
   memoryBudgetBytes?: number;
+  deviceMemoryBudgetBytes?: number;
   /** Which execution provider each component runs on (default: the CPU). */
   devices?: PredictorOptions['devices'];
   /** The safety checker pair (default: the model folder's), or 'disabled' for the whole server. */
@@ -114,6 +115,7 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
       modelDir: options.modelDir,
       cacheDir: options.cacheDir,
       memoryBudgetBytes: options.memoryBudgetBytes,
+      deviceMemoryBudgetBytes: options.deviceMemoryBudgetBytes,
       devices: options.devices,
       safety: options.safety,
       imageSource: {

@@ -17,6 +17,7 @@ describe('shared model options of predict and serve', () => {
       modelDir: '/env/models',
       cacheDir: '/cache',
       memoryBudgetBytes: undefined,
+      deviceMemoryBudgetBytes: undefined,
       devices: { fallback: 'cpu', components: {} },
       safety: { checker: '/env/sc', classifier: '/env/cls' },
       loraCache: { localRoot: '/', tokens: { replicate: undefined, huggingface: 'hf', civitai: undefined } },
@@ -45,6 +46,8 @@ describe('shared model options of predict and serve', () => {
       'predict: --disable-safety-checker contradicts',
     );
     expect(() => modelSettings('predict', { 'memory-budget': '0' }, {}, '/')).toThrow('predict: --memory-budget must be a positive number of GiB, got "0"');
+    expect(() => modelSettings('serve', { 'device-memory': 'lots' }, {}, null)).toThrow('serve: --device-memory must be a positive number of GiB, got "lots"');
+    expect(modelSettings('serve', { 'device-memory': '0.5' }, {}, null).deviceMemoryBudgetBytes).toBe(0.5 * 1024 ** 3);
     expect(() => modelSettings('predict', { device: 'cuda' }, {}, '/')).toThrow(
       new UsageError(
         `predict: --device: "cuda" is not a device (auto, webgpu or cpu); for example auto, webgpu, cpu or webgpu,t5=cpu (components: transformer, vae, t5, clip, safety)`,
