@@ -24,20 +24,40 @@ import { describeWebGpu, webGpu } from '../../helpers/webgpu.js';
 const worker = useWorker();
 const tmp = useTempDir('webgpu-provider-');
 
-/** Self-attention over `length` tokens of 4 heads × 8, built for `device` (attention) or as the contrib op itself. */
-function attentionGraph(device: 'cpu' | 'webgpu', length: number, form: 'attention' | 'MultiHeadAttention') {
-  const g = new GraphBuilder(`attention-${length}`, { device });
-  const [q, k, v] = ['q', 'k', 'v'].map((n) => g.input(n, 'float32', [1, length, 32])) as [
+interface AttentionCase {
+  length: number;
+  heads: number;
+  /** A per-head additive bias input [1, heads, length, length] (T5's form). */
+  bias?: boolean;
+  causal?: boolean;
+}
+
+/** Self-attention over `length` tokens of heads × 8 channels, built for `device` (op.attention) or as the contrib op itself. */
+function attentionGraph(device: 'cpu' | 'webgpu', c: AttentionCase, form: 'attention' | 'MultiHeadAttention') {
+  const g = new GraphBuilder(`attention-${c.length}`, { device });
+  const [q, k, v] = ['q', 'k', 'v'].map((n) => g.input(n, 'float32', [1, c.length, 8 * c.heads])) as [
     ReturnType<typeof g.input>,
     ReturnType<typeof g.input>,
     ReturnType<typeof g.input>,
   ];
+  const bias = c.bias ? g.input('bias', 'float32', [1, c.heads, c.length, c.length]) : undefined;
   const attend = form === 'attention' ? op.attention : op.multiHeadAttention;
-  g.output(attend(g, q, k, v, { numHeads: 4 }), 'y');
+  g.output(attend(g, q, k, v, { numHeads: c.heads, bias, causal: c.causal }), 'y');
   return g.build();
 }
 
-const feeds = (length: number) => Object.fromEntries(['q', 'k', 'v'].map((n, i) => [n, float32Tensor([1, length, 32], randomFloats(length * 32, i + 1))]));
+function feeds(c: AttentionCase) {
+  const width = 8 * c.heads;
+  const inputs = Object.fromEntries(['q', 'k', 'v'].map((n, i) => [n, float32Tensor([1, c.length, width], randomFloats(c.length * width, i + 1))]));
+  return c.bias ? { ...inputs, bias: float32Tensor([1, c.heads, c.length, c.length], randomFloats(c.heads * c.length ** 2, 4)) } : inputs;
+}
+
+/** The largest excess over atol 1e-5 + rtol 1e-5 of a form on WebGPU against op.attention on the CPU (MultiHeadAttention). */
+async function excessOnWebGpu(c: AttentionCase, form: 'attention' | 'MultiHeadAttention'): Promise<number> {
+  const expected = outputData(await runOnce(worker(), attentionGraph('cpu', c, 'attention'), feeds(c)), 'y');
+  const actual = outputData(await runOnce(worker(), attentionGraph('webgpu', c, form), feeds(c), { device: 'webgpu' }), 'y');
+  return worstExcess(actual, expected, 1e-5, 1e-5).excess;
+}
 
 describeWebGpu('the WebGPU provider', () => {
   it('auto puts the components on the adapter the check found, except those pinned to the CPU', async () => {
@@ -78,12 +98,13 @@ describeWebGpu('the WebGPU provider', () => {
 
   it('finding 1: MultiHeadAttention is wrong from 32 keys on; the explicit attention flux-lora builds matches the CPU', async () => {
     for (const length of [31, 32, 140]) {
-      const expected = outputData(await runOnce(worker(), attentionGraph('cpu', length, 'attention'), feeds(length)), 'y');
-      const contrib = outputData(await runOnce(worker(), attentionGraph('webgpu', length, 'MultiHeadAttention'), feeds(length), { device: 'webgpu' }), 'y');
-      const built = outputData(await runOnce(worker(), attentionGraph('webgpu', length, 'attention'), feeds(length), { device: 'webgpu' }), 'y');
-      expect(worstExcess(built, expected, 1e-5, 1e-5).excess, `explicit, ${length} keys`).toBeLessThanOrEqual(0);
-      expect(worstExcess(contrib, expected, 1e-5, 1e-5).excess > 0, `MultiHeadAttention, ${length} keys`).toBe(length >= 32);
+      expect(await excessOnWebGpu({ length, heads: 4 }, 'attention'), `explicit, ${length} keys`).toBeLessThanOrEqual(0);
+      expect((await excessOnWebGpu({ length, heads: 4 }, 'MultiHeadAttention')) > 0, `MultiHeadAttention, ${length} keys`).toBe(length >= 32);
     }
+    // In chunks of heads (finding 6), with T5's per-head bias and CLIP's causal mask.
+    expect(op.HEADS_PER_CHUNK).toBeLessThan(10);
+    expect(await excessOnWebGpu({ length: 40, heads: 10, bias: true }, 'attention')).toBeLessThanOrEqual(0);
+    expect(await excessOnWebGpu({ length: 40, heads: 10, causal: true }, 'attention')).toBeLessThanOrEqual(0);
   });
 
   it('finding 2: a MatMul with inner dimension 0 crashes the engine (SIGSEGV); the engine restarts and serves the next load', async () => {
