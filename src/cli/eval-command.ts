@@ -22,8 +22,9 @@ Options:
   --out <path>     output file (.safetensors)
   --lora <file>[:<scale>]
                    apply a LoRA (repeatable; scale defaults to 1) — transformer components
-  --device <choice>  cpu, webgpu or auto (default: $FLUX_DEVICE or cpu); a WebGPU adapter that is
-                     missing or fails its check falls back to the CPU, saying so on stderr
+  --device <choice>
+                   cpu, webgpu or auto (default: $FLUX_DEVICE or cpu); a WebGPU adapter that is
+                   missing or fails its check falls back to the CPU, saying so on stderr
   -h, --help       show this help
 `;
 }
