@@ -3,6 +3,7 @@ import { attr } from '../onnx-proto.js';
 import { isFloatType } from '../dtype.js';
 import { MICROSOFT_DOMAIN, type GraphBuilder, type Value } from '../graph.js';
 import { dimsConflict, formatShape, unifyDims, type Shape } from '../shape.js';
+import { transpose } from './shape-ops.js';
 
 /** Numpy matmul over inputs of rank ≥ 2 (leading dims broadcast). */
 export function matmul(g: GraphBuilder, a: Value, b: Value, name?: string): Value {
@@ -67,16 +68,19 @@ export function gemm(g: GraphBuilder, a: Value, b: Value, c: Value | null, optio
 }
 
 /**
- * x·wᵀ for x [..., K] and a torch-Linear-layout weight w [N, K] → [..., N]
- * (com.microsoft FusedMatMul with transB; the weight is prepacked like a MatMul's).
+ * x·wᵀ for x [..., K] and a torch-Linear-layout weight w [N, K] → [..., N]. On the CPU:
+ * com.microsoft FusedMatMul with transB (the weight is prepacked like a MatMul's). The WebGPU
+ * provider has no FusedMatMul kernel (docs/webgpu.md, finding 7): there it is MatMul(x, Transpose(w)),
+ * whose Transpose of a weight is folded once at load.
  */
 export function matmulTransposed(g: GraphBuilder, x: Value, w: Value, name?: string): Value {
-  const node = g.op('FusedMatMul', name, MICROSOFT_DOMAIN);
+  const node = g.op(g.device === 'webgpu' ? 'MatMul' : 'FusedMatMul', name, g.device === 'webgpu' ? '' : MICROSOFT_DOMAIN);
   if (x.dtype !== 'float32' || w.dtype !== 'float32') node.fail(`needs float32 operands, got ${x} and ${w}`);
   if (w.rank !== 2) node.fail(`weight must be [N, K], got ${w}`);
   if (x.rank !== null && x.rank < 2) node.fail(`input must have rank ≥ 2, got ${x}`);
   const k = x.shape?.[x.shape.length - 1] ?? null;
   if (dimsConflict(k, w.shape?.[1] ?? null)) node.fail(`input ${x} does not match weight ${w}`);
   const shape = x.shape === null ? null : [...x.shape.slice(0, -1), w.shape?.[0] ?? null];
+  if (g.device === 'webgpu') return node.emitOne([x, transpose(g, w, [1, 0], `${node.name}_weight_t`)], { dtype: 'float32', shape });
   return node.emitOne([x, w], { dtype: 'float32', shape }, { transB: attr.int(1), alpha: attr.float(1) });
 }

@@ -9,7 +9,7 @@ import { expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import { chooseDevices, parseDevicePlan } from '../../../src/onnx/device-plan.js';
 import { EngineStoppedError } from '../../../src/onnx/errors.js';
-import { GraphBuilder } from '../../../src/onnx/graph.js';
+import { GraphBuilder, type BuiltModel } from '../../../src/onnx/graph.js';
 import * as op from '../../../src/onnx/ops/index.js';
 import { float32Tensor } from '../../../src/onnx/tensor-data.js';
 import { sessionOptions } from '../../../src/onnx/session-options.js';
@@ -126,20 +126,40 @@ describeWebGpu('the WebGPU provider', () => {
     const weight = g.initializer('w', 'bfloat16', [4, 4], new Uint16Array(16).fill(0x3f80)); // 1.0
     g.output(op.matmul(g, g.input('x', 'float32', [2, 4]), op.cast(g, weight, 'float32')), 'y');
     const model = g.build();
-    // The provider has no bfloat16 Cast: a session that may not place a node on the CPU fails unless the cast was folded.
-    const create = (device: 'cpu' | 'webgpu') => {
-      const options = sessionOptions(model, { device });
-      const extra = options.extra as { session: Record<string, string> };
-      return ort.InferenceSession.create(model.bytes, {
-        ...options,
-        executionProviders: ['webgpu'],
-        extra: { ...extra, session: { ...extra.session, disable_cpu_ep_fallback: '1' } },
-      });
+    // The provider has no bfloat16 Cast: with the CPU's session options the cast stays and needs the CPU.
+    await expect(webGpuOnlySession(model, 'cpu')).rejects.toThrow(/fallback to CPU EP has been explicitly disabled/);
+    expect(await runWebGpuOnly(model, 'webgpu', { x: new ort.Tensor('float32', new Float32Array(8).fill(1), [2, 4]) })).toEqual(new Array(8).fill(4));
+  });
+
+  it('finding 7: linears are MatMul with a folded Transpose on WebGPU (FusedMatMul has no WebGPU kernel)', async () => {
+    const build = (device: 'cpu' | 'webgpu') => {
+      const g = new GraphBuilder('linear', { device });
+      g.output(op.matmulTransposed(g, g.input('x', 'float32', [2, 3]), g.initializer('w', 'float32', [2, 3], Float32Array.of(1, 2, 3, 4, 5, 6))), 'y');
+      return g.build();
     };
-    await expect(create('cpu')).rejects.toThrow(/fallback|CPU/i);
-    const session = await create('webgpu');
-    const { y } = await session.run({ x: new ort.Tensor('float32', new Float32Array(8).fill(1), [2, 4]) });
-    expect(Array.from(y?.data as Float32Array)).toEqual(new Array(8).fill(4));
-    await session.release();
+    await expect(webGpuOnlySession(build('cpu'), 'webgpu')).rejects.toThrow(/fallback to CPU EP has been explicitly disabled/);
+    const x = new ort.Tensor('float32', Float32Array.of(1, 0, 0, 0, 1, 1), [2, 3]);
+    expect(await runWebGpuOnly(build('webgpu'), 'webgpu', { x })).toEqual([1, 4, 5, 11]);
   });
 });
+
+/** A session on the WebGPU provider alone, with flux-lora's options for `device`: creation fails if any node needs the CPU. */
+function webGpuOnlySession(model: BuiltModel, device: 'cpu' | 'webgpu'): Promise<ort.InferenceSession> {
+  const options = sessionOptions(model, { device });
+  const extra = options.extra as { session: Record<string, string> };
+  return ort.InferenceSession.create(model.bytes, {
+    ...options,
+    executionProviders: ['webgpu'],
+    extra: { ...extra, session: { ...extra.session, disable_cpu_ep_fallback: '1' } },
+  });
+}
+
+async function runWebGpuOnly(model: BuiltModel, device: 'cpu' | 'webgpu', feeds: Record<string, ort.Tensor>): Promise<number[]> {
+  const session = await webGpuOnlySession(model, device);
+  try {
+    const { y } = await session.run(feeds);
+    return Array.from(y?.data as Float32Array);
+  } finally {
+    await session.release();
+  }
+}
