@@ -2,7 +2,7 @@
  * onnxruntime's WebGPU provider against its CPU provider, on this machine's adapter (in CI and on
  * the dev box that is lavapipe, Mesa's CPU emulation of a GPU: its figures say how the graphs
  * behave on the provider, not how fast a GPU is). Prints min-of-N times per form:
- *  1. one linear x[M, K]·Wᵀ, W [N, K]: float32 FusedMatMul, float16 (Casts around a float16 MatMul,
+ *  1. one linear x[M, K]·Wᵀ, W [N, K]: float32 (op.matmulTransposed for the device), float16 (Casts around a float16 MatMul,
  *     which uses shader-f16 where the adapter has it), MatMulNBits 8-bit and 4-bit;
  *  2. one step of the golden tiny FLUX transformer (config A), exact / int8 / int4;
  *  3. self-attention over S tokens: MultiHeadAttention (the CPU form) and MatMul → Softmax → MatMul
