@@ -25,7 +25,7 @@ export const modelOptionsHelp = (text: {
   disabled: string;
 }) => `  --model-dir <dir>           FLUX.1 weights (default: $FLUX_MODEL_DIR; with neither, the built-in tiny model)
   --memory-budget <GiB>       memory the loaded models may hold (default: 75% of RAM)
-  --device <choice>           where the models run: cpu, webgpu, auto (WebGPU when an adapter works, else the CPU),
+  --device <choice>           where the models run: cpu, webgpu, auto (WebGPU when a GPU adapter works, else the CPU),
                               or per component, e.g. webgpu,t5=cpu (${DEVICE_COMPONENTS.join(', ')}; default: $FLUX_DEVICE or cpu)
   --device-memory <GiB>       GPU memory the models on WebGPU may hold (default: no limit)
   --safety-checker <dir>      the diffusers safety_checker/ folder (default: $FLUX_SAFETY_CHECKER, else the weights folder's)

@@ -2,8 +2,10 @@
  * `--device` / FLUX_DEVICE: which execution provider each model component runs on. The text is
  * a default and/or per-component choices, comma-separated: `auto`, `webgpu`, `cpu`,
  * `webgpu,t5=cpu` or `transformer=webgpu,vae=webgpu` (unnamed components then use the CPU).
- * `auto` means WebGPU when the smoke check finds a working adapter, else the CPU; an adapter
- * that is missing or fails the check turns `webgpu` into the CPU too, with a message saying why.
+ * `auto` means WebGPU when the smoke check finds a working hardware adapter, else the CPU (a
+ * software adapter such as lavapipe is only used when asked for by name: it is far slower than
+ * the CPU provider); an adapter that is missing or fails the check turns `webgpu` into the CPU
+ * too, with a message saying why.
  */
 import { DEVICES, type Device } from './device.js';
 import { describeAdapter, type WebGpuAdapter, type WebGpuProbe } from './webgpu-probe.js';
@@ -66,20 +68,20 @@ export async function chooseDevices(plan: DevicePlan, probe: WebGpuProbe): Promi
   const wanting = DEVICE_COMPONENTS.filter((c) => requested[c] !== 'cpu');
   if (wanting.length === 0) return { devices: requested as Record<DeviceComponent, Device>, lines: [] };
   const result = await probe();
-  const devices = Object.fromEntries(DEVICE_COMPONENTS.map((c) => [c, requested[c] !== 'cpu' && result.ok ? 'webgpu' : 'cpu'])) as Record<
-    DeviceComponent,
-    Device
-  >;
+  const software = result.ok && result.adapter.software;
+  const usesWebGpu = (c: DeviceComponent) => result.ok && (requested[c] === 'webgpu' || (requested[c] === 'auto' && !software));
+  const devices = Object.fromEntries(DEVICE_COMPONENTS.map((c) => [c, usesWebGpu(c) ? 'webgpu' : 'cpu'])) as Record<DeviceComponent, Device>;
   if (!result.ok) {
     const explicit = wanting.filter((c) => requested[c] === 'webgpu');
     const lines = [`WebGPU is not available: ${result.reason}; ${wanting.join(', ')} run on the CPU`];
     if (explicit.length > 0) lines.push(`[!] ${explicit.join(', ')} asked for webgpu: falling back to the CPU`);
     return { devices, lines };
   }
+  const onGpu = DEVICE_COMPONENTS.filter((c) => devices[c] === 'webgpu');
   const onCpu = DEVICE_COMPONENTS.filter((c) => devices[c] === 'cpu');
-  return {
-    devices,
-    adapter: result.adapter,
-    lines: [`WebGPU adapter: ${describeAdapter(result.adapter)}; on it: ${wanting.join(', ')}${onCpu.length > 0 ? `; on the CPU: ${onCpu.join(', ')}` : ''}`],
-  };
+  const where = onGpu.length === 0 ? 'everything on the CPU' : `on it: ${onGpu.join(', ')}${onCpu.length > 0 ? `; on the CPU: ${onCpu.join(', ')}` : ''}`;
+  const lines = [`WebGPU adapter: ${describeAdapter(result.adapter)}; ${where}`];
+  if (software && onGpu.length < wanting.length)
+    lines.push('It emulates a GPU on the CPU, slower than the CPU itself: auto keeps the CPU (--device webgpu uses it anyway)');
+  return { devices, ...(onGpu.length > 0 ? { adapter: result.adapter } : {}), lines };
 }

@@ -16,7 +16,7 @@ if (send === undefined) throw new Error('webgpu-probe-child must run as a child 
 async function adapterInfo(): Promise<WebGpuAdapter | string> {
   const adapter = await create([]).requestAdapter({ powerPreference: 'high-performance' });
   if (adapter === null) return 'no WebGPU adapter (a Vulkan driver, libvulkan.so.1 and a Vulkan 1.1 device are needed on Linux)';
-  const { vendor, architecture, device, description } = adapter.info;
+  const { vendor, architecture, device, description, isFallbackAdapter } = adapter.info;
   return {
     name: description || device || architecture || 'unnamed adapter',
     vendor,
@@ -24,6 +24,7 @@ async function adapterInfo(): Promise<WebGpuAdapter | string> {
     maxBufferSize: adapter.limits.maxBufferSize,
     maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
     shaderF16: adapter.features.has('shader-f16'),
+    software: isFallbackAdapter || architecture === 'software',
   };
 }
 

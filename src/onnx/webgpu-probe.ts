@@ -16,6 +16,8 @@ export interface WebGpuAdapter {
   maxStorageBufferBindingSize: number;
   /** Whether shaders may compute in float16 (`shader-f16`). */
   shaderF16: boolean;
+  /** A CPU emulation (lavapipe, SwiftShader: WebGPU's "fallback adapter"), far slower than the CPU provider. */
+  software: boolean;
 }
 
 export type ProbeMessage = { ok: true; adapter: WebGpuAdapter } | { ok: false; reason: string; adapter?: WebGpuAdapter };

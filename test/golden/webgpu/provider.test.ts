@@ -60,13 +60,27 @@ async function excessOnWebGpu(c: AttentionCase, form: 'attention' | 'MultiHeadAt
 }
 
 describeWebGpu('the WebGPU provider', () => {
-  it('auto puts the components on the adapter the check found, except those pinned to the CPU', async () => {
-    const choice = await chooseDevices(parseDevicePlan('auto,t5=cpu', '--device'), probeWebGpu);
-    expect(choice.devices).toEqual({ transformer: 'webgpu', vae: 'webgpu', t5: 'cpu', clip: 'webgpu', safety: 'webgpu' });
-    expect(choice.adapter?.name).toBe(webGpu.ok ? webGpu.adapter.name : 'no adapter');
-    expect(choice.lines).toEqual([
+  it('auto uses a hardware adapter but not a software one; webgpu uses either; components pinned to the CPU stay there', async () => {
+    const adapter = webGpu.ok ? webGpu.adapter : undefined;
+    expect(adapter?.software).toBe(adapter?.architecture === 'software' || adapter?.name.startsWith('llvmpipe'));
+    const auto = await chooseDevices(parseDevicePlan('auto,t5=cpu', '--device'), probeWebGpu);
+    const named = await chooseDevices(parseDevicePlan('webgpu,t5=cpu', '--device'), probeWebGpu);
+    const split = { transformer: 'webgpu', vae: 'webgpu', t5: 'cpu', clip: 'webgpu', safety: 'webgpu' };
+    expect(named.devices).toEqual(split);
+    expect(named.lines).toEqual([
       expect.stringMatching(/^WebGPU adapter: .+ \(vendor .+buffers up to .+\); on it: transformer, vae, clip, safety; on the CPU: t5$/),
     ]);
+    expect(named.adapter?.name).toBe(adapter?.name);
+    if (adapter?.software) {
+      expect(Object.values(auto.devices)).toEqual(['cpu', 'cpu', 'cpu', 'cpu', 'cpu']);
+      expect(auto.lines).toEqual([
+        expect.stringMatching(/^WebGPU adapter: .+; everything on the CPU$/),
+        'It emulates a GPU on the CPU, slower than the CPU itself: auto keeps the CPU (--device webgpu uses it anyway)',
+      ]);
+      expect(auto.adapter).toBeUndefined();
+    } else {
+      expect(auto).toEqual(named);
+    }
   });
 
   it('flux-lora eval t5 --device webgpu names the adapter on stderr and writes the golden values', async () => {
