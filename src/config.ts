@@ -13,6 +13,8 @@ export interface EnvironmentSettings {
   modelDir?: string;
   /** FLUX_LORA_CACHE_DIR: quantized weights, LoRA downloads and the built-in model (default ~/.cache/flux-lora). */
   cacheDir: string;
+  /** FLUX_LORA_DATA_DIR: the server's predictions and outputs (default $XDG_DATA_HOME/flux-lora, else ~/.local/share/flux-lora). */
+  dataDir: string;
   /** FLUX_LORA_DIR: the folder local LoRA paths may point into. */
   loraDir?: string;
   /** FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER: the safety pair's folders. */
@@ -43,10 +45,15 @@ export function defaultCacheDir(env: Environment = process.env): string {
   return variable(env, 'FLUX_LORA_CACHE_DIR') ?? join(homedir(), '.cache', 'flux-lora');
 }
 
+function defaultDataDir(env: Environment): string {
+  return join(variable(env, 'XDG_DATA_HOME') ?? join(homedir(), '.local', 'share'), 'flux-lora');
+}
+
 export function readEnvironment(env: Environment = process.env): EnvironmentSettings {
   return {
     modelDir: variable(env, 'FLUX_MODEL_DIR'),
     cacheDir: defaultCacheDir(env),
+    dataDir: variable(env, 'FLUX_LORA_DATA_DIR') ?? defaultDataDir(env),
     loraDir: variable(env, 'FLUX_LORA_DIR'),
     safetyChecker: variable(env, 'FLUX_SAFETY_CHECKER'),
     safetyClassifier: variable(env, 'FLUX_SAFETY_CLASSIFIER'),

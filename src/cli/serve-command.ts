@@ -32,8 +32,11 @@ ${modelOptionsHelp({ loraDir: 'a folder requests may name local LoRA files in (d
                               Replicate API outputs then link to files served here
   --queue-size <n>            predictions that may wait behind the running one (default ${D.queueSize})
   --body-limit <MiB>          largest request body (default ${D.bodyLimitBytes / 2 ** 20})
+  --data-dir <dir>            where predictions (SQLite) and their outputs are kept across restarts
+                              (default: $FLUX_LORA_DATA_DIR, else $XDG_DATA_HOME/flux-lora or ~/.local/share/flux-lora)
   --retention <seconds>       how long finished predictions and their files are kept (default ${D.retentionMs / 1000})
   --max-retained <n>          finished predictions kept at most (default ${D.maxRetained})
+  --max-retained-size <MiB>   output files of finished predictions kept at most (default ${D.maxRetainedBytes / 2 ** 20})
   --shutdown-timeout <s>      time accepted predictions get to finish on shutdown (default ${D.shutdownTimeoutMs / 1000})
   --allow-private-networks    let image and LoRA URLs reach loopback and private addresses
   --fetch-idle-timeout <s>    an image or LoRA download that sends no byte this long fails (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})
@@ -63,8 +66,10 @@ function parse(args: string[]) {
         'public-url': text,
         'queue-size': text,
         'body-limit': text,
+        'data-dir': text,
         retention: text,
         'max-retained': text,
+        'max-retained-size': text,
         'shutdown-timeout': text,
         'allow-private-networks': { type: 'boolean' },
         'fetch-idle-timeout': text,
@@ -132,6 +137,8 @@ export async function serveCommand(args: string[], context: CliContext, version:
     requestTimeoutMs: D.requestTimeoutMs,
     retentionMs: numberOption('retention', values.retention, D.retentionMs / 1000, { min: 1 }) * 1000,
     maxRetained: numberOption('max-retained', values['max-retained'], D.maxRetained, { integer: true }),
+    maxRetainedBytes: Math.round(numberOption('max-retained-size', values['max-retained-size'], D.maxRetainedBytes / 2 ** 20) * 2 ** 20),
+    dataDir: values['data-dir'] ?? environment.dataDir,
     shutdownTimeoutMs: numberOption('shutdown-timeout', values['shutdown-timeout'], D.shutdownTimeoutMs / 1000) * 1000,
     allowPrivateNetworks: values['allow-private-networks'] === true,
     webhooks: { token: environment.webhookToken },

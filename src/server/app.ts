@@ -20,6 +20,7 @@ import { cogRoutes } from './routes/cog.js';
 import { publicRoutes } from './routes/public.js';
 import { replicateRoutes } from './routes/replicate.js';
 import { webRoutes } from './routes/web.js';
+import { PredictionJournal } from './journal.js';
 import { PredictionService } from './service.js';
 import { webhookView } from './views.js';
 import { DEFAULT_WEBHOOK_OPTIONS, type WebhookOptions } from './webhooks.js';
@@ -51,9 +52,15 @@ export interface ServerOptions {
   bodyLimitBytes: number;
   /** Time to receive a whole request (headers and body); slower clients get 408. */
   requestTimeoutMs: number;
-  /** How long finished predictions (and their files) are kept, and how many at most. */
+  /** How long finished predictions (and their files) are kept, how many at most, and how many bytes of files. */
   retentionMs: number;
   maxRetained: number;
+  maxRetainedBytes?: number;
+  /**
+   * Where predictions and their outputs are saved (SQLite and files), so that a restarted server
+   * answers for them and runs those that were waiting; absent: kept in memory only.
+   */
+  dataDir?: string;
   /** How long a shutdown lets accepted predictions finish before canceling them. */
   shutdownTimeoutMs: number;
   /** Let image and LoRA URLs reach loopback/private addresses. */
@@ -72,6 +79,7 @@ export const DEFAULT_SERVER_OPTIONS = {
   requestTimeoutMs: 60_000,
   retentionMs: 60 * 60_000,
   maxRetained: 200,
+  maxRetainedBytes: 10 * 2 ** 30,
   shutdownTimeoutMs: 30_000,
   allowPrivateNetworks: false,
 } as const;
@@ -109,7 +117,8 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
     // Ajv for envelopes: no type coercion, every problem reported, `nullable` understood.
     ajv: { customOptions: { coerceTypes: false, allErrors: true, removeAdditional: false } },
   });
-  const workDir = await mkdtemp(join(tmpdir(), 'flux-lora-serve-'));
+  const journal = options.dataDir === undefined ? undefined : new PredictionJournal(options.dataDir);
+  const workDir = journal?.outputsDir ?? (await mkdtemp(join(tmpdir(), 'flux-lora-serve-')));
   const service = new PredictionService({
     predictor: {
       modelDir: options.modelDir,
@@ -128,8 +137,9 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
       loraCache: { localRoot: null, ...options.loraCache, allowPrivateNetworks: options.allowPrivateNetworks },
     },
     queueSize: options.queueSize,
-    retention: { retentionMs: options.retentionMs, maxRetained: options.maxRetained },
+    retention: { retentionMs: options.retentionMs, maxRetained: options.maxRetained, maxRetainedBytes: options.maxRetainedBytes },
     workDir,
+    journal,
     webhooks: { ...DEFAULT_WEBHOOK_OPTIONS, ...options.webhooks, userAgent: `flux-lora/${options.version}` },
     log: app.log,
     render: webhookView,

@@ -44,9 +44,21 @@ export interface PredictionSpec {
 
 export type Metrics = Record<string, number>;
 
+/** The state of a prediction that a saved copy carries (beside its spec). */
+export interface SavedState {
+  status: Status;
+  createdAt: Date;
+  startedAt: Date | undefined;
+  completedAt: Date | undefined;
+  history: Prediction['history'];
+  outputs: OutputFile[] | null;
+  error: string | null;
+  metrics: Metrics | null;
+}
+
 export class Prediction {
   status: Status = 'starting';
-  readonly createdAt = new Date();
+  createdAt = new Date();
   startedAt: Date | undefined;
   completedAt: Date | undefined;
   /** Log lines and progress steps in the order they came (SSE streams replay it). */
@@ -81,6 +93,20 @@ export class Prediction {
   subscribe(listener: (event: PredictionEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Puts back the state of a prediction saved earlier (src/server/prediction-record.ts): a
+   * terminal one is finished at once, an unfinished one goes on from there.
+   */
+  restore(state: SavedState): void {
+    const { history, ...fields } = state;
+    Object.assign(this, fields);
+    this.history.push(...history);
+    if (this.terminal) {
+      this.listeners.clear();
+      this.resolveFinished();
+    }
   }
 
   private emit(event: PredictionEvent): void {

@@ -7,7 +7,7 @@
  * settled by the next macrotask: that is how an invalid request is told from a failed run.
  */
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { RunCancelledError } from '../onnx/errors.js';
@@ -15,8 +15,10 @@ import type { EngineStatus } from '../onnx/runner.js';
 import type { ResolvedInput } from '../predictor/inputs.js';
 import { Predictor, type PredictionResult, type PredictorOptions } from '../predictor/predictor.js';
 import { checkInput } from './input-check.js';
+import type { PredictionJournal } from './journal.js';
 import { deliverOutputs, type OutputTarget } from './outputs.js';
 import { Prediction, type WebhookSpec } from './prediction.js';
+import { fromRecord, toRecord } from './prediction-record.js';
 import { PredictionStore, type RetentionOptions } from './store.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
 import { within } from './within.js';
@@ -26,8 +28,10 @@ export interface ServiceOptions {
   /** Predictions that may wait behind the running one. */
   queueSize: number;
   retention: RetentionOptions;
-  /** Folder holding one sub-folder of outputs per prediction (removed at shutdown). */
+  /** Folder holding one sub-folder of outputs per prediction (removed at shutdown unless there is a journal). */
   workDir: string;
+  /** Where predictions are saved as they change, to be taken up again by the next server (its outputsDir is workDir). */
+  journal?: PredictionJournal;
   webhooks: WebhookOptions;
   log: FastifyBaseLogger;
   /** The webhook body of a prediction (the view of the API that created it). */
@@ -85,11 +89,94 @@ export class PredictionService {
   /** Completions under way (the predictor's answer, then output delivery). */
   private readonly completions = new Set<Promise<void>>();
   private stopping: Promise<void> | undefined;
+  /** Bytes of each finished prediction's output files (the retention bound counts them). */
+  private readonly outputBytes = new WeakMap<Prediction, number>();
+  /** Predictions whose `completed` webhook is not delivered (nor given up) yet. */
+  private readonly webhooksDue = new Set<string>();
 
   constructor(private readonly options: ServiceOptions) {
-    this.store = new PredictionStore(options.retention);
+    const { journal } = options;
+    this.store = new PredictionStore(options.retention, (prediction) => journal?.remove(prediction.id));
     this.webhooks = new Webhooks(options.webhooks, options.log);
-    this.ready = this.startPredictor();
+    const queued = this.restore();
+    this.ready = this.startPredictor().then(() => this.resume(queued));
+  }
+
+  /**
+   * Takes up the journal's predictions: finished ones are remembered (and a `completed` webhook
+   * still due is sent), the one that was running fails, those waiting are returned to run.
+   */
+  private restore(): Prediction[] {
+    const { journal } = this.options;
+    if (journal === undefined) return [];
+    const rows = journal.load();
+    journal.removeOrphans(new Set(rows.map((row) => row.record.key)));
+    const queued: Prediction[] = [];
+    for (const { record, outputBytes, webhookDue } of rows) {
+      const prediction = fromRecord(record, join(this.options.workDir, record.key));
+      if (prediction.terminal) {
+        this.store.add(prediction);
+        this.store.retain(prediction, outputBytes);
+        if (webhookDue) {
+          this.webhooksDue.add(prediction.id);
+          this.webhooks.redeliver(
+            prediction,
+            () => this.options.render(prediction),
+            () => this.webhookSettled(prediction),
+          );
+        }
+      } else {
+        this.track(prediction);
+        if (prediction.status === 'processing') prediction.fail('interrupted by restart');
+        else queued.push(prediction);
+      }
+    }
+    if (rows.length > 0) this.options.log.info(`restored ${rows.length} predictions (${queued.length} waiting to run) from ${journal.dir}`);
+    return queued;
+  }
+
+  /** Runs the predictions a restart found waiting, in their order (or fails them when setup failed). */
+  private async resume(queued: Prediction[]): Promise<void> {
+    for (const prediction of queued) {
+      const predictor = this.predictor;
+      if (predictor === undefined) {
+        prediction.fail(`setup failed: ${this.setup.logs.at(-1) ?? ''}`);
+        continue;
+      }
+      try {
+        this.submit(predictor, prediction, await checkInput(prediction.spec.input, (raw) => predictor.validate(raw), this.options.predictor.imageSource));
+      } catch (error) {
+        prediction.fail((error as Error).message);
+      }
+    }
+  }
+
+  /** Remembers a prediction, saves it at every change, retains it once finished and sends its webhooks. */
+  private track(prediction: Prediction): void {
+    this.store.add(prediction);
+    this.persist(prediction);
+    prediction.subscribe((event) => {
+      if (event.type === 'completed') {
+        if (prediction.spec.webhook?.events.has('completed') === true) this.webhooksDue.add(prediction.id);
+        this.store.retain(prediction, this.outputBytes.get(prediction));
+      }
+      this.persist(prediction);
+    });
+    this.webhooks.attach(
+      prediction,
+      () => this.options.render(prediction),
+      () => this.webhookSettled(prediction),
+    );
+  }
+
+  private persist(prediction: Prediction): void {
+    if (this.store.get(prediction.id) !== prediction) return;
+    this.options.journal?.save(toRecord(prediction), this.outputBytes.get(prediction) ?? 0, this.webhooksDue.has(prediction.id));
+  }
+
+  private webhookSettled(prediction: Prediction): void {
+    this.webhooksDue.delete(prediction.id);
+    if (this.store.get(prediction.id) === prediction) this.options.journal?.webhookSettled(prediction.id);
   }
 
   private async startPredictor(): Promise<void> {
@@ -153,11 +240,7 @@ export class PredictionService {
     if (this.store.get(id) !== undefined) throw new ServiceError('duplicate', `a prediction with id "${id}" already exists`);
     const key = randomBytes(16).toString('hex');
     const prediction = new Prediction({ ...request, id, key, dir: join(this.options.workDir, key) });
-    this.store.add(prediction);
-    prediction.subscribe((event) => {
-      if (event.type === 'completed') this.store.retain(prediction);
-    });
-    this.webhooks.attach(prediction, () => this.options.render(prediction));
+    this.track(prediction);
     this.submit(predictor, prediction, input);
     this.options.log.info({ predictionId: id, api: request.api, status: prediction.status }, 'prediction created');
     return prediction;
@@ -202,6 +285,11 @@ export class PredictionService {
       if ('error' in outcome) throw outcome.error;
       const { id, key } = prediction.spec;
       const outputs = await deliverOutputs(outcome.result.files, prediction.spec.output, { id, key, signal: prediction.abort.signal });
+      const sizes = await Promise.all(outcome.result.files.map((file) => stat(file)));
+      this.outputBytes.set(
+        prediction,
+        sizes.reduce((sum, s) => sum + s.size, 0),
+      );
       prediction.succeed(outputs, { ...outcome.result.metrics, seed: outcome.result.seed });
     } catch (error) {
       if (prediction.abort.signal.aborted || error instanceof RunCancelledError) prediction.cancel();
@@ -240,7 +328,13 @@ export class PredictionService {
     }
     await this.webhooks.flush(Math.max(0, deadline - Date.now()));
     await this.predictor?.close();
-    await this.store.clear();
-    await rm(this.options.workDir, { recursive: true, force: true });
+    const { journal } = this.options;
+    if (journal === undefined) {
+      await this.store.clear();
+      await rm(this.options.workDir, { recursive: true, force: true });
+    } else {
+      this.store.detach();
+      journal.close();
+    }
   }
 }

@@ -53,8 +53,11 @@ export class Webhooks {
     private readonly log: FastifyBaseLogger,
   ) {}
 
-  /** Follows `prediction`'s events; `render` gives the body for its current state. */
-  attach(prediction: Prediction, render: () => Promise<object>): void {
+  /**
+   * Follows `prediction`'s events; `render` gives the body for its current state. `settled` is
+   * called once the `completed` webhook is delivered or given up.
+   */
+  attach(prediction: Prediction, render: () => Promise<object>, settled: () => void = () => undefined): void {
     const spec = prediction.spec.webhook;
     if (spec === undefined) return;
     const log = this.log.child({ predictionId: prediction.id });
@@ -73,7 +76,8 @@ export class Webhooks {
         // The state of this moment (the output arrives while still processing); only `completed` is retried.
         const body = render();
         body.catch(() => undefined); // handled when delivered
-        enqueue(() => this.deliver(spec, () => body, log, name === 'completed' ? this.options.retries : 0));
+        if (name === 'output') enqueue(() => this.deliver(spec, () => body, log, 0));
+        else enqueue(() => this.deliver(spec, () => body, log, this.options.retries).finally(() => this.settle(settled)));
       } else if (!inFlight && Date.now() - lastSent >= this.options.throttleMs) {
         inFlight = true;
         lastSent = Date.now();
@@ -83,6 +87,18 @@ export class Webhooks {
         });
       }
     });
+  }
+
+  /** Sends the `completed` webhook of a finished prediction again (it was due when the last server stopped). */
+  redeliver(prediction: Prediction, render: () => Promise<object>, settled: () => void): void {
+    const spec = prediction.spec.webhook;
+    if (spec === undefined || !spec.events.has('completed')) return settled();
+    this.track(this.deliver(spec, render, this.log.child({ predictionId: prediction.id }), this.options.retries).finally(() => this.settle(settled)));
+  }
+
+  /** A delivery abandoned at shutdown stays due (a server with a data folder sends it after its restart). */
+  private settle(settled: () => void): void {
+    if (!this.stopped.signal.aborted) settled();
   }
 
   private track(delivery: Promise<void>): void {

@@ -70,6 +70,22 @@ describe('Cog contract: discovery, health and schema', () => {
     expect(body.status).toBe('succeeded');
   });
 
+  it('kill -9 of the engine mid-prediction fails only that prediction, saying where it was, and the queue goes on', async () => {
+    expect((await request(`${server.url}/predictions/engine-killed`, 'PUT', { input: SLOW }, async)).status).toBe(202);
+    const waiting = await request(`${server.url}/predictions/after-kill`, 'PUT', { input: SMALL }, async);
+    expect(waiting.status).toBe(202);
+    const deadline = Date.now() + 20_000;
+    while (!(await request(`${server.url}/v1/predictions/engine-killed`, 'GET')).body.logs.includes('| 2/')) {
+      if (Date.now() > deadline) throw new Error('the prediction did not reach step 2');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    process.kill(server.service.engine()?.pid as number, 'SIGKILL');
+    const killed = await untilStatus(server, 'engine-killed', 'failed');
+    expect(killed.body.status).toBe('failed');
+    expect(killed.body.error).toMatch(/^engine stopped: SIGKILL during step \d+\/50$/);
+    expect((await untilStatus(server, 'after-kill', 'succeeded')).body.status).toBe('succeeded');
+  });
+
   it('GET /health-check says SETUP_FAILED with the reason when the weights are missing, and predictions are refused', async () => {
     const broken = await startServer({
       ...DEFAULT_SERVER_OPTIONS,

@@ -1,7 +1,9 @@
 /** A flux-lora server on the built-in model over real loopback HTTP, and a local receiver for webhooks and uploads. */
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
 import { DEFAULT_SERVER_OPTIONS, startServer, type FluxServer, type ServerOptions } from '../../../src/server/app.js';
 import { useTempDir } from '../../helpers/temp-dir.js';
@@ -158,4 +160,53 @@ export async function untilStatus(server: { url: string }, id: string, status: s
     if (Date.now() > deadline) throw new Error(`prediction ${id} did not reach ${status}: ${answer.status} ${answer.text.slice(0, 200)}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+/** Resolves with the server URL once a pino line says it listens. */
+export function listening(lines: () => string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const check = setInterval(() => {
+      const url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(lines())?.[1];
+      if (url !== undefined) {
+        clearInterval(check);
+        resolve(url);
+      } else if (Date.now() - started > 30_000) {
+        clearInterval(check);
+        reject(new Error(`the server did not start:\n${lines()}`));
+      }
+    }, 20);
+  });
+}
+
+/** Waits until /health-check says READY. */
+export async function untilHealthy(url: string): Promise<void> {
+  while ((await request(`${url}/health-check`, 'GET')).body.status !== 'READY') await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+/** `flux-lora <command> …` from the sources as a child process, its stdout and stderr collected; killed after the file if still running. */
+export function spawnCli(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, FLUX_MODEL_DIR: '', ...env },
+  });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal === null ? null : -1))));
+  afterAll(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { child, out: () => out, exited };
+}
+
+/** A free loopback port (bound and released). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

@@ -1,32 +1,12 @@
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import { useTempDir } from '../../helpers/temp-dir.js';
-import { LONG, request, SLOW, untilStatus } from './helpers.js';
+import { listening, LONG, request, SLOW, spawnCli, untilHealthy, untilStatus } from './helpers.js';
 
 const tmp = useTempDir('server-cli-');
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-
-/** Resolves with the server URL once a pino line says it listens. */
-function listening(lines: () => string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const check = setInterval(() => {
-      const url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(lines())?.[1];
-      if (url !== undefined) {
-        clearInterval(check);
-        resolve(url);
-      } else if (Date.now() - started > 30_000) {
-        clearInterval(check);
-        reject(new Error(`the server did not start:\n${lines()}`));
-      }
-    }, 20);
-  });
-}
 
 /** Runs `flux-lora serve …` in this process; `interrupt()` plays Ctrl-C. */
 function serveInProcess(args: string[]) {
@@ -35,7 +15,7 @@ function serveInProcess(args: string[]) {
   let interrupt = () => undefined as void;
   const context = {
     cwd: tmp(),
-    env: { FLUX_LORA_CACHE_DIR: join(tmp(), 'cache') },
+    env: { FLUX_LORA_CACHE_DIR: join(tmp(), 'cache'), FLUX_LORA_DATA_DIR: join(tmp(), 'data') },
     errIsTTY: false,
     onInterrupt: (handler: () => void) => (interrupt = handler),
     offInterrupt: () => undefined,
@@ -68,6 +48,7 @@ describe('flux-lora serve', () => {
     [['--model-name', 'just-a-name'], '--model-name must look like owner/name'],
     [['--upload-url', 'ftp://bucket'], '--upload-url must be an http(s) URL'],
     [['--log-level', 'loud'], '--log-level must be one of fatal, error, warn, info, debug, trace, silent'],
+    [['--max-retained-size', 'lots'], '--max-retained-size must be a number of at least 0, got "lots"'],
     [['--bogus'], "Unknown option '--bogus'"],
   ])('refuses %j with a usage error', async (args, message) => {
     const run = serveInProcess(args);
@@ -114,15 +95,8 @@ describe('flux-lora serve', () => {
   });
 
   it('on SIGTERM lets the running prediction finish, then the process exits 0', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), 'serve', '--port', '0'], {
-      cwd: ROOT,
-      env: { ...process.env, FLUX_LORA_CACHE_DIR: join(tmp(), 'cache'), FLUX_MODEL_DIR: '' },
-    });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    const url = await listening(() => out);
+    const { child, out, exited } = spawnCli(['serve', '--port', '0'], { FLUX_LORA_CACHE_DIR: join(tmp(), 'cache'), FLUX_LORA_DATA_DIR: join(tmp(), 'data') });
+    const url = await listening(out);
     await untilHealthy(url);
     const pending = request(`${url}/predictions/graceful`, 'PUT', { input: LONG });
     expect((await untilStatus({ url }, 'graceful', 'processing')).body.status).toBe('processing');
@@ -131,10 +105,6 @@ describe('flux-lora serve', () => {
     expect(answer.body).toMatchObject({ id: 'graceful', status: 'succeeded' });
     expect(answer.body.output).toHaveLength(1);
     expect(await exited).toBe(0);
-    expect(out).toContain('shutting down: finishing accepted predictions');
+    expect(out()).toContain('shutting down: finishing accepted predictions');
   });
 });
-
-async function untilHealthy(url: string): Promise<void> {
-  while ((await request(`${url}/health-check`, 'GET')).body.status !== 'READY') await new Promise((resolve) => setTimeout(resolve, 20));
-}

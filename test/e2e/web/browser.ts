@@ -33,7 +33,7 @@ export interface ServedPlayground {
 export async function serve(cacheDir: string): Promise<ServedPlayground> {
   const bin = join(ROOT, 'dist', 'cli.js');
   const child: ChildProcess = spawn(process.execPath, [bin, 'serve', '--port', '0', '--token', TOKEN], {
-    env: { ...process.env, FLUX_LORA_CACHE_DIR: cacheDir, FLUX_MODEL_DIR: '' },
+    env: { ...process.env, FLUX_LORA_CACHE_DIR: cacheDir, FLUX_LORA_DATA_DIR: join(cacheDir, 'server-data'), FLUX_MODEL_DIR: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

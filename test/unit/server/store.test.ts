@@ -52,3 +52,33 @@ describe('PredictionStore', () => {
     expect(existsSync(join(tmp(), 'c'))).toBe(false);
   });
 });
+
+describe('PredictionStore byte bound', () => {
+  it('forgets the oldest finished predictions once their output files take more than maxRetainedBytes', async () => {
+    const store = new PredictionStore({ retentionMs: 60_000, maxRetained: 10, maxRetainedBytes: 250 });
+    const done = ['x', 'y', 'z'].map(finished);
+    for (const p of done) {
+      store.add(p);
+      store.retain(p, 100);
+    }
+    expect(done.map((p) => store.get(p.id)?.id)).toEqual([undefined, 'y', 'z']);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(existsSync(done[0]?.spec.dir as string)).toBe(false);
+  });
+
+  it('forgets at once a restored prediction that finished longer ago than the retention time', () => {
+    const removed: string[] = [];
+    const store = new PredictionStore({ retentionMs: 1000, maxRetained: 10 }, (p) => removed.push(p.id));
+    const old = finished('old');
+    old.completedAt = new Date(Date.now() - 5000);
+    store.add(old);
+    store.retain(old);
+    return new Promise<void>((resolve) =>
+      setTimeout(() => {
+        expect(store.get('old')).toBeUndefined();
+        expect(removed).toEqual(['old']);
+        resolve();
+      }, 50),
+    );
+  });
+});
