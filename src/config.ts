@@ -15,6 +15,8 @@ export interface EnvironmentSettings {
   cacheDir: string;
   /** FLUX_LORA_DATA_DIR: the server's predictions and outputs (default $XDG_DATA_HOME/flux-lora, else ~/.local/share/flux-lora). */
   dataDir: string;
+  /** FLUX_LORA_REDIS_URL: the Redis of a scaled deployment (serve --redis, worker --redis). */
+  redisUrl?: string;
   /** FLUX_LORA_DIR: the folder local LoRA paths may point into. */
   loraDir?: string;
   /** FLUX_SAFETY_CHECKER and FLUX_SAFETY_CLASSIFIER: the safety pair's folders. */
@@ -55,6 +57,7 @@ export function readEnvironment(env: Environment = process.env): EnvironmentSett
     cacheDir: defaultCacheDir(env),
     dataDir: variable(env, 'FLUX_LORA_DATA_DIR') ?? defaultDataDir(env),
     loraDir: variable(env, 'FLUX_LORA_DIR'),
+    redisUrl: variable(env, 'FLUX_LORA_REDIS_URL'),
     safetyChecker: variable(env, 'FLUX_SAFETY_CHECKER'),
     safetyClassifier: variable(env, 'FLUX_SAFETY_CLASSIFIER'),
     device: variable(env, 'FLUX_DEVICE'),

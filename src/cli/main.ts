@@ -5,6 +5,7 @@ import { evalCommand } from './eval-command.js';
 import { predictCommand } from './predict-command.js';
 import { serveCommand } from './serve-command.js';
 import { UsageError } from './usage-error.js';
+import { workerCommand } from './worker-command.js';
 
 const HELP = `Usage: flux-lora <command> [options]
 
@@ -13,6 +14,7 @@ Self-hosted FLUX.1 text-to-image with LoRAs, on onnxruntime.
 Commands:
   predict            run one prediction: flux-lora predict -i prompt="a photo of TOK" (see flux-lora predict --help)
   serve              serve predictions over HTTP: Cog's API and the Replicate API subset (see flux-lora serve --help)
+  worker             run predictions for the API nodes of a scaled deployment on Redis (see flux-lora worker --help)
   schema             print the prediction input and output schemas (OpenAPI; the inputs as a table: predict --help)
   eval <component>   evaluate one model component on a golden case file (see flux-lora eval --help)
 
@@ -52,6 +54,8 @@ export async function main(argv: string[], out: Print, err: Print, context: Part
       return await predictCommand(rest, ctx);
     } else if (command === 'serve') {
       return await serveCommand(rest, ctx, version());
+    } else if (command === 'worker') {
+      return await workerCommand(rest, ctx);
     } else if (command === 'schema') {
       if (rest.length === 1 && (rest[0] === '-h' || rest[0] === '--help')) out(SCHEMA_HELP);
       else if (rest.length > 0) throw new UsageError(`schema: unexpected argument "${rest[0]}"; see flux-lora schema --help`);

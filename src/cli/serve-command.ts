@@ -1,16 +1,28 @@
 /**
- * `flux-lora serve`: the HTTP server (src/server/) from the command line. Logs are pino JSON
- * lines on stdout; SIGTERM, SIGINT and POST /shutdown let accepted predictions finish (up to
- * --shutdown-timeout) before the process exits.
+ * `flux-lora serve`: the HTTP server (src/server/) from the command line, either the single
+ * server (its own predictor, predictions in the data folder) or, with --redis, a stateless API
+ * node of a scaled deployment (src/scale/; `flux-lora worker` runs the models). Logs are pino
+ * JSON lines on stdout; SIGTERM, SIGINT and POST /shutdown let accepted predictions finish (up
+ * to --shutdown-timeout) before the process exits.
  */
-import { parseArgs } from 'node:util';
 import { readEnvironment } from '../config.js';
-import { DEFAULT_LORA_TIMEOUT_MS } from '../lora/cache-policy.js';
-import { DEFAULT_IDLE_TIMEOUT_MS } from '../net/safe-fetch.js';
+import { ClusterService } from '../scale/cluster-service.js';
 import { checkAuthPolicy } from '../server/auth.js';
-import { DEFAULT_SERVER_OPTIONS, startServer } from '../server/app.js';
+import { DEFAULT_SERVER_OPTIONS, startHttpServer, startServer, type HttpOptions } from '../server/app.js';
+import { DEFAULT_WEBHOOK_OPTIONS } from '../server/webhooks.js';
 import type { CliContext } from './context.js';
 import { MODEL_OPTIONS, modelOptionsHelp, modelSettings } from './model-options.js';
+import {
+  FETCH_HELP,
+  FETCH_OPTIONS,
+  fetchSettings,
+  parseOptions,
+  logLevelOption,
+  modelNameOption,
+  numberOption,
+  redisOption,
+  urlOption,
+} from './option-values.js';
 import { UsageError } from './usage-error.js';
 
 const D = DEFAULT_SERVER_OPTIONS;
@@ -23,8 +35,12 @@ the Replicate API subset under /v1 (new Replicate({ baseUrl: "http://HOST:PORT/v
 Options:
   --host <address>            address to bind (default ${D.host}; any other needs --token or --no-auth)
   --port <n>                  port (default $PORT or ${D.port})
+  --redis <url>               run as an API node of a scaled deployment: predictions in this Redis
+                              (redis://host:port), run by \`flux-lora worker\` processes; the model
+                              and data folder options then belong to the workers (default: $FLUX_LORA_REDIS_URL)
 ${modelOptionsHelp({ loraDir: 'a folder requests may name local LoRA files in (default: $FLUX_LORA_DIR; else none)', disabled: 'requests must then set disable_safety_checker=true' })}
-  --model-name <owner/name>   the only model the Replicate API answers to (default: any owner/name)
+  --model-name <owner/name>   the only model the Replicate API answers to (default: any owner/name);
+                              with --redis, the model of requests that name none
   --token <token>             require "Authorization: Bearer <token>" (default: $FLUX_LORA_API_TOKEN)
   --no-auth                   serve a non-loopback address without a token
   --upload-url <url>          PUT output files to <url>/<prediction id>/<file> instead of answering data URIs
@@ -38,65 +54,34 @@ ${modelOptionsHelp({ loraDir: 'a folder requests may name local LoRA files in (d
   --max-retained <n>          finished predictions kept at most (default ${D.maxRetained})
   --max-retained-size <MiB>   output files of finished predictions kept at most (default ${D.maxRetainedBytes / 2 ** 20})
   --shutdown-timeout <s>      time accepted predictions get to finish on shutdown (default ${D.shutdownTimeoutMs / 1000})
-  --allow-private-networks    let image and LoRA URLs reach loopback and private addresses
-  --fetch-idle-timeout <s>    an image or LoRA download that sends no byte this long fails (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})
-  --lora-timeout <s>          time cap of one LoRA download (default ${DEFAULT_LORA_TIMEOUT_MS / 1000})
-  --log-level <level>         fatal, error, warn, info, debug, trace or silent (default info)
+${FETCH_HELP}
   -h, --help                  show this help
 
 Environment:
   WEBHOOK_AUTH_TOKEN          sent as "Authorization: Bearer <token>" with every webhook
 `;
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
 function parse(args: string[]) {
   const text = { type: 'string' } as const;
-  try {
-    return parseArgs({
-      args,
-      options: {
-        host: text,
-        port: text,
-        ...MODEL_OPTIONS,
-        'model-name': text,
-        token: text,
-        'no-auth': { type: 'boolean' },
-        'upload-url': text,
-        'public-url': text,
-        'queue-size': text,
-        'body-limit': text,
-        'data-dir': text,
-        retention: text,
-        'max-retained': text,
-        'max-retained-size': text,
-        'shutdown-timeout': text,
-        'allow-private-networks': { type: 'boolean' },
-        'fetch-idle-timeout': text,
-        'lora-timeout': text,
-        'log-level': text,
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (error) {
-    throw new UsageError(`serve: ${(error as Error).message}`);
-  }
-}
-
-/** A number option: absent → the default; otherwise it must be a number ≥ min (an integer where asked). */
-function numberOption(name: string, text: string | undefined, fallback: number, { min = 0, integer = false } = {}): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
-    throw new UsageError(`serve: --${name} must be ${integer ? 'an integer' : 'a number'} of at least ${min}, got "${text}"`);
-  }
-  return value;
-}
-
-function urlOption(name: string, text: string | undefined): string | undefined {
-  if (text === undefined) return undefined;
-  if (!/^https?:\/\/[^/]/i.test(text) || !URL.canParse(text)) throw new UsageError(`serve: --${name} must be an http(s) URL, got "${text}"`);
-  return text;
+  return parseOptions('serve', args, {
+    host: text,
+    port: text,
+    redis: text,
+    ...MODEL_OPTIONS,
+    'model-name': text,
+    token: text,
+    'no-auth': { type: 'boolean' },
+    'upload-url': text,
+    'public-url': text,
+    'queue-size': text,
+    'body-limit': text,
+    'data-dir': text,
+    retention: text,
+    'max-retained': text,
+    'max-retained-size': text,
+    'shutdown-timeout': text,
+    ...FETCH_OPTIONS,
+  });
 }
 
 export async function serveCommand(args: string[], context: CliContext, version: string): Promise<number> {
@@ -113,37 +98,58 @@ export async function serveCommand(args: string[], context: CliContext, version:
   } catch (error) {
     throw new UsageError(`serve: ${(error as Error).message}`);
   }
-  const modelName = values['model-name'];
-  if (modelName !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(modelName))
-    throw new UsageError(`serve: --model-name must look like owner/name, got "${modelName}"`);
-  const level = values['log-level'] ?? 'info';
-  if (!LOG_LEVELS.includes(level)) throw new UsageError(`serve: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
-  const settings = modelSettings('serve', values, context.env, null);
-  const idleTimeoutMs = numberOption('fetch-idle-timeout', values['fetch-idle-timeout'], DEFAULT_IDLE_TIMEOUT_MS / 1000, { min: 0.001 }) * 1000;
-  const loraTimeoutMs = numberOption('lora-timeout', values['lora-timeout'], DEFAULT_LORA_TIMEOUT_MS / 1000, { min: 0.001 }) * 1000;
-  const server = await startServer({
+  const command = 'serve';
+  const num = (name: string, text: string | undefined, fallback: number, rule?: { min?: number; integer?: boolean }) =>
+    numberOption(command, name, text, fallback, rule);
+  const modelName = modelNameOption(command, values['model-name']);
+  const redisUrl = redisOption(command, values.redis ?? environment.redisUrl);
+  const level = logLevelOption(command, values['log-level']);
+  const { idleTimeoutMs, loraTimeoutMs, allowPrivateNetworks, imageSource } = fetchSettings(command, values);
+  const http: HttpOptions = {
     host,
-    port: numberOption('port', values.port ?? environment.port, D.port, { integer: true, min: 0 }),
+    port: num('port', values.port ?? environment.port, D.port, { integer: true, min: 0 }),
     version,
-    ...settings,
-    imageSource: { idleTimeoutMs },
-    loraCache: { ...settings.loraCache, idleTimeoutMs, timeoutMs: loraTimeoutMs },
     modelName,
-    uploadUrl: urlOption('upload-url', values['upload-url']),
-    publicUrl: urlOption('public-url', values['public-url']),
+    uploadUrl: urlOption(command, 'upload-url', values['upload-url']),
+    publicUrl: urlOption(command, 'public-url', values['public-url']),
     auth,
-    queueSize: numberOption('queue-size', values['queue-size'], D.queueSize, { integer: true }),
-    bodyLimitBytes: Math.round(numberOption('body-limit', values['body-limit'], D.bodyLimitBytes / 2 ** 20, { min: 0.001 }) * 2 ** 20),
+    bodyLimitBytes: Math.round(num('body-limit', values['body-limit'], D.bodyLimitBytes / 2 ** 20, { min: 0.001 }) * 2 ** 20),
     requestTimeoutMs: D.requestTimeoutMs,
-    retentionMs: numberOption('retention', values.retention, D.retentionMs / 1000, { min: 1 }) * 1000,
-    maxRetained: numberOption('max-retained', values['max-retained'], D.maxRetained, { integer: true }),
-    maxRetainedBytes: Math.round(numberOption('max-retained-size', values['max-retained-size'], D.maxRetainedBytes / 2 ** 20) * 2 ** 20),
-    dataDir: values['data-dir'] ?? environment.dataDir,
-    shutdownTimeoutMs: numberOption('shutdown-timeout', values['shutdown-timeout'], D.shutdownTimeoutMs / 1000) * 1000,
-    allowPrivateNetworks: values['allow-private-networks'] === true,
-    webhooks: { token: environment.webhookToken },
+    shutdownTimeoutMs: num('shutdown-timeout', values['shutdown-timeout'], D.shutdownTimeoutMs / 1000) * 1000,
     logger: { level, stream: { write: (line) => context.out(line) } },
-  });
+  };
+  const queueSize = num('queue-size', values['queue-size'], D.queueSize, { integer: true });
+  const retentionMs = num('retention', values.retention, D.retentionMs / 1000, { min: 1 }) * 1000;
+  const webhooks = { token: environment.webhookToken };
+  const settings = modelSettings(command, values, context.env, null);
+  const server =
+    redisUrl === undefined
+      ? await startServer({
+          ...http,
+          ...settings,
+          imageSource: { idleTimeoutMs },
+          loraCache: { ...settings.loraCache, idleTimeoutMs, timeoutMs: loraTimeoutMs },
+          queueSize,
+          retentionMs,
+          maxRetained: num('max-retained', values['max-retained'], D.maxRetained, { integer: true }),
+          maxRetainedBytes: Math.round(num('max-retained-size', values['max-retained-size'], D.maxRetainedBytes / 2 ** 20) * 2 ** 20),
+          dataDir: values['data-dir'] ?? environment.dataDir,
+          allowPrivateNetworks,
+          webhooks,
+        })
+      : await startHttpServer(
+          http,
+          (log) =>
+            new ClusterService({
+              redisUrl,
+              modelName,
+              queueSize,
+              retentionMs,
+              imageSource,
+              webhooks: { ...DEFAULT_WEBHOOK_OPTIONS, ...webhooks, userAgent: `flux-lora/${version}` },
+              log,
+            }),
+        );
   const stop = () => void server.shutdown();
   context.onInterrupt(stop);
   process.once('SIGTERM', stop);

@@ -121,6 +121,32 @@ const GO_FAST_LORA_MULTIPLIER = 1.5;
 
 type Log = (line: string) => void;
 
+/** What a server (or the workers behind it) can serve: the FLUX.1 variants its weights hold, and whether its safety checker is off. */
+export interface Servable {
+  variants: readonly Variant[] | readonly string[];
+  safetyDisabled: boolean;
+}
+
+/**
+ * The request's inputs, resolved, or an InputValidationError naming every bad one, including
+ * what `servable` cannot serve (a model it lacks, images it cannot check). Loads nothing.
+ */
+export function validateServable(request: unknown, servable: Servable): ResolvedInput {
+  const input = resolveInput(request);
+  const problems: InputProblem[] = [];
+  if (!input.disableSafetyChecker && servable.safetyDisabled) {
+    problems.push({
+      input: 'disable_safety_checker',
+      message: 'the safety checker is disabled on this server, so images cannot be checked; set disable_safety_checker=true to generate without it',
+    });
+  }
+  if (!(servable.variants as readonly string[]).includes(input.model)) {
+    problems.push({ input: 'model', message: `FLUX.1-${input.model} is not configured here (available: ${servable.variants.join(', ')})` });
+  }
+  if (problems.length > 0) throw new InputValidationError(problems);
+  return input;
+}
+
 export class Predictor {
   private readonly worker = new InferenceWorker();
   /** Components on the CPU count against RAM, components on WebGPU against the device's memory. */
@@ -229,19 +255,7 @@ export class Predictor {
    * what this server cannot serve: a model it lacks, images it cannot check). Loads nothing.
    */
   validate(request: unknown): ResolvedInput {
-    const input = resolveInput(request);
-    const problems: InputProblem[] = [];
-    if (!input.disableSafetyChecker && this.safety === 'disabled') {
-      problems.push({
-        input: 'disable_safety_checker',
-        message: 'the safety checker is disabled on this server, so images cannot be checked; set disable_safety_checker=true to generate without it',
-      });
-    }
-    if (this.assets.pipelines[input.model] === undefined) {
-      problems.push({ input: 'model', message: `FLUX.1-${input.model} is not configured here (available: ${this.variants.join(', ')})` });
-    }
-    if (problems.length > 0) throw new InputValidationError(problems);
-    return input;
+    return validateServable(request, { variants: this.variants, safetyDisabled: this.safety === 'disabled' });
   }
 
   /** A value derived from a file once (headers, configs, estimates), keyed by what and which file. */

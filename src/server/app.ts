@@ -8,10 +8,11 @@ import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { DEFAULT_MAX_PIXELS } from '../images/decode.js';
 import { DEFAULT_IMAGE_SOURCE, type ImageSourceOptions } from '../images/source.js';
 import type { PredictorOptions } from '../predictor/predictor.js';
+import type { PredictionBackend } from './backend.js';
 import { checkAuthPolicy, registerAuth, type AuthOptions } from './auth.js';
 import type { ServerContext } from './context.js';
 import { registerErrorHandling, sendError } from './errors.js';
@@ -87,18 +88,63 @@ export const DEFAULT_SERVER_OPTIONS = {
 /** JSON bodies nested deeper than this are refused (requests need 4 levels). */
 const MAX_JSON_DEPTH = 32;
 
-export interface FluxServer {
+/** The settings of the HTTP layer alone (an API node of a scaled deployment has only these). */
+export type HttpOptions = Pick<
+  ServerOptions,
+  'host' | 'port' | 'version' | 'modelName' | 'uploadUrl' | 'publicUrl' | 'auth' | 'bodyLimitBytes' | 'requestTimeoutMs' | 'shutdownTimeoutMs' | 'logger'
+>;
+
+export interface HttpServer<B extends PredictionBackend> {
   /** The address it listens on, e.g. http://127.0.0.1:5000. */
   url: string;
   app: FastifyInstance;
-  service: PredictionService;
+  service: B;
   /** Finishes accepted predictions (up to the shutdown deadline) and closes; idempotent. */
   shutdown(): Promise<void>;
   /** Resolves once the server has shut down (POST /shutdown, a signal, or shutdown()). */
   closed: Promise<void>;
 }
 
+export type FluxServer = HttpServer<PredictionService>;
+
+/** The single server: the HTTP API in front of this process's own predictor (and its engine process). */
 export async function startServer(options: ServerOptions): Promise<FluxServer> {
+  checkAuthPolicy(options.host, options.auth);
+  const journal = options.dataDir === undefined ? undefined : new PredictionJournal(options.dataDir);
+  const workDir = journal?.outputsDir ?? (await mkdtemp(join(tmpdir(), 'flux-lora-serve-')));
+  return startHttpServer(
+    options,
+    (log) =>
+      new PredictionService({
+        predictor: {
+          modelDir: options.modelDir,
+          cacheDir: options.cacheDir,
+          memoryBudgetBytes: options.memoryBudgetBytes,
+          deviceMemoryBudgetBytes: options.deviceMemoryBudgetBytes,
+          devices: options.devices,
+          safety: options.safety,
+          imageSource: {
+            ...DEFAULT_IMAGE_SOURCE,
+            maxPixels: DEFAULT_MAX_PIXELS,
+            ...options.imageSource,
+            allowLocalFiles: false,
+            allowPrivateNetworks: options.allowPrivateNetworks,
+          },
+          loraCache: { localRoot: null, ...options.loraCache, allowPrivateNetworks: options.allowPrivateNetworks },
+        },
+        queueSize: options.queueSize,
+        retention: { retentionMs: options.retentionMs, maxRetained: options.maxRetained, maxRetainedBytes: options.maxRetainedBytes },
+        workDir,
+        journal,
+        webhooks: { ...DEFAULT_WEBHOOK_OPTIONS, ...options.webhooks, userAgent: `flux-lora/${options.version}` },
+        log,
+        render: webhookView,
+      }),
+  );
+}
+
+/** Serves the HTTP API in front of `backend` (made with the server's logger). */
+export async function startHttpServer<B extends PredictionBackend>(options: HttpOptions, backend: (log: FastifyBaseLogger) => B): Promise<HttpServer<B>> {
   checkAuthPolicy(options.host, options.auth);
   const app = Fastify({
     logger: options.logger,
@@ -117,33 +163,7 @@ export async function startServer(options: ServerOptions): Promise<FluxServer> {
     // Ajv for envelopes: no type coercion, every problem reported, `nullable` understood.
     ajv: { customOptions: { coerceTypes: false, allErrors: true, removeAdditional: false } },
   });
-  const journal = options.dataDir === undefined ? undefined : new PredictionJournal(options.dataDir);
-  const workDir = journal?.outputsDir ?? (await mkdtemp(join(tmpdir(), 'flux-lora-serve-')));
-  const service = new PredictionService({
-    predictor: {
-      modelDir: options.modelDir,
-      cacheDir: options.cacheDir,
-      memoryBudgetBytes: options.memoryBudgetBytes,
-      deviceMemoryBudgetBytes: options.deviceMemoryBudgetBytes,
-      devices: options.devices,
-      safety: options.safety,
-      imageSource: {
-        ...DEFAULT_IMAGE_SOURCE,
-        maxPixels: DEFAULT_MAX_PIXELS,
-        ...options.imageSource,
-        allowLocalFiles: false,
-        allowPrivateNetworks: options.allowPrivateNetworks,
-      },
-      loraCache: { localRoot: null, ...options.loraCache, allowPrivateNetworks: options.allowPrivateNetworks },
-    },
-    queueSize: options.queueSize,
-    retention: { retentionMs: options.retentionMs, maxRetained: options.maxRetained, maxRetainedBytes: options.maxRetainedBytes },
-    workDir,
-    journal,
-    webhooks: { ...DEFAULT_WEBHOOK_OPTIONS, ...options.webhooks, userAgent: `flux-lora/${options.version}` },
-    log: app.log,
-    render: webhookView,
-  });
+  const service = backend(app.log);
 
   let closing: Promise<void> | undefined;
   let resolveClosed!: () => void;

@@ -2,10 +2,10 @@
 import type { FastifyRequest } from 'fastify';
 import { WEBHOOK_EVENTS, type WebhookSpec } from './prediction.js';
 import type { CogRequest } from './request-schema.js';
-import type { PredictionService } from './service.js';
+import type { PredictionBackend } from './backend.js';
 
 export interface ServerContext {
-  service: PredictionService;
+  service: PredictionBackend;
   version: string;
   /** --upload-url: output files are PUT under it. */
   uploadUrl?: string;

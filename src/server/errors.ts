@@ -61,6 +61,7 @@ const SERVICE_STATUS: Record<ServiceError['reason'], { cog: number; replicate: n
   duplicate: { cog: 409, replicate: 409 },
   'not-ready': { cog: 503, replicate: 503 },
   stopping: { cog: 503, replicate: 503 },
+  unavailable: { cog: 503, replicate: 503 },
 };
 
 const TITLES: Record<number, string> = {

@@ -31,10 +31,6 @@ export function mimeType(name: string): string {
   return MIME_TYPES[extname(name).toLowerCase()] ?? 'application/octet-stream';
 }
 
-export async function dataUri(path: string): Promise<string> {
-  return `data:${mimeType(path)};base64,${(await readFile(path)).toString('base64')}`;
-}
-
 export class UploadError extends Error {
   constructor(name: string, url: string, detail: string) {
     super(`uploading ${name} to ${redact(url)} failed: ${detail}`);

@@ -3,6 +3,7 @@
  * tqdm-style progress lines, output files and metrics, and the events webhooks and SSE
  * streams follow. Status values are only those both Cog and the Replicate client accept.
  */
+import { readFile } from 'node:fs/promises';
 import type { Progress } from '../predictor/predictor.js';
 import type { OutputFile, OutputTarget } from './outputs.js';
 import { progressLine } from './progress.js';
@@ -66,6 +67,8 @@ export class Prediction {
   outputs: OutputFile[] | null = null;
   error: string | null = null;
   metrics: Metrics | null = null;
+  /** The bytes of an output file (a scaled deployment reads them from Redis). */
+  readOutput: (file: OutputFile) => Promise<Buffer> = (file) => readFile(file.path);
   /** Aborted by cancel (and at shutdown); the predictor and uploads follow it. */
   readonly abort = new AbortController();
   /** Resolves once the prediction is terminal. */
@@ -125,6 +128,24 @@ export class Prediction {
     if (this.terminal) return;
     this.history.push(event);
     this.emit(event);
+  }
+
+  /** Adds a log line or progress step that another process recorded (a mirror of a worker's prediction). */
+  replay(event: Prediction['history'][number]): void {
+    this.record(event);
+  }
+
+  /**
+   * Ends it in the terminal state another process reached (timestamps, outputs and metrics as
+   * that process had them), with the events a local end sends.
+   */
+  settle(state: Omit<SavedState, 'history'>): void {
+    if (this.terminal) return;
+    Object.assign(this, state);
+    if (this.outputs !== null) this.emit({ type: 'output' });
+    this.emit({ type: 'completed' });
+    this.listeners.clear();
+    this.resolveFinished();
   }
 
   log(line: string): void {

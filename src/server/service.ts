@@ -10,15 +10,16 @@ import { randomBytes } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
-import { RunCancelledError } from '../onnx/errors.js';
+import type { PredictionBackend } from './backend.js';
 import type { EngineStatus } from '../onnx/runner.js';
 import type { ResolvedInput } from '../predictor/inputs.js';
-import { Predictor, type PredictionResult, type PredictorOptions } from '../predictor/predictor.js';
+import { Predictor, type PredictorOptions } from '../predictor/predictor.js';
 import { checkInput } from './input-check.js';
 import type { PredictionJournal } from './journal.js';
 import { deliverOutputs, type OutputTarget } from './outputs.js';
 import { Prediction, type WebhookSpec } from './prediction.js';
 import { fromRecord, toRecord } from './prediction-record.js';
+import { endPrediction, predictOptions, type Outcome } from './run-prediction.js';
 import { PredictionStore, type RetentionOptions } from './store.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
 import { within } from './within.js';
@@ -54,7 +55,8 @@ export type Admission = 'sync' | 'queued';
 
 export class ServiceError extends Error {
   constructor(
-    readonly reason: 'busy' | 'queue-full' | 'not-ready' | 'stopping' | 'duplicate',
+    /** `unavailable`: a part the server needs (Redis) cannot be reached. */
+    readonly reason: 'busy' | 'queue-full' | 'not-ready' | 'stopping' | 'duplicate' | 'unavailable',
     message: string,
   ) {
     super(message);
@@ -73,12 +75,12 @@ export interface SetupState {
 export type Health = 'STARTING' | 'READY' | 'BUSY' | 'SETUP_FAILED' | 'UNHEALTHY';
 
 /** 26 characters of base32, like Replicate's prediction ids. */
-function newId(): string {
+export function newId(): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
   return [...randomBytes(26)].map((b) => alphabet[b & 31]).join('');
 }
 
-export class PredictionService {
+export class PredictionService implements PredictionBackend {
   readonly store: PredictionStore;
   readonly setup: SetupState = { status: 'starting', startedAt: new Date(), logs: [] };
   private readonly webhooks: Webhooks;
@@ -204,6 +206,24 @@ export class PredictionService {
     return this.predictor?.engine;
   }
 
+  healthDetails(): Record<string, unknown> {
+    const engine = this.engine();
+    return engine === undefined ? {} : { engine: { state: engine.state, restarts: engine.restarts, last_stop: engine.lastStop ?? null } };
+  }
+
+  async find(id: string): Promise<Prediction | undefined> {
+    return this.store.get(id);
+  }
+
+  async findByKey(key: string): Promise<Prediction | undefined> {
+    return this.store.getByKey(key);
+  }
+
+  async list(offset: number, count: number): Promise<{ predictions: Prediction[]; total: number }> {
+    const all = this.store.newestFirst();
+    return { predictions: all.slice(offset, offset + count), total: all.length };
+  }
+
   /** Resolves once setup has finished (either way). */
   whenReady(): Promise<void> {
     return this.ready;
@@ -248,24 +268,10 @@ export class PredictionService {
 
   private submit(predictor: Predictor, prediction: Prediction, input: ResolvedInput): void {
     this.pending.add(prediction);
-    const outcome = predictor
-      .enqueue(input, {
-        outputDir: prediction.spec.dir,
-        signal: prediction.abort.signal,
-        // The predictor only reports on the prediction it runs: a report means it has started.
-        log: (line) => {
-          prediction.start();
-          prediction.log(line);
-        },
-        onProgress: (progress) => {
-          prediction.start();
-          prediction.reportProgress(progress);
-        },
-      })
-      .then(
-        (result) => ({ result }),
-        (error: unknown) => ({ error }),
-      );
+    const outcome: Promise<Outcome> = predictor.enqueue(input, predictOptions(prediction, prediction.spec.dir)).then(
+      (result) => ({ result }),
+      (error: unknown) => ({ error }),
+    );
     this.advance();
     const completion = outcome.then((o) => this.complete(prediction, o));
     this.completions.add(completion);
@@ -277,29 +283,27 @@ export class PredictionService {
     this.pending.values().next().value?.start();
   }
 
-  private async complete(prediction: Prediction, outcome: { result: PredictionResult } | { error: unknown }): Promise<void> {
+  private async complete(prediction: Prediction, outcome: Outcome): Promise<void> {
     this.pending.delete(prediction);
     this.advance();
     const log = this.options.log.child({ predictionId: prediction.id });
-    try {
-      if ('error' in outcome) throw outcome.error;
-      const { id, key } = prediction.spec;
-      const outputs = await deliverOutputs(outcome.result.files, prediction.spec.output, { id, key, signal: prediction.abort.signal });
-      const sizes = await Promise.all(outcome.result.files.map((file) => stat(file)));
+    const { id, key, output } = prediction.spec;
+    // Counted before the `completed` event, which retains the prediction with its bytes.
+    const deliver = async (files: string[]) => {
+      const delivered = await deliverOutputs(files, output, { id, key, signal: prediction.abort.signal });
+      const sizes = await Promise.all(files.map((file) => stat(file)));
       this.outputBytes.set(
         prediction,
         sizes.reduce((sum, s) => sum + s.size, 0),
       );
-      prediction.succeed(outputs, { ...outcome.result.metrics, seed: outcome.result.seed });
-    } catch (error) {
-      if (prediction.abort.signal.aborted || error instanceof RunCancelledError) prediction.cancel();
-      else prediction.fail(error instanceof Error ? error.message : String(error));
-    }
+      return delivered;
+    };
+    await endPrediction(prediction, outcome, deliver);
     log.info({ status: prediction.status, error: prediction.error ?? undefined, metrics: prediction.metrics }, 'prediction finished');
   }
 
   /** Cancels a prediction that has not finished (a waiting one at once, a running one as soon as the predictor stops). */
-  cancel(prediction: Prediction): void {
+  async cancel(prediction: Prediction): Promise<void> {
     if (prediction.terminal) return;
     this.options.log.info({ predictionId: prediction.id }, 'prediction canceled');
     if (prediction.status === 'starting') prediction.cancel();
@@ -323,7 +327,7 @@ export class PredictionService {
     };
     if (!(await within(settled(), deadlineMs))) {
       this.options.log.warn(`shutdown deadline reached: canceling ${this.store.unfinished().length} predictions`);
-      for (const prediction of this.store.unfinished()) this.cancel(prediction);
+      for (const prediction of this.store.unfinished()) void this.cancel(prediction);
       await settled();
     }
     await this.webhooks.flush(Math.max(0, deadline - Date.now()));

@@ -3,7 +3,8 @@
  * sends, and the Replicate API object the official client reads (id, status, output, error,
  * logs, urls). Timestamps are RFC 3339 UTC; files become data URIs unless delivered to a URL.
  */
-import { dataUri } from './outputs.js';
+import { basename } from 'node:path';
+import { mimeType } from './outputs.js';
 import type { Prediction } from './prediction.js';
 
 function time(date: Date | undefined): string | null {
@@ -17,7 +18,11 @@ function logs(prediction: Prediction): string {
 /** The output as strings. Starts from the files as they are at the call, like the views' other fields. */
 function output(prediction: Prediction): Promise<string[] | null> {
   if (prediction.outputs === null) return Promise.resolve(null);
-  return Promise.all(prediction.outputs.map((file) => file.url ?? dataUri(file.path)));
+  return Promise.all(
+    prediction.outputs.map(
+      async (file) => file.url ?? `data:${mimeType(basename(file.path))};base64,${(await prediction.readOutput(file)).toString('base64')}`,
+    ),
+  );
 }
 
 /**

@@ -43,6 +43,29 @@ function eventName(event: PredictionEvent): WebhookEventName {
   }
 }
 
+/** The headers of a webhook POST: the request's trace context, JSON, our user agent and the operator's token. */
+export function webhookHeaders(spec: WebhookSpec, options: Pick<WebhookOptions, 'token' | 'userAgent'>): Record<string, string> {
+  const headers: Record<string, string> = { ...spec.headers, 'Content-Type': 'application/json', 'User-Agent': options.userAgent };
+  if (options.token !== undefined) headers.Authorization = `Bearer ${options.token}`;
+  return headers;
+}
+
+/** One POST: undefined when delivered, else what went wrong and whether it is worth retrying (429, 5xx, network errors). */
+export async function postWebhook(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+): Promise<{ problem: string; retry: boolean } | undefined> {
+  try {
+    const response = await fetch(url, { method: 'POST', body, headers, signal });
+    await response.body?.cancel();
+    return response.ok ? undefined : { problem: `HTTP ${response.status}`, retry: RETRYABLE.has(response.status) };
+  } catch (error) {
+    return { problem: (error as Error).message, retry: true };
+  }
+}
+
 /** Sends the webhooks of every prediction that asked for them; `flush` waits for those under way. */
 export class Webhooks {
   private readonly running = new Set<Promise<void>>();
@@ -106,21 +129,13 @@ export class Webhooks {
     void delivery.finally(() => this.running.delete(delivery));
   }
 
-  /** One POST: undefined when delivered, else what went wrong and whether it is worth retrying. */
   private async post(url: string, body: string, headers: Record<string, string>): Promise<{ problem: string; retry: boolean } | undefined> {
-    try {
-      const signal = AbortSignal.any([this.stopped.signal, AbortSignal.timeout(this.options.timeoutMs)]);
-      const response = await fetch(url, { method: 'POST', body, headers, signal });
-      await response.body?.cancel();
-      return response.ok ? undefined : { problem: `HTTP ${response.status}`, retry: RETRYABLE.has(response.status) };
-    } catch (error) {
-      return { problem: (error as Error).message, retry: !this.stopped.signal.aborted };
-    }
+    const failure = await postWebhook(url, body, headers, AbortSignal.any([this.stopped.signal, AbortSignal.timeout(this.options.timeoutMs)]));
+    return failure === undefined ? undefined : { ...failure, retry: failure.retry && !this.stopped.signal.aborted };
   }
 
   private async deliver(spec: WebhookSpec, render: () => Promise<object>, log: FastifyBaseLogger, retries: number): Promise<void> {
-    const headers: Record<string, string> = { ...spec.headers, 'Content-Type': 'application/json', 'User-Agent': this.options.userAgent };
-    if (this.options.token !== undefined) headers.Authorization = `Bearer ${this.options.token}`;
+    const headers = webhookHeaders(spec, this.options);
     try {
       const body = JSON.stringify(await render());
       for (let attempt = 0; ; attempt++) {

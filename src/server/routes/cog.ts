@@ -51,7 +51,7 @@ async function predict(context: ServerContext, request: FastifyRequest, reply: F
   if (streamed) return streamPrediction(prediction, reply);
   if (respondAsync) return reply.code(202).send(await cogView(prediction));
   reply.raw.on('close', () => {
-    if (!reply.raw.writableFinished) context.service.cancel(prediction);
+    if (!reply.raw.writableFinished) void context.service.cancel(prediction);
   });
   await prediction.finished;
   return cogView(prediction);
@@ -71,10 +71,9 @@ export function cogRoutes(app: FastifyInstance, context: ServerContext): void {
 
   app.get('/health-check', publicRoute, async () => {
     const { setup } = service;
-    const engine = service.engine();
     return {
       status: service.health(),
-      ...(engine === undefined ? {} : { engine: { state: engine.state, restarts: engine.restarts, last_stop: engine.lastStop ?? null } }),
+      ...service.healthDetails(),
       setup: {
         started_at: setup.startedAt.toISOString(),
         completed_at: setup.completedAt?.toISOString() ?? null,
@@ -107,16 +106,16 @@ export function cogRoutes(app: FastifyInstance, context: ServerContext): void {
       if (bodyId !== undefined && bodyId !== null && bodyId !== id) {
         return sendError(request, reply, 422, [{ loc: ['body', 'id'], msg: 'prediction ID must match the ID supplied in the URL', type: 'value_error' }]);
       }
-      const existing = service.store.get(id);
+      const existing = await service.find(id);
       if (existing !== undefined) return reply.code(existing.terminal ? 200 : 202).send(await cogView(existing));
       return predict(context, request, reply, id);
     },
   );
 
   app.post<{ Params: IdParams }>('/predictions/:prediction_id/cancel', { schema: { params: idParams('prediction_id') } }, async (request, reply) => {
-    const prediction = service.store.get(request.params.prediction_id);
+    const prediction = await service.find(request.params.prediction_id);
     if (prediction === undefined || prediction.terminal) return reply.code(404).send({});
-    service.cancel(prediction);
+    await service.cancel(prediction);
     return {};
   });
 

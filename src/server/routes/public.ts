@@ -3,7 +3,6 @@
  * bare: output files at /outputs/<key>/<name>, and the server-sent event stream at
  * /v1/streams/<key> that `urls.stream` names (src/server/event-stream.ts).
  */
-import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
@@ -18,18 +17,22 @@ const keyParams = {
 };
 
 export function publicRoutes(app: FastifyInstance, context: ServerContext): void {
-  const { store } = context.service;
+  const { service } = context;
   const config = { public: true };
 
   app.get<{ Params: { key: string } }>('/v1/streams/:key', { config, schema: { params: keyParams } }, async (request, reply) => {
-    const prediction = store.getByKey(request.params.key);
+    const prediction = await service.findByKey(request.params.key);
     if (prediction === undefined) throw new HttpError(404, 'no such stream');
     streamPrediction(prediction, reply);
   });
 
   app.get<{ Params: { key: string; name: string } }>('/outputs/:key/:name', { config, schema: { params: keyParams } }, async (request, reply) => {
-    const file = store.getByKey(request.params.key)?.outputs?.find((f) => basename(f.path) === request.params.name);
-    if (file === undefined) throw new HttpError(404, 'no such output file');
-    return reply.type(mimeType(file.path)).header('Cache-Control', 'public, max-age=3600, immutable').send(createReadStream(file.path));
+    const prediction = await service.findByKey(request.params.key);
+    const file = prediction?.outputs?.find((f) => basename(f.path) === request.params.name);
+    if (prediction === undefined || file === undefined) throw new HttpError(404, 'no such output file');
+    return reply
+      .type(mimeType(file.path))
+      .header('Cache-Control', 'public, max-age=3600, immutable')
+      .send(await prediction.readOutput(file));
   });
 }

@@ -81,8 +81,8 @@ export function replicateRoutes(app: FastifyInstance, context: ServerContext): v
     );
   }
 
-  const lookup = (request: FastifyRequest<{ Params: IdParams }>) => {
-    const prediction = service.store.get(request.params.id);
+  const lookup = async (request: FastifyRequest<{ Params: IdParams }>) => {
+    const prediction = await service.find(request.params.id);
     if (prediction === undefined) throw new HttpError(404, `prediction ${request.params.id} not found`);
     return prediction;
   };
@@ -93,22 +93,22 @@ export function replicateRoutes(app: FastifyInstance, context: ServerContext): v
     '/v1/predictions',
     { schema: { querystring: { type: 'object', properties: { cursor: { type: 'string', pattern: '^\\d{1,9}$' } } } } },
     async (request) => {
-      const all = service.store.newestFirst();
       const start = Number(request.query.cursor ?? 0);
+      const { predictions, total } = await service.list(start, PAGE_SIZE);
       const page = (offset: number) => `${baseUrl(context, request)}/v1/predictions?cursor=${offset}`;
       return {
         previous: start > 0 ? page(Math.max(start - PAGE_SIZE, 0)) : null,
-        next: start + PAGE_SIZE < all.length ? page(start + PAGE_SIZE) : null,
-        results: await Promise.all(all.slice(start, start + PAGE_SIZE).map(replicateView)),
+        next: start + PAGE_SIZE < total ? page(start + PAGE_SIZE) : null,
+        results: await Promise.all(predictions.map(replicateView)),
       };
     },
   );
 
-  app.get<{ Params: IdParams }>('/v1/predictions/:id', idSchema, async (request) => replicateView(lookup(request)));
+  app.get<{ Params: IdParams }>('/v1/predictions/:id', idSchema, async (request) => replicateView(await lookup(request)));
 
   app.post<{ Params: IdParams }>('/v1/predictions/:id/cancel', idSchema, async (request) => {
-    const prediction = lookup(request);
-    service.cancel(prediction);
+    const prediction = await lookup(request);
+    await service.cancel(prediction);
     await within(prediction.finished, CANCEL_WAIT_MS);
     return replicateView(prediction);
   });

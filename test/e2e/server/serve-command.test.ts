@@ -49,6 +49,7 @@ describe('flux-lora serve', () => {
     [['--upload-url', 'ftp://bucket'], '--upload-url must be an http(s) URL'],
     [['--log-level', 'loud'], '--log-level must be one of fatal, error, warn, info, debug, trace, silent'],
     [['--max-retained-size', 'lots'], '--max-retained-size must be a number of at least 0, got "lots"'],
+    [['--redis', 'http://cache:6379'], '--redis must be a redis:// or rediss:// URL, got "http://cache:6379"'],
     [['--bogus'], "Unknown option '--bogus'"],
   ])('refuses %j with a usage error', async (args, message) => {
     const run = serveInProcess(args);
@@ -106,5 +107,38 @@ describe('flux-lora serve', () => {
     expect(answer.body.output).toHaveLength(1);
     expect(await exited).toBe(0);
     expect(out()).toContain('shutting down: finishing accepted predictions');
+  });
+});
+
+describe('flux-lora worker', () => {
+  it.each([
+    [[], '--redis <url> is required (or FLUX_LORA_REDIS_URL)'],
+    [['--redis', 'redis://127.0.0.1:1'], '--model-name <owner/name> is required: requests for that model are routed to this worker'],
+    [['--redis', 'localhost:6379', '--model-name', 'a/b'], '--redis must be a redis:// or rediss:// URL, got "localhost:6379"'],
+    [['--redis', 'redis://127.0.0.1:1', '--model-name', 'flux'], '--model-name must look like owner/name, got "flux"'],
+    [['--redis', 'redis://127.0.0.1:1', '--model-name', 'a/b', '--lora-timeout', '0'], '--lora-timeout must be a number of at least 0.001, got "0"'],
+    [['--port', '80'], "Unknown option '--port'"],
+  ])('refuses %j with a usage error', async (args, message) => {
+    let err = '';
+    const code = await main(
+      ['worker', ...args],
+      () => undefined,
+      (t) => (err += t),
+      { env: {} },
+    );
+    expect(code).toBe(2);
+    expect(err).toBe(`flux-lora: worker: ${message}\n`);
+  });
+
+  it('prints its help', async () => {
+    let out = '';
+    expect(
+      await main(
+        ['worker', '--help'],
+        (t) => (out += t),
+        () => undefined,
+      ),
+    ).toBe(0);
+    expect(out).toContain('Usage: flux-lora worker --redis <url> --model-name <owner/name> [options]');
   });
 });
