@@ -61,27 +61,31 @@ Environment:
   WEBHOOK_AUTH_TOKEN          sent as "Authorization: Bearer <token>" with every webhook
 `;
 
+const text = { type: 'string' } as const;
+
+/** Every option of `flux-lora serve` (the compose example is checked against them). */
+export const SERVE_OPTIONS = {
+  host: text,
+  port: text,
+  redis: text,
+  ...MODEL_OPTIONS,
+  'model-name': text,
+  token: text,
+  'no-auth': { type: 'boolean' },
+  'upload-url': text,
+  'public-url': text,
+  'queue-size': text,
+  'body-limit': text,
+  'data-dir': text,
+  retention: text,
+  'max-retained': text,
+  'max-retained-size': text,
+  'shutdown-timeout': text,
+  ...FETCH_OPTIONS,
+} as const;
+
 function parse(args: string[]) {
-  const text = { type: 'string' } as const;
-  return parseOptions('serve', args, {
-    host: text,
-    port: text,
-    redis: text,
-    ...MODEL_OPTIONS,
-    'model-name': text,
-    token: text,
-    'no-auth': { type: 'boolean' },
-    'upload-url': text,
-    'public-url': text,
-    'queue-size': text,
-    'body-limit': text,
-    'data-dir': text,
-    retention: text,
-    'max-retained': text,
-    'max-retained-size': text,
-    'shutdown-timeout': text,
-    ...FETCH_OPTIONS,
-  });
+  return parseOptions('serve', args, SERVE_OPTIONS);
 }
 
 export async function serveCommand(args: string[], context: CliContext, version: string): Promise<number> {

@@ -26,14 +26,18 @@ ${FETCH_HELP}
 
 const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
 
+const text = { type: 'string' } as const;
+
+/** Every option of `flux-lora worker` (the compose example is checked against them). */
+export const WORKER_OPTIONS = {
+  redis: text,
+  'model-name': text,
+  ...MODEL_OPTIONS,
+  ...FETCH_OPTIONS,
+} as const;
+
 function parse(args: string[]) {
-  const text = { type: 'string' } as const;
-  return parseOptions('worker', args, {
-    redis: text,
-    'model-name': text,
-    ...MODEL_OPTIONS,
-    ...FETCH_OPTIONS,
-  });
+  return parseOptions('worker', args, WORKER_OPTIONS);
 }
 
 export async function workerCommand(args: string[], context: CliContext): Promise<number> {

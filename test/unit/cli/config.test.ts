@@ -5,10 +5,21 @@ import { defaultCacheDir, disableEngineTelemetry, readEnvironment } from '../../
 
 describe('environment settings', () => {
   it('read every variable with one rule: empty counts as unset', () => {
-    const empty = readEnvironment({ FLUX_MODEL_DIR: '', FLUX_LORA_CACHE_DIR: '', PORT: '', REPLICATE_API_TOKEN: '', HF_TOKEN: '' });
+    const empty = readEnvironment({
+      FLUX_MODEL_DIR: '',
+      FLUX_LORA_CACHE_DIR: '',
+      FLUX_LORA_DATA_DIR: '',
+      XDG_DATA_HOME: '',
+      FLUX_LORA_REDIS_URL: '',
+      PORT: '',
+      REPLICATE_API_TOKEN: '',
+      HF_TOKEN: '',
+    });
     expect(empty).toEqual({
       modelDir: undefined,
       cacheDir: join(homedir(), '.cache', 'flux-lora'),
+      dataDir: join(homedir(), '.local', 'share', 'flux-lora'),
+      redisUrl: undefined,
       loraDir: undefined,
       safetyChecker: undefined,
       safetyClassifier: undefined,
@@ -21,6 +32,8 @@ describe('environment settings', () => {
       FLUX_MODEL_DIR: '/m',
       FLUX_LORA_CACHE_DIR: '/c',
       FLUX_LORA_DIR: '/l',
+      FLUX_LORA_DATA_DIR: '/d',
+      FLUX_LORA_REDIS_URL: 'redis://r:6379',
       FLUX_SAFETY_CHECKER: '/sc',
       FLUX_SAFETY_CLASSIFIER: '/cls',
       FLUX_LORA_API_TOKEN: 'api',
@@ -34,6 +47,8 @@ describe('environment settings', () => {
     expect(set).toEqual({
       modelDir: '/m',
       cacheDir: '/c',
+      dataDir: '/d',
+      redisUrl: 'redis://r:6379',
       loraDir: '/l',
       safetyChecker: '/sc',
       safetyClassifier: '/cls',
@@ -43,6 +58,7 @@ describe('environment settings', () => {
       loraTokens: { replicate: 'r', huggingface: 'h', civitai: 'c' },
     });
     expect(defaultCacheDir({ FLUX_LORA_CACHE_DIR: '' })).toBe(join(homedir(), '.cache', 'flux-lora'));
+    expect(readEnvironment({ XDG_DATA_HOME: '/xdg' }).dataDir).toBe('/xdg/flux-lora');
   });
 
   it("turn onnxruntime's telemetry off, whatever the environment says, unless the operator allows it", () => {
