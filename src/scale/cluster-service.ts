@@ -221,7 +221,7 @@ export class ClusterService implements PredictionBackend {
   private async recover(job: { id: string; key: string; worker: string; attempt: number }): Promise<void> {
     const snapshot = await this.store.snapshot(job.id);
     if (snapshot === undefined) return;
-    const guard = { status: ['processing' as const], attempt: job.attempt, worker: job.worker };
+    const guard = { status: ['starting' as const, 'processing' as const], attempt: job.attempt, worker: job.worker };
     const lastStep = snapshot.record.history.findLast((event) => event.type === 'progress');
     const where = lastStep?.type === 'progress' ? ` during step ${lastStep.progress.step}/${lastStep.progress.total}` : '';
     const stopped = `worker ${job.worker} stopped (no heartbeat for ${HEARTBEAT.ttlMs / 1000} s)${where}`;
@@ -247,7 +247,7 @@ export class ClusterService implements PredictionBackend {
     failed.fail(`${stopped}, and it had been retried once already`);
     const { state } = splitRecord(toRecord(failed));
     if ((await this.store.change(job.id, job.key, guard, { status: 'failed', state })) > 0) {
-      await this.webhooks.due(snapshot.record, 'completed');
+      await this.webhooks.due(toRecord(failed), 'completed');
       log.warn(failed.error ?? '');
     }
   }

@@ -6,7 +6,7 @@
  *   (the one running it), `seq` (bumped by every change), `model` and `ttl` (retention);
  * - `flux:h:<id>` the log lines and progress steps in order (JSON each);
  * - `flux:k:<key>` the id behind a public key; `flux:index` ids by creation time;
- *   `flux:running` the ids being processed; `flux:o:<key>:<name>` output files;
+ *   `flux:running` the ids a worker has claimed and not finished; `flux:o:<key>:<name>` output files;
  * - `flux:w:<worker>` each live worker's announcement (expires without its heartbeat), listed in `flux:workers`;
  * - channel `flux:events` carries `<id> <seq>` after each change, `flux:cancel` the ids to cancel.
  *
@@ -99,7 +99,8 @@ for _, field in ipairs({'state', 'status', 'attempt', 'worker'}) do
   if u[field] then redis.call('HSET', KEYS[1], field, u[field]) end
 end
 local status = u.status or cur[1]
-if status == 'processing' then redis.call('SADD', KEYS[3], ARGV[1]) else redis.call('SREM', KEYS[3], ARGV[1]) end
+local worker = u.worker or cur[3]
+if (status == 'starting' or status == 'processing') and worker ~= '' then redis.call('SADD', KEYS[3], ARGV[1]) else redis.call('SREM', KEYS[3], ARGV[1]) end
 if status == 'succeeded' or status == 'failed' or status == 'canceled' then
   redis.call('PEXPIRE', KEYS[1], cur[4])
   redis.call('PEXPIRE', KEYS[2], cur[4])
@@ -197,7 +198,7 @@ export class ClusterStore {
     return { ids: live.slice(offset, offset + count), total: live.length };
   }
 
-  /** The ids being processed, with the worker and attempt of each. */
+  /** The ids a worker has claimed and not finished, with the worker and attempt of each. */
   async running(): Promise<{ id: string; key: string; worker: string; attempt: number }[]> {
     const ids = await this.redis.smembers(key.running);
     const rows = await Promise.all(ids.map((id) => this.redis.hmget(key.prediction(id), 'worker', 'attempt', 'spec')));

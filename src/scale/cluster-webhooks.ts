@@ -13,7 +13,7 @@ import { redact } from '../net/safe-fetch.js';
 import type { PredictionRecord } from '../server/prediction-record.js';
 import { webhookView } from '../server/views.js';
 import { postWebhook, webhookHeaders, type WebhookOptions } from '../server/webhooks.js';
-import type { ClusterStore } from './cluster-store.js';
+import { splitRecord, type ClusterStore } from './cluster-store.js';
 import { BULL_PREFIX, WEBHOOK_QUEUE, type WebhookJob } from './queues.js';
 import { materialize } from './mirrors.js';
 
@@ -33,9 +33,14 @@ export class WebhookQueue {
     this.queue.on('error', () => undefined);
   }
 
-  /** Adds the delivery of `event` if the prediction's webhook asks for it. */
-  async due(spec: Pick<PredictionRecord, 'id' | 'webhook'>, event: WebhookJob['event']): Promise<void> {
+  /**
+   * Adds the delivery of `event` if the prediction's webhook asks for it, showing the
+   * prediction as `record` is now (call it when the event happens).
+   */
+  async due(record: PredictionRecord, event: WebhookJob['event']): Promise<void> {
+    const spec = record;
     if (spec.webhook === undefined || !spec.webhook.events.includes(event)) return;
+    const moment = { state: splitRecord(record).state, historyLength: record.history.length };
     let jobId = `${spec.id}.${event}`;
     if (event === 'logs') {
       const now = Date.now();
@@ -47,7 +52,7 @@ export class WebhookQueue {
     const retries = event === 'completed' ? this.options.retries : 0;
     await this.queue.add(
       'webhook',
-      { id: spec.id, event },
+      { id: spec.id, event, ...moment },
       {
         jobId,
         attempts: retries + 1,
@@ -71,7 +76,11 @@ export function deliverWebhooks(connection: ConnectionOptions, store: ClusterSto
       const snapshot = await store.snapshot(job.data.id);
       const spec = snapshot?.record.webhook;
       if (snapshot === undefined || spec === undefined) return;
-      const prediction = materialize(snapshot, store);
+      const { state, historyLength } = job.data;
+      const prediction = materialize(
+        { ...snapshot, record: { ...snapshot.record, ...state, history: snapshot.record.history.slice(0, historyLength) } },
+        store,
+      );
       const webhook = prediction.spec.webhook as NonNullable<typeof prediction.spec.webhook>;
       const body = JSON.stringify(await webhookView(prediction));
       const failure = await postWebhook(spec.url, body, webhookHeaders(webhook, options), AbortSignal.timeout(options.timeoutMs));

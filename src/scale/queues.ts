@@ -4,6 +4,7 @@
  * nodes work through. Job ids are deterministic, so adding the same job twice adds it once.
  */
 import { Queue, type ConnectionOptions } from 'bullmq';
+import type { ClusterState } from './cluster-store.js';
 
 /** BullMQ's keys live under this prefix, beside the predictions' `flux:` keys. */
 export const BULL_PREFIX = 'flux:bull';
@@ -17,6 +18,9 @@ export interface PredictJob {
 export interface WebhookJob {
   id: string;
   event: 'start' | 'output' | 'logs' | 'completed';
+  /** The prediction's state when the event happened, and how long its history was: the webhook shows that moment. */
+  state: ClusterState;
+  historyLength: number;
 }
 
 export const WEBHOOK_QUEUE = 'webhooks';
@@ -43,7 +47,14 @@ export class PredictQueues {
       queue.on('error', () => undefined); // connection errors surface as failed adds
       this.queues.set(model, queue);
     }
-    await queue.add('predict', job, { jobId: predictJobId(job), removeOnComplete: true, removeOnFail: true });
+    // A job whose run failed before its worker claimed the prediction (Redis went away) is tried again.
+    await queue.add('predict', job, {
+      jobId: predictJobId(job),
+      removeOnComplete: true,
+      removeOnFail: true,
+      attempts: 3,
+      backoff: { type: 'fixed', delay: 1000 },
+    });
   }
 
   /** Jobs waiting for a worker of `model`. */

@@ -19,7 +19,7 @@ import type { ImageSourceOptions } from '../images/source.js';
 import { Predictor, type PredictorOptions } from '../predictor/predictor.js';
 import { checkInput } from '../server/input-check.js';
 import { deliverOutputs, type OutputFile } from '../server/outputs.js';
-import { fromRecord, toRecord } from '../server/prediction-record.js';
+import { fromRecord, toRecord, type PredictionRecord } from '../server/prediction-record.js';
 import type { Prediction, PredictionEvent } from '../server/prediction.js';
 import { endPrediction, predictOptions, type Outcome } from '../server/run-prediction.js';
 import { DEFAULT_WEBHOOK_OPTIONS } from '../server/webhooks.js';
@@ -152,6 +152,8 @@ function mirrorToRedis(
   const guard = { status: ['starting' as const, 'processing' as const], ...owner };
   let chain = Promise.resolve();
   const write = (change: Change, ...events: ('start' | 'logs' | 'output' | 'completed')[]) => {
+    // The webhooks show the prediction as it is at this event, whenever they are delivered.
+    const moment = events.length > 0 && prediction.spec.webhook !== undefined ? { ...toRecord(prediction), history: [...prediction.history] } : undefined;
     chain = chain.then(async () => {
       try {
         if ((await store.change(id, key, guard, change)) === 0) {
@@ -159,7 +161,7 @@ function mirrorToRedis(
           prediction.abort.abort();
           return;
         }
-        for (const event of events) await webhooks.due(toRecord(prediction), event);
+        for (const event of moment === undefined ? [] : events) await webhooks.due(moment as PredictionRecord, event);
       } catch (error) {
         log({ err: (error as Error).message }, 'writing to Redis failed');
       }
