@@ -107,6 +107,10 @@ export async function serveCommand(args: string[], context: CliContext, version:
     numberOption(command, name, text, fallback, rule);
   const modelName = modelNameOption(command, values['model-name']);
   const redisUrl = redisOption(command, values.redis ?? environment.redisUrl);
+  const singleServerOnly = [...Object.keys(MODEL_OPTIONS), 'data-dir', 'max-retained', 'max-retained-size'].filter((name) => name in values);
+  if (redisUrl !== undefined && singleServerOnly.length > 0) {
+    throw new UsageError(`serve: --${singleServerOnly[0]} has no effect on an API node (--redis): the workers load the models and Redis keeps the predictions`);
+  }
   const level = logLevelOption(command, values['log-level']);
   const { idleTimeoutMs, loraTimeoutMs, allowPrivateNetworks, imageSource } = fetchSettings(command, values);
   const http: HttpOptions = {

@@ -105,6 +105,14 @@ describe('2 API nodes and 2 workers on Redis', () => {
       expect(await sharp(bytes).metadata()).toMatchObject({ format: 'webp', width: 256, height: 256 });
     }
     expect(outputs.filter((o) => o.startsWith('http://')).length).toBe(10);
+    // Either API node lists them all, newest first, 20 a page.
+    const list = await request(`${b}/v1/predictions`, 'GET');
+    expect((list.body.results as unknown as { id: string }[]).map((p) => p.id)).toHaveLength(20);
+    expect(list.body.next).toBe(`${b}/v1/predictions?cursor=20`);
+    const second = await request(list.body.next as string, 'GET');
+    expect([...(list.body.results as unknown as { id: string }[]), ...(second.body.results as unknown as { id: string }[])].map((p) => p.id).sort()).toEqual(
+      [...ids].sort(),
+    );
     await hooks.until(() => tags.every((tag) => completedHooks(tag).length > 0));
     await new Promise((resolve) => setTimeout(resolve, 500)); // a duplicate would have come by now
     for (const [i, tag] of tags.entries()) {

@@ -50,6 +50,7 @@ describe('flux-lora serve', () => {
     [['--log-level', 'loud'], '--log-level must be one of fatal, error, warn, info, debug, trace, silent'],
     [['--max-retained-size', 'lots'], '--max-retained-size must be a number of at least 0, got "lots"'],
     [['--redis', 'http://cache:6379'], '--redis must be a redis:// or rediss:// URL, got "http://cache:6379"'],
+    [['--redis', 'redis://r:6379', '--model-dir', '/w'], '--model-dir has no effect on an API node (--redis): the workers load the models'],
     [['--bogus'], "Unknown option '--bogus'"],
   ])('refuses %j with a usage error', async (args, message) => {
     const run = serveInProcess(args);
