@@ -26,6 +26,8 @@ Environment:
   FLUX_MODEL_DIR        FLUX.1 weights: a diffusers pipeline folder, several, or single files (without it: the built-in tiny model)
   FLUX_LORA_CACHE_DIR   quantized weights and the built-in model (default ~/.cache/flux-lora)
   FLUX_DEVICE           where the models run: cpu (default), webgpu, auto, or per component (see predict --help)
+  FLUX_LORA_DATA_DIR    the server's predictions and their outputs (default ~/.local/share/flux-lora)
+  FLUX_LORA_REDIS_URL   the Redis of a scaled deployment (serve --redis, worker --redis)
 `;
 
 const SCHEMA_HELP = `Usage: flux-lora schema

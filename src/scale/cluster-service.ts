@@ -155,10 +155,12 @@ export class ClusterService implements PredictionBackend {
       }
       const id = request.id ?? newId();
       const prediction = new Prediction({ ...request, id, key: randomBytes(16).toString('hex'), dir: '' });
+      // Queued before it is saved: were this node to stop in between, no prediction is left without its job
+      // (a worker that finds no prediction yet tries the job again a little later).
+      await this.queues.add(model, { id, attempt: 1 });
       if (!(await this.store.create(toRecord(prediction), model, this.options.retentionMs))) {
         throw new ServiceError('duplicate', `a prediction with id "${id}" already exists`);
       }
-      await this.queues.add(model, { id, attempt: 1 });
       this.options.log.info({ predictionId: id, api: request.api, model }, 'prediction queued');
       // Made from Redis like every other read, so its outputs are read from there.
       return (await this.mirrors.get(id)) as Prediction;
@@ -237,10 +239,9 @@ export class ClusterService implements PredictionBackend {
         worker: '',
         history: [{ type: 'log' as const, line }],
       };
-      if ((await this.store.change(job.id, job.key, guard, change)) > 0) {
-        await this.queues.add(snapshot.model, { id: job.id, attempt: job.attempt + 1 });
-        log.warn(line);
-      }
+      // The job first, as on create (its worker waits until the prediction is handed to that attempt).
+      await this.queues.add(snapshot.model, { id: job.id, attempt: job.attempt + 1 });
+      if ((await this.store.change(job.id, job.key, guard, change)) > 0) log.warn(line);
       return;
     }
     const failed = fromRecord(snapshot.record, '');

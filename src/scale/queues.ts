@@ -47,13 +47,13 @@ export class PredictQueues {
       queue.on('error', () => undefined); // connection errors surface as failed adds
       this.queues.set(model, queue);
     }
-    // A job whose run failed before its worker claimed the prediction (Redis went away) is tried again.
+    // A job that failed before a worker claimed its prediction (not saved yet, Redis away) is tried again: 10 times over about 13 s.
     await queue.add('predict', job, {
       jobId: predictJobId(job),
       removeOnComplete: true,
       removeOnFail: true,
-      attempts: 3,
-      backoff: { type: 'fixed', delay: 1000 },
+      attempts: 10,
+      backoff: { type: 'exponential', delay: 25 },
     });
   }
 

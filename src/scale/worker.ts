@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ImageSourceOptions } from '../images/source.js';
@@ -23,7 +24,7 @@ import { fromRecord, toRecord, type PredictionRecord } from '../server/predictio
 import type { Prediction, PredictionEvent } from '../server/prediction.js';
 import { endPrediction, predictOptions, type Outcome } from '../server/run-prediction.js';
 import { DEFAULT_WEBHOOK_OPTIONS } from '../server/webhooks.js';
-import { CHANNELS, ClusterStore, splitRecord, type Change, type WorkerInfo } from './cluster-store.js';
+import { CHANNELS, ClusterStore, splitRecord, type Change, type Snapshot, type WorkerInfo } from './cluster-store.js';
 import { WebhookQueue } from './cluster-webhooks.js';
 import { HEARTBEAT } from './heartbeat.js';
 import { BULL_PREFIX, predictQueueName, type PredictJob } from './queues.js';
@@ -78,8 +79,7 @@ export async function startWorker(options: WorkerOptions): Promise<FluxWorker> {
 
   const run = async (job: Job<PredictJob>) => {
     const { id: predictionId, attempt } = job.data;
-    const snapshot = await store.snapshot(predictionId);
-    if (snapshot === undefined) return;
+    const snapshot = await handedOver(store, predictionId, attempt);
     const { key } = snapshot.record;
     // Only one worker gets a job's prediction, and only while it waits with this attempt.
     if ((await store.change(predictionId, key, { status: ['starting'], attempt, worker: '' }, { worker: id })) === 0) return;
@@ -134,6 +134,20 @@ export async function startWorker(options: WorkerOptions): Promise<FluxWorker> {
     return draining;
   };
   return { id, drain };
+}
+
+/**
+ * The prediction of a job. The API node queues a job just before it saves the prediction (or
+ * hands it to the job's attempt), so it waits a moment for that; if it is still not there, the
+ * job fails and BullMQ tries it again later.
+ */
+async function handedOver(store: ClusterStore, id: string, attempt: number): Promise<Snapshot> {
+  for (let tries = 0; tries < 10; tries++) {
+    const snapshot = await store.snapshot(id);
+    if (snapshot !== undefined && snapshot.attempt >= attempt) return snapshot;
+    await sleep(20);
+  }
+  throw new Error(`prediction ${id} is not saved for attempt ${attempt} yet`);
 }
 
 /**
