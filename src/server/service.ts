@@ -24,6 +24,9 @@ import { PredictionStore, type RetentionOptions } from './store.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
 import { within } from './within.js';
 
+/** How often a running prediction's new log lines are saved to the journal. */
+const LOG_SAVE_MS = 250;
+
 export interface ServiceOptions {
   predictor: PredictorOptions & { imageSource: NonNullable<PredictorOptions['imageSource']> & { maxPixels: number } };
   /** Predictions that may wait behind the running one. */
@@ -157,7 +160,19 @@ export class PredictionService implements PredictionBackend {
   private track(prediction: Prediction): void {
     this.store.add(prediction);
     this.persist(prediction);
+    // Status changes are saved at once; log lines and progress steps at most every LOG_SAVE_MS (a crash
+    // loses that much of the log of the one prediction it fails anyway).
+    let logSave: NodeJS.Timeout | undefined;
     prediction.subscribe((event) => {
+      if (event.type === 'log' || event.type === 'progress') {
+        logSave ??= setTimeout(() => {
+          logSave = undefined;
+          this.persist(prediction);
+        }, LOG_SAVE_MS);
+        return;
+      }
+      clearTimeout(logSave);
+      logSave = undefined;
       if (event.type === 'completed') {
         if (prediction.spec.webhook?.events.has('completed') === true) this.webhooksDue.add(prediction.id);
         this.store.retain(prediction, this.outputBytes.get(prediction));
