@@ -142,18 +142,26 @@ export async function startWorker(options: WorkerOptions): Promise<FluxWorker> {
  * job fails and BullMQ tries it again later.
  */
 async function handedOver(store: ClusterStore, id: string, attempt: number): Promise<Snapshot> {
-  for (let tries = 0; tries < 10; tries++) {
+  for (const pause of [2, 4, 8, 16, 32, 64, 128, 0]) {
     const snapshot = await store.snapshot(id);
     if (snapshot !== undefined && snapshot.attempt >= attempt) return snapshot;
-    await sleep(20);
+    await sleep(pause);
   }
   throw new Error(`prediction ${id} is not saved for attempt ${attempt} yet`);
+}
+
+type WebhookEvent = 'start' | 'logs' | 'output' | 'completed';
+
+interface Batch {
+  change: Change;
+  webhooks: { event: WebhookEvent; moment: PredictionRecord }[];
 }
 
 /**
  * Writes each change of the worker's copy of a prediction to Redis, in order, guarded by the
  * attempt and worker (a refused write means the job was taken back: the run is aborted), and
- * adds the webhooks due. Returns a function that waits for the writes under way.
+ * adds the webhooks due. Changes made while a write is under way go together in the next one.
+ * Returns a function that waits for the writes under way.
  */
 function mirrorToRedis(
   prediction: Prediction,
@@ -165,20 +173,34 @@ function mirrorToRedis(
   const { id, key } = prediction.spec;
   const guard = { status: ['starting' as const, 'processing' as const], ...owner };
   let chain = Promise.resolve();
-  const write = (change: Change, ...events: ('start' | 'logs' | 'output' | 'completed')[]) => {
+  let waiting: Batch | null = null;
+  const send = async (batch: Batch) => {
+    try {
+      if ((await store.change(id, key, guard, batch.change)) === 0) {
+        if (!prediction.abort.signal.aborted) log({}, 'the prediction was taken back or canceled elsewhere: stopping');
+        prediction.abort.abort();
+        return;
+      }
+      for (const { event, moment } of batch.webhooks) await webhooks.due(moment, event);
+    } catch (error) {
+      log({ err: (error as Error).message }, 'writing to Redis failed');
+    }
+  };
+  const write = (change: Change, ...events: WebhookEvent[]) => {
     // The webhooks show the prediction as it is at this event, whenever they are delivered.
     const moment = events.length > 0 && prediction.spec.webhook !== undefined ? { ...toRecord(prediction), history: [...prediction.history] } : undefined;
-    chain = chain.then(async () => {
-      try {
-        if ((await store.change(id, key, guard, change)) === 0) {
-          if (!prediction.abort.signal.aborted) log({}, 'the prediction was taken back or canceled elsewhere: stopping');
-          prediction.abort.abort();
-          return;
-        }
-        for (const event of moment === undefined ? [] : events) await webhooks.due(moment as PredictionRecord, event);
-      } catch (error) {
-        log({ err: (error as Error).message }, 'writing to Redis failed');
-      }
+    const hooks = moment === undefined ? [] : events.map((event) => ({ event, moment }));
+    if (waiting !== null) {
+      const history = [...(waiting.change.history ?? []), ...(change.history ?? [])];
+      waiting.change = { ...waiting.change, ...change, ...(history.length > 0 ? { history } : {}) };
+      waiting.webhooks.push(...hooks);
+      return;
+    }
+    const batch: Batch = { change, webhooks: hooks };
+    waiting = batch;
+    chain = chain.then(() => {
+      waiting = null;
+      return send(batch);
     });
   };
   const state = () => splitRecord(toRecord(prediction)).state;
