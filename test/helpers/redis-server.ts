@@ -20,6 +20,12 @@ async function answersPing(port: number): Promise<boolean> {
   });
 }
 
+/** Every redis-server started by the test file, killed when it ends (registered at collection). */
+const servers = new Set<() => Promise<void>>();
+afterAll(async () => {
+  for (const kill of servers) await kill();
+});
+
 export async function startRedis(dir: string) {
   const port = await freePort();
   let child: ChildProcess | undefined;
@@ -43,6 +49,6 @@ export async function startRedis(dir: string) {
     await exited;
   };
   await start();
-  afterAll(kill);
+  servers.add(kill);
   return { url: `redis://127.0.0.1:${port}`, port, kill, start };
 }

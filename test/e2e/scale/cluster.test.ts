@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { startRedis } from '../../helpers/redis-server.js';
 import { useTempDir } from '../../helpers/temp-dir.js';
 import { freePort, listening, receiver, request, SLOW, SMALL, spawnCli, type Answer } from '../server/helpers.js';
@@ -70,10 +70,6 @@ beforeAll(async () => {
   api = await Promise.all(nodes.map((node) => listening(node.out)));
   await until('both workers announced', async () => ((await health(api[0] as string)).workers.length === 2 ? true : undefined));
 }, 120_000);
-
-afterAll(async () => {
-  for (const w of workers) w.child.kill('SIGKILL');
-});
 
 describe('2 API nodes and 2 workers on Redis', () => {
   it('runs 30 predictions created over both API nodes (sync, Prefer: wait, async) exactly once each, webhooks and outputs included', async () => {

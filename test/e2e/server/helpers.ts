@@ -1,5 +1,5 @@
 /** A flux-lora server on the built-in model over real loopback HTTP, and a local receiver for webhooks and uploads. */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -186,6 +186,15 @@ export async function untilHealthy(url: string): Promise<void> {
   while ((await request(`${url}/health-check`, 'GET')).body.status !== 'READY') await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
+/**
+ * Child processes still running when the test file ends are killed then (registered here, at
+ * the file's collection: a hook registered inside a hook or a test would not run).
+ */
+const children = new Set<ChildProcess>();
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
 /** `flux-lora <command> …` from the sources as a child process, its stdout and stderr collected; killed after the file if still running. */
 export function spawnCli(args: string[], env: Record<string, string>) {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), ...args], {
@@ -196,9 +205,7 @@ export function spawnCli(args: string[], env: Record<string, string>) {
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal === null ? null : -1))));
-  afterAll(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  children.add(child);
   return { child, out: () => out, exited };
 }
 
