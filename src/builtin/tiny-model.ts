@@ -18,7 +18,7 @@ import { writeTinySafetyPair } from './tiny-safety.js';
 export const BUILTIN_ASSETS = fileURLToPath(new URL('../../assets/builtin', import.meta.url));
 
 /** Bump when the shipped files or the safety pair change: the folder name carries it, so old caches are not reused. */
-const VERSION = 'builtin-v4';
+const VERSION = 'builtin-v5';
 
 /** The folder of the built-in LoRAs inside an installed built-in model (`builtin:<name>` is `<name>.safetensors` there). */
 export function builtinLoraFolder(modelRoot: string): string {

@@ -144,6 +144,6 @@ describe('the built-in model', () => {
       expect(readFileSync(join(a, file)).equals(readFileSync(join(BUILTIN_ASSETS, file))), file).toBe(true);
     }
     const { readdirSync } = await import('node:fs');
-    expect(readdirSync(join(tmp(), 'c1'))).toEqual(['builtin-v4']);
+    expect(readdirSync(join(tmp(), 'c1'))).toEqual(['builtin-v5']);
   });
 });
