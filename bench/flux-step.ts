@@ -17,7 +17,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FluxTransformer, type FluxPrecision } from '../src/models/flux/transformer.js';
 import { FLUX_DEV_CONFIG, type FluxConfig } from '../src/models/flux/config.js';
-import { linearSpecs } from '../src/models/flux/layout.js';
 import { GraphBuilder } from '../src/onnx/graph.js';
 import * as op from '../src/onnx/ops/index.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
@@ -25,6 +24,7 @@ import { float32Tensor } from '../src/onnx/tensor-data.js';
 import { quantizeBlockwise } from '../src/weights/quantize.js';
 import { randomFloats } from './random.js';
 import { writeRandomFlux } from './random-checkpoint.js';
+import { stepFlops } from './step-flops.js';
 
 const IMAGE_TOKENS = 1024;
 const TEXT_TOKENS = 512;
@@ -33,23 +33,6 @@ const MID_CONFIG: FluxConfig = { ...FLUX_DEV_CONFIG, hidden: 1024, heads: 8, mlp
 
 function peakRss(): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024;
-}
-
-/** FLOPs of one forward: 2·in·out per token for each linear, 4·L²·D per attention. */
-export function stepFlops(c: FluxConfig, imageTokens: number, textTokens: number): { linear: number; attention: number } {
-  const L = imageTokens + textTokens;
-  let linear = 0;
-  for (const s of linearSpecs(c)) {
-    const tokens = s.name.startsWith('single_blocks.')
-      ? L
-      : /^double_blocks\.\d+\.img_(attn|mlp)|^img_in|^final_layer\.linear/.test(s.name)
-        ? imageTokens
-        : /^double_blocks\.\d+\.txt_(attn|mlp)|^txt_in/.test(s.name)
-          ? textTokens
-          : 1;
-    linear += 2 * s.inFeatures * s.outFeatures * tokens;
-  }
-  return { linear, attention: (c.doubleBlocks + c.singleBlocks) * 4 * L * L * c.hidden };
 }
 
 async function gemmRate(worker: InferenceWorker, kind: 'int8' | 'fp32', m: number, k: number, n: number): Promise<number> {
