@@ -15,7 +15,7 @@ import { GraphBuilder, MICROSOFT_DOMAIN, type Value } from '../src/onnx/graph.js
 import { cast, matMulNBits, matmulTransposed, mul, slice } from '../src/onnx/ops/index.js';
 import { sessionOptions } from '../src/onnx/session-options.js';
 import { externalRef } from '../src/models/common/stored-weights.js';
-import { quantizeBlockwise, quantizePerChannel } from '../src/weights/quantize.js';
+import { quantizeBlockwise } from '../src/weights/quantize.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors-writer.js';
 import { randomFloats } from './random.js';
@@ -50,6 +50,21 @@ export function nbitsPath(bits: 4 | 8, blockSize: number, accuracyLevel: 0 | 1 |
     },
     graph: (g, x, t, n, k) => matMulNBits(g, x, { data: t('q'), scales: t('s'), zeroPoints: t('z'), n, k, bits, blockSize }, { accuracyLevel }),
   };
+}
+
+/** Symmetric int8 per output channel, transposed for MatMulInteger-style ops: B [K, N], scale = max |w| of the channel / 127. */
+function quantizePerChannel(weight: Float32Array, n: number, k: number): { data: Int8Array; scales: Float32Array } {
+  const data = new Int8Array(n * k);
+  const scales = new Float32Array(n);
+  for (let col = 0; col < n; col++) {
+    const row = col * k;
+    let peak = 0;
+    for (let i = row; i < row + k; i++) peak = Math.max(peak, Math.abs(weight[i] as number));
+    const scale = peak > 0 ? Math.fround(peak / 127) : 1;
+    scales[col] = scale;
+    for (let i = 0; i < k; i++) data[i * n + col] = Math.round((weight[row + i] as number) / scale);
+  }
+  return { data, scales };
 }
 
 /** Per-output-channel symmetric int8 weights as B [K, N] with their scales [N]. */

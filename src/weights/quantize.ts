@@ -96,19 +96,3 @@ export function dequantizeBlockwise(q: QuantizedWeight): Float32Array {
   }
   return out;
 }
-
-/** Symmetric int8 weights per output channel, transposed for MatMulInteger-style ops: B [K, N] with scales [N]. */
-export function quantizePerChannel(weight: Float32Array, n: number, k: number): { data: Int8Array; scales: Float32Array } {
-  if (weight.length !== n * k) throw new RangeError(`weight has ${weight.length} values, expected ${n}×${k}`);
-  const data = new Int8Array(n * k);
-  const scales = new Float32Array(n);
-  for (let col = 0; col < n; col++) {
-    const row = col * k;
-    let peak = 0;
-    for (let i = row; i < row + k; i++) peak = Math.max(peak, Math.abs(weight[i] as number));
-    const scale = peak > 0 ? Math.fround(peak / 127) : 1;
-    scales[col] = scale;
-    for (let i = 0; i < k; i++) data[i * n + col] = Math.round((weight[row + i] as number) / scale);
-  }
-  return { data, scales };
-}
