@@ -137,17 +137,6 @@ function anonRss(): number {
   return Number(/RssAnon:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024;
 }
 
-export interface GemmMeasurement {
-  /** Best GFLOP/s over the runs. */
-  gflops: number;
-  /** Anonymous memory the session gained at creation (packed weights), bytes per weight parameter. */
-  packedBytesPerParam: number;
-  /** Bytes of the weights as stored (file), per parameter. */
-  storedBytesPerParam: number;
-  /** max |y − y_fp64| / max |y_fp64| over the checked rows, for activations with outliers (see `activations`). */
-  relativeError: number;
-}
-
 const CHECKED_ROWS = 4;
 
 /**
@@ -177,20 +166,20 @@ function reference(x: Float32Array, w: Float32Array, n: number, k: number, rows:
   return y;
 }
 
-/**
- * In-graph rate of `path` at x [m, k] · Wᵀ, W [n, k]: `products` products (distinct random weights)
- * in one graph, best of `runs` runs after one warm-up.
- */
-export async function measureInGraph(
-  path: GemmPath,
-  m: number,
-  k: number,
-  n: number,
-  options: { products?: number; runs?: number } = {},
-): Promise<GemmMeasurement> {
-  const products = options.products ?? 3;
+/** A session holding `products` products of one path and shape, ready to time. */
+export interface PreparedGemm {
+  /** One timed run, ms. */
+  run(): Promise<number>;
+  gflops(ms: number): number;
+  packedBytesPerParam: number;
+  storedBytesPerParam: number;
+  relativeError: number;
+  release(): Promise<void>;
+}
+
+/** Builds and warms the graph of `products` products (distinct random weights) of `path` at x [m, k] · Wᵀ, W [n, k]. */
+export async function prepareInGraph(path: GemmPath, m: number, k: number, n: number, products = 3): Promise<PreparedGemm> {
   const dir = mkdtempSync(join(tmpdir(), 'flux-lora-gemm-'));
-  let session: ort.InferenceSession | null = null;
   try {
     const tensors: TensorToWrite[] = [];
     const xs = activations(m, k, 7);
@@ -214,7 +203,7 @@ export async function measureInGraph(
     }
     const model = g.build();
     const before = anonRss();
-    session = await ort.InferenceSession.create(model.bytes, sessionOptions(model));
+    const session = await ort.InferenceSession.create(model.bytes, sessionOptions(model));
     const packed = anonRss() - before;
     const feed = { x: new ort.Tensor('float32', xs, [m, k]) };
     const first = (await session.run(feed)).y0?.data as Float32Array;
@@ -224,21 +213,21 @@ export async function measureInGraph(
       worst = Math.max(worst, Math.abs((first[i] as number) - v));
       peak = Math.max(peak, Math.abs(v));
     });
-    let best = Infinity;
-    for (let r = 0; r < (options.runs ?? 3); r++) {
-      const t = performance.now();
-      await session.run(feed);
-      best = Math.min(best, performance.now() - t);
-    }
     const params = products * n * k;
     return {
-      gflops: (products * 2 * m * k * n) / (best / 1000) / 1e9,
+      async run() {
+        const t = performance.now();
+        await session.run(feed);
+        return performance.now() - t;
+      },
+      gflops: (ms) => (products * 2 * m * k * n) / (ms / 1000) / 1e9,
       packedBytesPerParam: packed / params,
       storedBytesPerParam: storedBytes / params,
       relativeError: worst / peak,
+      release: () => session.release(),
     };
   } finally {
-    await session?.release();
+    // The session holds the weights (prepacked, or mapped: an unlinked file stays readable).
     rmSync(dir, { recursive: true, force: true });
   }
 }
