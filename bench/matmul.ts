@@ -7,7 +7,7 @@
  *     feeds and results between processes), and the engine round trip of a 512² FLUX step's feeds;
  *  3. the in-graph rate (bench/gemm-paths.ts) of fp32 MatMul and the quantized paths at the shapes a
  *     FLUX step runs, each as a share of the matching peak.
- * Usage: npm run bench:matmul [-- --quick] [-- --paths default|all|<id substring>]
+ * Usage: npm run bench:matmul [-- --quick] [-- --paths default|all|<id substrings, comma-separated>] [-- --runs 3]
  * The default paths are fp32 MatMul, go_fast's path and the int8 per-channel ones; --quick runs
  * M = 1536 with 3072×3072 and 3072×12288 only.
  */
@@ -137,7 +137,8 @@ const SHAPES: [number, number][] = [
 function selectedPaths(which: string): GemmPath[] {
   if (which === 'all') return allPaths();
   if (which === 'default') return [FP32_PATH, nbitsPath(8, 128, 4), nbitsPath(8, 64, 4), nbitsPath(4, 64, 4), ...INT8_PATHS];
-  return allPaths().filter((p) => p.id.includes(which));
+  const wanted = which.split(',');
+  return allPaths().filter((p) => wanted.some((w) => p.id.includes(w)));
 }
 
 async function inGraphTable(): Promise<void> {
