@@ -85,7 +85,7 @@ const HUGE_PAGES_TUNABLE = 'glibc.malloc.hugetlb=1';
  * transparent huge pages (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, glibc ≥ 2.35; other C libraries
  * and older glibc ignore it; an operator's own `glibc.malloc.hugetlb` setting is kept). Without it a
  * session's first run page-faults every fresh activation buffer 4 KiB at a time: the real VAE's first
- * 512² decode (no memory arena) took 3.4× a warm one, with it 1.6× (docs/onnxruntime.md §10).
+ * 512² decode (no memory arena) took 1.6× the CPU time of a warm one, with it 1.05× (docs/onnxruntime.md §10).
  */
 export function engineEnvironment(env: Environment = process.env): Record<string, string | undefined> {
   const tunables = env.GLIBC_TUNABLES ?? '';

@@ -27,7 +27,7 @@ export interface QuantizeOptions {
 /**
  * Quantizes a torch-layout weight [N, K] (out × in) row by row. The inner loops are specialized per
  * bit width (8-bit stores through a clamping view, 4-bit packs two values per byte), without calls
- * per value: 8-bit runs at ≈1.4 GB/s of float32 per core-second, 1.8× the generic loop (bench/quantize.ts).
+ * per value: 8-bit runs at ≈1.3 GB/s of float32 per CPU second, 1.7× the generic loop (bench/quantize.ts).
  */
 export function quantizeBlockwise(weight: Float32Array, n: number, k: number, options: QuantizeOptions): QuantizedWeight {
   const { bits, blockSize } = options;
