@@ -1,96 +1,64 @@
 /**
- * One FLUX denoising step (transformer forward) at 512×512: 1024 image + 512 text tokens.
- *  - real FLUX.1-dev shape (12 B params, random bf16 weights, BFL single file without metadata, so the
- *    config is inferred) in go_fast 8-bit: session creation cold (quantizing) and warm (cached), step
- *    wall time, achieved GFLOP/s against the step's FLOP count, the ratio to a MatMulNBits GEMM rate
- *    measured in the same process, peak RSS;
- *  - exact float32 on a mid-size config (hidden 1024, 4+8 blocks) against the fp32 GEMM rate.
+ * One FLUX denoising step (transformer forward) at 512×512: 1024 image + 512 text tokens, on a model
+ * with FLUX.1-dev's real block dimensions (hidden 3072, 24 heads, MLP 12288) and reduced depth
+ * (2 double + 4 single blocks; --full adds the whole 19 + 38, ≈ 14 GB resident in go_fast), random bf16
+ * weights. For exact and go_fast it prints: load time, step time, the step's fixed FLOP count
+ * (bench/step-flops.ts) and the rate it achieves, the ratio of that rate to the in-graph GEMM rate of
+ * the path the step uses (bench/gemm-paths.ts, at M = 1536, K×N = 3072×12288, timed alternately with
+ * the step in the same process, best of two each), and the peak RSS of the engine process that ran it. --profile adds an
+ * onnxruntime profile of one warm step per precision, summarized by operator type (bench/profile-summary.ts).
  * Each measurement runs in its own child process (clean peak RSS). Usage:
- *   npx tsx bench/flux-step.ts [--dir <scratch folder, ≥ 40 GB free>] [--skip-real] [--keep]
+ *   npx tsx bench/flux-step.ts [--dir <scratch folder>] [--keep] [--profile] [--full] [--skip-exact]
  */
 import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FluxTransformer, type FluxPrecision } from '../src/models/flux/transformer.js';
 import { FLUX_DEV_CONFIG, type FluxConfig } from '../src/models/flux/config.js';
-import { linearSpecs } from '../src/models/flux/layout.js';
-import { GraphBuilder } from '../src/onnx/graph.js';
-import * as op from '../src/onnx/ops/index.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
 import { float32Tensor } from '../src/onnx/tensor-data.js';
-import { quantizeBlockwise } from '../src/weights/quantize.js';
+import { QUANTIZED_8BIT } from '../src/weights/quantized-cache.js';
+import { FP32_PATH, nbitsPath, prepareInGraph } from './gemm-paths.js';
+import { summarizeProfile } from './profile-summary.js';
 import { randomFloats } from './random.js';
 import { writeRandomFlux } from './random-checkpoint.js';
+import { stepFlops } from './step-flops.js';
 
 const IMAGE_TOKENS = 1024;
 const TEXT_TOKENS = 512;
+const REDUCED_CONFIG: FluxConfig = { ...FLUX_DEV_CONFIG, doubleBlocks: 2, singleBlocks: 4 };
+const STEP_ROUNDS = 2;
 
-const MID_CONFIG: FluxConfig = { ...FLUX_DEV_CONFIG, hidden: 1024, heads: 8, mlpHidden: 4096, doubleBlocks: 4, singleBlocks: 8 };
-
-function peakRss(): number {
-  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024;
+interface Job {
+  path: string;
+  precision: FluxPrecision;
+  cacheDir: string;
+  profilePrefix?: string;
 }
 
-/** FLOPs of one forward: 2·in·out per token for each linear, 4·L²·D per attention. */
-export function stepFlops(c: FluxConfig, imageTokens: number, textTokens: number): { linear: number; attention: number } {
-  const L = imageTokens + textTokens;
-  let linear = 0;
-  for (const s of linearSpecs(c)) {
-    const tokens = s.name.startsWith('single_blocks.')
-      ? L
-      : /^double_blocks\.\d+\.img_(attn|mlp)|^img_in|^final_layer\.linear/.test(s.name)
-        ? imageTokens
-        : /^double_blocks\.\d+\.txt_(attn|mlp)|^txt_in/.test(s.name)
-          ? textTokens
-          : 1;
-    linear += 2 * s.inFeatures * s.outFeatures * tokens;
-  }
-  return { linear, attention: (c.doubleBlocks + c.singleBlocks) * 4 * L * L * c.hidden };
+interface Result {
+  loadMs: number;
+  created: boolean | null;
+  firstStepMs: number;
+  stepMs: number;
+  gemm: number;
+  enginePeak: number;
+  profile?: string;
 }
 
-async function gemmRate(worker: InferenceWorker, kind: 'int8' | 'fp32', m: number, k: number, n: number): Promise<number> {
-  const g = new GraphBuilder(`gemm-${kind}`);
-  const x = g.input('x', 'float32', [m, k]);
-  const w = randomFloats(n * k, 5, 0.02);
-  if (kind === 'int8') {
-    const q = quantizeBlockwise(w, n, k, { bits: 8, blockSize: 128 });
-    const kBlocks = Math.ceil(k / 128);
-    g.output(
-      op.matMulNBits(g, x, {
-        data: g.initializer('q', 'uint8', [n, kBlocks, 128], q.data),
-        scales: g.initializer('s', 'float32', [n * kBlocks], q.scales),
-        zeroPoints: g.initializer('z', 'uint8', [n * kBlocks], q.zeroPoints as Uint8Array),
-        n,
-        k,
-        bits: 8,
-        blockSize: 128,
-      }),
-      'y',
-    );
-  } else {
-    g.output(op.matmulTransposed(g, x, g.initializer('w', 'float32', [n, k], w)), 'y');
-  }
-  const session = await worker.load(g.build());
-  const feed = { x: float32Tensor([m, k], randomFloats(m * k, 6)) };
-  await session.run(feed);
-  let best = Infinity;
-  for (let i = 0; i < 3; i++) {
-    const t = performance.now();
-    await session.run(feed);
-    best = Math.min(best, performance.now() - t);
-  }
-  await session.release();
-  return (2 * m * k * n) / (best / 1000) / 1e9;
+function peakRss(pid: number | 'self'): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024;
 }
 
-async function measure(path: string, precision: FluxPrecision, cacheDir: string, lowRankInputs: boolean): Promise<void> {
+async function measure(job: Job): Promise<Result> {
   const worker = new InferenceWorker();
   const t0 = performance.now();
-  const model = await FluxTransformer.load(worker, path, { precision, cacheDir, lowRankInputs });
+  const session = job.profilePrefix === undefined ? {} : { profilePrefix: job.profilePrefix };
+  const model = await FluxTransformer.load(worker, job.path, { precision: job.precision, cacheDir: job.cacheDir, session });
   const loadMs = performance.now() - t0;
   const c = model.config;
   const imgIds = new Float32Array(IMAGE_TOKENS * 3);
@@ -107,65 +75,89 @@ async function measure(path: string, precision: FluxPrecision, cacheDir: string,
   const t1 = performance.now();
   await model.forward(inputs);
   const firstStepMs = performance.now() - t1;
-  const t2 = performance.now();
-  await model.forward(inputs);
-  const stepMs = performance.now() - t2;
+  // The GEMM reference and the step alternate, best of each, so both see the same load on a shared machine.
+  const path = job.precision === 'exact' ? FP32_PATH : nbitsPath(QUANTIZED_8BIT.bits, QUANTIZED_8BIT.blockSize, QUANTIZED_8BIT.accuracyLevel);
+  const gemmSession = await prepareInGraph(path, IMAGE_TOKENS + TEXT_TOKENS, c.hidden, c.mlpHidden);
+  let stepMs = Infinity;
+  let gemmMs = Infinity;
+  for (let round = 0; round < STEP_ROUNDS; round++) {
+    const t = performance.now();
+    await model.forward(inputs);
+    stepMs = Math.min(stepMs, performance.now() - t);
+    gemmMs = Math.min(gemmMs, await gemmSession.run());
+  }
+  const gemm = gemmSession.gflops(gemmMs);
+  await gemmSession.release();
+  const enginePeak = peakRss(worker.status.pid as number);
   await model.release();
-  const gemm =
-    precision === 'exact'
-      ? await gemmRate(worker, 'fp32', IMAGE_TOKENS + TEXT_TOKENS, c.hidden, c.mlpHidden)
-      : await gemmRate(worker, 'int8', IMAGE_TOKENS + TEXT_TOKENS, c.hidden, c.mlpHidden);
   await worker.close();
-  console.log(JSON.stringify({ loadMs, created: model.report.quantizedCacheCreated ?? null, firstStepMs, stepMs, gemm, peak: peakRss() }));
+  return { loadMs, created: model.report.quantizedCacheCreated ?? null, firstStepMs, stepMs, gemm, enginePeak };
 }
 
-function run(label: string, args: string[], config: FluxConfig): void {
+function run(label: string, job: Job, config: FluxConfig): void {
   const self = fileURLToPath(import.meta.url);
-  const child = spawnSync(process.execPath, [...process.execArgv, self, '--measure', ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const child = spawnSync(process.execPath, [...process.execArgv, self, '--measure', JSON.stringify(job)], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (child.status !== 0) throw new Error(`${label}: ${child.stderr}`);
-  const r = JSON.parse(child.stdout.trim().split('\n').pop() as string);
+  const r = JSON.parse(child.stdout.trim().split('\n').pop() as string) as Result;
   const flops = stepFlops(config, IMAGE_TOKENS, TEXT_TOKENS);
   const total = flops.linear + flops.attention;
   const rate = total / (r.stepMs / 1000) / 1e9;
   console.log(
-    `${label.padEnd(40)} load ${(r.loadMs / 1000).toFixed(1).padStart(6)} s${r.created === null ? '' : r.created ? ' (quantized now)' : ' (cache warm)   '}` +
+    `${label.padEnd(36)} load ${(r.loadMs / 1000).toFixed(1).padStart(6)} s${r.created === null ? '' : r.created ? ' (quantized now)' : ' (cache warm)   '}` +
       ` | step ${(r.stepMs / 1000).toFixed(2).padStart(6)} s (first ${(r.firstStepMs / 1000).toFixed(2)} s)` +
-      ` | ${(total / 1e12).toFixed(2)} TFLOP → ${rate.toFixed(0)} GFLOP/s, GEMM ${r.gemm.toFixed(0)} GFLOP/s, ratio ${((100 * rate) / r.gemm).toFixed(0)} %` +
-      ` | peak RSS ${(r.peak / 2 ** 30).toFixed(2)} GiB`,
+      ` | ${(total / 1e12).toFixed(2)} TFLOP → ${rate.toFixed(0)} GFLOP/s, in-graph GEMM ${r.gemm.toFixed(0)} GFLOP/s, ratio ${((100 * rate) / r.gemm).toFixed(0)} %` +
+      ` | engine peak RSS ${(r.enginePeak / 2 ** 30).toFixed(2)} GiB`,
   );
+  if (job.profilePrefix !== undefined) printProfile(job.profilePrefix);
+}
+
+function printProfile(prefix: string): void {
+  const folder = join(prefix, '..');
+  const file = readdirSync(folder).find((f) => f.startsWith(prefix.slice(folder.length + 1)) && f.endsWith('.json'));
+  if (file === undefined) throw new Error(`no profile was written under ${prefix}`);
+  const { runMs, ops } = summarizeProfile(join(folder, file));
+  const kernels = ops.reduce((s, o) => s + o.ms, 0);
+  console.log(`  profile of the warm step: ${runMs.toFixed(0)} ms run, ${((100 * kernels) / runMs).toFixed(1)} % in kernels; by op type:`);
+  for (const o of ops.filter((o) => o.share >= 0.002)) {
+    console.log(`    ${o.op.padEnd(28)} ${o.ms.toFixed(0).padStart(7)} ms  ${(100 * o.share).toFixed(1).padStart(5)} %  (${o.nodes} nodes)`);
+  }
 }
 
 const { values } = parseArgs({
-  args: process.argv.slice(2),
-  allowPositionals: true,
-  strict: false,
-  options: { dir: { type: 'string' }, 'skip-real': { type: 'boolean' }, keep: { type: 'boolean' }, measure: { type: 'boolean' } },
+  options: {
+    dir: { type: 'string' },
+    keep: { type: 'boolean' },
+    profile: { type: 'boolean' },
+    full: { type: 'boolean' },
+    'skip-exact': { type: 'boolean' },
+    measure: { type: 'string' },
+  },
 });
 
-if (values.measure) {
-  const [path, precision, cacheDir, lowRank] = process.argv.slice(3);
-  await measure(path as string, precision as FluxPrecision, cacheDir as string, lowRank !== 'no-lora');
+if (values.measure !== undefined) {
+  console.log(JSON.stringify(await measure(JSON.parse(values.measure) as Job)));
 } else {
-  const dir = typeof values.dir === 'string' ? values.dir : mkdtempSync(join(tmpdir(), 'flux-lora-bench-flux-'));
+  const dir = values.dir ?? mkdtempSync(join(tmpdir(), 'flux-lora-bench-flux-'));
   mkdirSync(dir, { recursive: true });
   const cacheDir = join(dir, 'cache');
   try {
-    const mid = join(dir, 'flux-mid-f32.safetensors');
-    if (!existsSync(mid)) await writeRandomFlux(mid, MID_CONFIG, 'F32', true);
-    run('mid-size (1024 hidden, 4+8 blocks), exact', [mid, 'exact', cacheDir, 'lora'], MID_CONFIG);
-    run('same, built without LoRA inputs', [mid, 'exact', cacheDir, 'no-lora'], MID_CONFIG);
-    if (!values['skip-real']) {
-      const real = join(dir, 'flux1-dev-random.safetensors');
-      const t = performance.now();
-      if (!existsSync(real)) {
-        await writeRandomFlux(real, FLUX_DEV_CONFIG, 'BF16', false);
-        console.log(`wrote a random FLUX.1-dev checkpoint (bf16) in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+    const models: [string, FluxConfig][] = [
+      ['2+4 blocks', REDUCED_CONFIG],
+      ...(values.full ? [['FLUX.1-dev 19+38', FLUX_DEV_CONFIG] as [string, FluxConfig]] : []),
+    ];
+    for (const [name, config] of models) {
+      const path = join(dir, `flux-${config.doubleBlocks}-${config.singleBlocks}-bf16.safetensors`);
+      if (!existsSync(path)) await writeRandomFlux(path, config, 'BF16', false);
+      const precisions: FluxPrecision[] = values['skip-exact'] ? ['int8'] : ['exact', 'int8'];
+      for (const precision of precisions) {
+        const label = `${name}, ${precision === 'exact' ? 'exact' : 'go_fast'}`;
+        run(`${label}${precision === 'int8' ? ', cold cache' : ''}`, { path, precision, cacheDir }, config);
+        if (precision === 'int8') run(`${label}, warm cache`, { path, precision, cacheDir }, config);
+        if (values.profile)
+          run(`${label}, profiled`, { path, precision, cacheDir, profilePrefix: join(dir, `profile-${config.doubleBlocks}-${precision}`) }, config);
       }
-      run('FLUX.1-dev shape, go_fast int8, cold cache', [real, 'int8', cacheDir, 'lora'], FLUX_DEV_CONFIG);
-      run('FLUX.1-dev shape, go_fast int8, warm cache', [real, 'int8', cacheDir, 'lora'], FLUX_DEV_CONFIG);
     }
   } finally {
     if (!values.keep) rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`peak RSS of this parent process: ${(peakRss() / 2 ** 30).toFixed(2)} GiB`);
 }

@@ -1,6 +1,6 @@
 /** Starts a module of this folder as a child process with an IPC channel (the engine, the WebGPU probe). */
 import { fork, type ChildProcess } from 'node:child_process';
-import { disableEngineTelemetry } from '../config.js';
+import { disableEngineTelemetry, engineEnvironment } from '../config.js';
 
 export function forkSibling(module: string, stdio: 'inherit' | 'ignore' = 'inherit'): ChildProcess {
   // onnxruntime reads ORT_DISABLE_TELEMETRY when it loads, from the environment the child inherits.
@@ -13,5 +13,6 @@ export function forkSibling(module: string, stdio: 'inherit' | 'ignore' = 'inher
     serialization: 'advanced',
     execArgv: fromSources ? ['--import', import.meta.resolve('tsx')] : [],
     stdio: ['ignore', stdio, stdio, 'ipc'],
+    env: engineEnvironment(),
   });
 }

@@ -24,6 +24,11 @@ export interface SessionSettings {
    * failures the caller expects: the error still comes back as an OnnxRuntimeError.
    */
   engineErrorLog?: boolean;
+  /**
+   * onnxruntime's own profile (per-node kernel times, Chrome trace JSON): written to
+   * `<profilePrefix>_<date>.json` when the session is released. For benchmarks (bench/flux-step.ts --profile).
+   */
+  profilePrefix?: string;
 }
 
 /** onnxruntime's log severities: 3 = errors and worse, 4 = fatal only. */
@@ -57,6 +62,7 @@ export function sessionOptions(model: ModelLoadInfo, settings: SessionSettings =
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     enableCpuMemArena: settings.memoryArena ?? true,
+    ...(settings.profilePrefix === undefined ? {} : { enableProfiling: true, profileFilePrefix: settings.profilePrefix }),
     logSeverityLevel: settings.engineErrorLog === false ? LOG_FATAL_ONLY : LOG_ERRORS,
     extra,
   };

@@ -110,12 +110,16 @@ function zeroPointsShape(linear: QuantizableLinear, settings: QuantizationSettin
   return [linear.n * Math.ceil((Math.ceil(linear.k / settings.blockSize) * settings.bits) / 8)];
 }
 
-/** Whether a cache file holds every linear of the request in the expected shapes (a damaged or foreign file does not). */
+/** Whether a cache file holds all three tensors of every linear in the expected dtypes and shapes (a damaged or foreign file does not). */
 function complete(file: SafetensorsFile, request: QuantizedCacheRequest): boolean {
   if (file.metadata.format !== CACHE_FORMAT) return false;
-  const same = (name: string, shape: number[]) => file.has(name) && JSON.stringify(file.info(name).shape) === JSON.stringify(shape);
+  const same = (name: string, dtype: string, shape: number[]) =>
+    file.has(name) && file.info(name).dtype === dtype && JSON.stringify(file.info(name).shape) === JSON.stringify(shape);
   return request.linears.every(
-    (l) => same(`${l.name}.qweight`, qweightShape(l, request.settings)) && same(`${l.name}.zero_points`, zeroPointsShape(l, request.settings)),
+    (l) =>
+      same(`${l.name}.qweight`, 'U8', qweightShape(l, request.settings)) &&
+      same(`${l.name}.scales`, 'F32', [l.n * Math.ceil(l.k / request.settings.blockSize)]) &&
+      same(`${l.name}.zero_points`, 'U8', zeroPointsShape(l, request.settings)),
   );
 }
 

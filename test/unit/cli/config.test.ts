@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultCacheDir, disableEngineTelemetry, readEnvironment } from '../../../src/config.js';
+import { defaultCacheDir, disableEngineTelemetry, engineEnvironment, readEnvironment } from '../../../src/config.js';
 
 describe('environment settings', () => {
   it('read every variable with one rule: empty counts as unset', () => {
@@ -73,5 +73,12 @@ describe('environment settings', () => {
     const allowed: Record<string, string | undefined> = { FLUX_LORA_ONNXRUNTIME_TELEMETRY: '1' };
     disableEngineTelemetry(allowed);
     expect(allowed).toEqual({ FLUX_LORA_ONNXRUNTIME_TELEMETRY: '1' });
+  });
+
+  it("ask the engine's malloc for huge pages, keeping other glibc tunables and an operator's own hugetlb choice", () => {
+    expect(engineEnvironment({ PATH: '/bin' })).toEqual({ PATH: '/bin', GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' });
+    expect(engineEnvironment({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }).GLIBC_TUNABLES).toBe('glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1');
+    expect(engineEnvironment({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }).GLIBC_TUNABLES).toBe('glibc.malloc.hugetlb=0');
+    expect(engineEnvironment({ GLIBC_TUNABLES: '' }).GLIBC_TUNABLES).toBe('glibc.malloc.hugetlb=1');
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../../src/onnx/graph.js';
 import * as op from '../../../src/onnx/ops/index.js';
@@ -31,6 +32,17 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
 }
 
 describe('InferenceWorker', () => {
+  it('starts its engine with the environment of engineEnvironment() (huge-page malloc)', async () => {
+    const engine = new InferenceWorker();
+    try {
+      await engine.load(slowModel(1));
+      const environ = readFileSync(`/proc/${engine.status.pid as number}/environ`, 'utf8').split('\0');
+      expect(environ.find((v) => v.startsWith('GLIBC_TUNABLES='))).toMatch(/glibc\.malloc\.hugetlb=/);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('keeps the main event loop responsive during a long run', async () => {
     const session = await worker().load(slowModel(80));
     let ticks = 0;

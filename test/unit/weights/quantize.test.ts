@@ -41,6 +41,9 @@ describe('block quantization in MatMulNBits layout', () => {
     expect(Array.from(q8.zeroPoints)).toEqual([255, 0]);
     expect(q8.data[0]).toBe(0);
     expect(q8.data[31]).toBe(255);
+    // 8-bit rounds ties to even: with scale 1 and zero point 0, 2.5 → 2 and 3.5 → 4.
+    const ties = Float32Array.from({ length: 16 }, (_, i) => (i === 0 ? 255 : i === 1 ? 2.5 : i === 2 ? 3.5 : 0));
+    expect(Array.from(quantizeBlockwise(ties, 1, 16, { bits: 8, blockSize: 16 }).data.subarray(0, 3))).toEqual([255, 2, 4]);
   });
 
   it('rejects bad settings', () => {

@@ -71,6 +71,22 @@ describe('the quantized-weights cache', () => {
     const rederived = await quantizedCache(request([]));
     expect(rederived.created).toBe(true);
     expect(rederived.file.has(`blocks.${SHAPES.length - 1}.linear.zero_points`)).toBe(true);
+    // So is one whose scales have the wrong dtype (every tensor is checked, not only the weights).
+    const tensors = SHAPES.flatMap(([n, k], i) => {
+      const kBlocks = Math.ceil(k / QUANTIZED_8BIT.blockSize);
+      const zeros = (dtype: 'U8' | 'F16', shape: number[]) => ({
+        dtype,
+        shape,
+        data: new Uint8Array(shape.reduce((a, b) => a * b, 1) * (dtype === 'F16' ? 2 : 1)),
+      });
+      return [
+        { name: `blocks.${i}.linear.qweight`, ...zeros('U8', [n, kBlocks, QUANTIZED_8BIT.blockSize]) },
+        { name: `blocks.${i}.linear.scales`, ...zeros('F16', [n * kBlocks]) },
+        { name: `blocks.${i}.linear.zero_points`, ...zeros('U8', [n * kBlocks]) },
+      ];
+    });
+    await writeSafetensors(rederived.file.path, tensors, { format: rederived.file.metadata.format as string });
+    expect((await quantizedCache(request([]))).created).toBe(true);
 
     const other = join(tmp(), 'source-failing.bin');
     writeFileSync(other, 'a source whose reads fail');
