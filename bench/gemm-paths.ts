@@ -18,6 +18,7 @@ import { externalRef } from '../src/models/common/stored-weights.js';
 import { quantizeBlockwise } from '../src/weights/quantize.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../src/weights/safetensors-writer.js';
+import { linear } from '../test/helpers/reference.js';
 import { randomFloats } from './random.js';
 
 type WeightTensors = Record<string, { dtype: 'F32' | 'U8' | 'I8'; shape: number[]; data: Float32Array | Uint8Array | Int8Array }>;
@@ -153,19 +154,6 @@ export function activations(m: number, k: number, seed: number): Float32Array {
   return x;
 }
 
-/** Rows 0..rows−1 of x·Wᵀ in double precision. */
-function reference(x: Float32Array, w: Float32Array, n: number, k: number, rows: number): Float64Array {
-  const y = new Float64Array(rows * n);
-  for (let r = 0; r < rows; r++) {
-    for (let col = 0; col < n; col++) {
-      let sum = 0;
-      for (let i = 0; i < k; i++) sum += (x[r * k + i] as number) * (w[col * k + i] as number);
-      y[r * n + col] = sum;
-    }
-  }
-  return y;
-}
-
 /** A session holding `products` products of one path and shape, ready to time. */
 export interface PreparedGemm {
   /** One timed run, ms. */
@@ -183,10 +171,11 @@ export async function prepareInGraph(path: GemmPath, m: number, k: number, n: nu
   try {
     const tensors: TensorToWrite[] = [];
     const xs = activations(m, k, 7);
-    let expected: Float64Array = new Float64Array(0);
+    let expected: Float32Array = new Float32Array(0);
     for (let i = 0; i < products; i++) {
       const w = randomFloats(n * k, 100 + i, 1 / Math.sqrt(k));
-      if (i === 0) expected = reference(xs, w, n, k, CHECKED_ROWS);
+      // The reference: the first CHECKED_ROWS rows of x·Wᵀ, accumulated in double precision.
+      if (i === 0) expected = linear(xs, w, CHECKED_ROWS, k, n);
       for (const [key, t] of Object.entries(path.weights(w, n, k))) {
         tensors.push({ name: `p${i}.${key}`, dtype: t.dtype, shape: t.shape, data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) });
       }

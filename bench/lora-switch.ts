@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { bestTime } from './best-time.js';
 import { keptArrays } from '../src/lora/apply.js';
 import { LoraCache } from '../src/lora/cache.js';
 import { FluxTransformer } from '../src/models/flux/transformer.js';
@@ -82,16 +83,7 @@ try {
     imgIds: imageIds(64, 64),
     txtIds: new Float32Array(text * 3),
   };
-  const stepTime = async (): Promise<number> => {
-    await transformer.forward(inputs);
-    let best = Infinity;
-    for (let i = 0; i < steps; i++) {
-      const t = performance.now();
-      await transformer.forward(inputs);
-      best = Math.min(best, performance.now() - t);
-    }
-    return best;
-  };
+  const stepTime = () => bestTime(steps, () => transformer.forward(inputs));
   const base = await stepTime();
   console.log(`step without LoRA (rank 0): ${(base / 1000).toFixed(2)} s (best of ${steps})`);
   const bindSingle = async (lora: (typeof prepared)[number]) => {

@@ -23,6 +23,7 @@ import { sessionOptions } from '../src/onnx/session-options.js';
 import { float32Tensor, type TensorMap } from '../src/onnx/tensor-data.js';
 import { cpuPeaks } from './cpu-peaks.js';
 import { allPaths, FP32_PATH, INT8_PATHS, nbitsPath, prepareInGraph, type GemmPath, type PreparedGemm } from './gemm-paths.js';
+import { bestTime } from './best-time.js';
 import { randomFloats } from './random.js';
 
 // Large allocations go straight to mmap and back on release, so a session's anonymous-memory
@@ -39,17 +40,6 @@ const { values } = parseArgs({
   options: { quick: { type: 'boolean' }, paths: { type: 'string', default: 'default' }, runs: { type: 'string', default: '3' } },
 });
 const runs = Number(values.runs);
-
-async function best(n: number, fn: () => Promise<unknown>): Promise<number> {
-  await fn();
-  let min = Infinity;
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await fn();
-    min = Math.min(min, performance.now() - t);
-  }
-  return min;
-}
 
 function peaks(): { fp32: number; int8: number | null } {
   const p = cpuPeaks();
@@ -119,7 +109,7 @@ async function fixedCost(): Promise<void> {
       ),
     ]),
   );
-  const roundTrip = await best(runs, () => stepSession.run(feeds, { outputs: ['y'] }));
+  const roundTrip = await bestTime(runs, () => stepSession.run(feeds, { outputs: ['y'] }));
   const mib = Object.values(inputs).reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1) * 4, 0) / 2 ** 20;
   console.log(`  engine round trip of a 512² FLUX step's feeds (${mib.toFixed(1)} MiB in, 0.25 MiB out): ${ms(roundTrip)}\n`);
   for (const s of direct) await s.release();

@@ -22,6 +22,7 @@ import { describeAdapter, probeWebGpu } from '../src/onnx/webgpu-probe.js';
 import { quantizeBlockwise } from '../src/weights/quantize.js';
 import { goldenCase } from '../test/helpers/flux-cases.js';
 import { goldenPath } from '../test/helpers/golden.js';
+import { bestTime } from './best-time.js';
 import { randomFloats } from './random.js';
 
 const { values } = parseArgs({
@@ -36,17 +37,6 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 const [M, K, N, S] = [values.m, values.k, values.n, values.tokens].map(Number) as [number, number, number, number];
 
-async function minTime(run: () => Promise<unknown>): Promise<number> {
-  await run(); // warm-up: shader compilation, buffer caches, arena growth
-  let best = Infinity;
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    await run();
-    best = Math.min(best, performance.now() - t);
-  }
-  return best;
-}
-
 const worker = new InferenceWorker();
 
 /** Times `build(device)` with `feeds` on both providers and prints one line. */
@@ -54,7 +44,7 @@ async function compare(label: string, build: (device: Device) => BuiltModel, fee
   const times: number[] = [];
   for (const device of ['cpu', 'webgpu'] as const) {
     const session = await worker.load(build(device), { device });
-    times.push(await minTime(() => session.run(feeds)));
+    times.push(await bestTime(runs, () => session.run(feeds)));
     await session.release();
   }
   const [cpu, gpu] = times as [number, number];
@@ -112,7 +102,7 @@ async function transformerStep(precision: FluxPrecision): Promise<void> {
   const times: number[] = [];
   for (const device of ['cpu', 'webgpu'] as const) {
     const model = await FluxTransformer.load(worker, goldenPath('transformer_A_bfl.safetensors'), { precision, session: { device } });
-    times.push(await minTime(() => model.forward(inputs)));
+    times.push(await bestTime(runs, () => model.forward(inputs)));
     await model.release();
   }
   const [cpu, gpu] = times as [number, number];
