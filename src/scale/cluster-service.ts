@@ -7,7 +7,6 @@
  * stopped announcing itself is queued again once (attempt 2), or failed with the reason if it
  * already was. While Redis is unreachable every request that needs it is answered 503 naming it.
  */
-import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -16,12 +15,12 @@ import { validateServable } from '../predictor/predictor.js';
 import type { PredictionBackend } from '../server/backend.js';
 import { HttpError } from '../server/errors.js';
 import { checkInput } from '../server/input-check.js';
-import { fromRecord, toRecord } from '../server/prediction-record.js';
+import { fromRecord, toRecord, type PredictionRecord } from '../server/prediction-record.js';
 import { Prediction } from '../server/prediction.js';
-import { newId, ServiceError, type Admission, type CreateRequest, type Health, type SetupState } from '../server/service.js';
+import { newId, newKey, ServiceError, type Admission, type CreateRequest, type Health, type SetupState } from '../server/service.js';
 import type { WebhookOptions } from '../server/webhooks.js';
 import { within } from '../server/within.js';
-import { CHANNELS, ClusterStore, splitRecord, type WorkerInfo } from './cluster-store.js';
+import { CHANNELS, ClusterStore, splitRecord, type ClusterState, type WorkerInfo } from './cluster-store.js';
 import { deliverWebhooks, WebhookQueue } from './cluster-webhooks.js';
 import { HEARTBEAT } from './heartbeat.js';
 import { Mirrors } from './mirrors.js';
@@ -43,6 +42,14 @@ export interface ClusterServiceOptions {
 
 /** A prediction retried this many times is failed when its worker stops again. */
 const MAX_ATTEMPTS = 2;
+
+/** A record after `apply` changed the prediction it describes, with its state part for ClusterStore.change. */
+function transition(record: PredictionRecord, apply: (prediction: Prediction) => void): { record: PredictionRecord; state: ClusterState } {
+  const prediction = fromRecord(record, '');
+  apply(prediction);
+  const after = toRecord(prediction);
+  return { record: after, state: splitRecord(after).state };
+}
 
 export class ClusterService implements PredictionBackend {
   readonly setup: SetupState = { status: 'starting', startedAt: new Date(), logs: [] };
@@ -154,7 +161,7 @@ export class ClusterService implements PredictionBackend {
         throw new ServiceError('queue-full', `the queue of ${model} is full (${this.options.queueSize} predictions per worker waiting); retry later`);
       }
       const id = request.id ?? newId();
-      const prediction = new Prediction({ ...request, id, key: randomBytes(16).toString('hex'), dir: '' });
+      const prediction = new Prediction({ ...request, id, key: newKey(), dir: '' });
       // Queued before it is saved: were this node to stop in between, no prediction is left without its job
       // (a worker that finds no prediction yet tries the job again a little later).
       await this.queues.add(model, { id, attempt: 1 });
@@ -192,11 +199,9 @@ export class ClusterService implements PredictionBackend {
       if (prediction.terminal) return;
       this.options.log.info({ predictionId: prediction.id }, 'prediction canceled');
       if (prediction.status === 'starting') {
-        const canceled = fromRecord(toRecord(prediction), '');
-        canceled.cancel();
-        const { state } = splitRecord(toRecord(canceled));
-        if ((await this.store.change(prediction.id, prediction.spec.key, { status: ['starting'] }, { status: 'canceled', state })) > 0) {
-          await this.webhooks.due(toRecord(canceled), 'completed');
+        const canceled = transition(toRecord(prediction), (p) => p.cancel());
+        if ((await this.store.change(prediction.id, prediction.spec.key, { status: ['starting'] }, { status: 'canceled', state: canceled.state })) > 0) {
+          await this.webhooks.due(canceled.record, 'completed');
           return;
         }
       }
@@ -229,12 +234,12 @@ export class ClusterService implements PredictionBackend {
     const stopped = `worker ${job.worker} stopped (no heartbeat for ${HEARTBEAT.ttlMs / 1000} s)${where}`;
     const log = this.options.log.child({ predictionId: job.id });
     if (job.attempt < MAX_ATTEMPTS) {
-      const retry = fromRecord(snapshot.record, '');
-      retry.status = 'starting';
       const line = `${stopped}; retrying on another worker`;
       const change = {
         status: 'starting' as const,
-        state: splitRecord(toRecord(retry)).state,
+        state: transition(snapshot.record, (p) => {
+          p.status = 'starting';
+        }).state,
         attempt: job.attempt + 1,
         worker: '',
         history: [{ type: 'log' as const, line }],
@@ -244,12 +249,11 @@ export class ClusterService implements PredictionBackend {
       if ((await this.store.change(job.id, job.key, guard, change)) > 0) log.warn(line);
       return;
     }
-    const failed = fromRecord(snapshot.record, '');
-    failed.fail(`${stopped}, and it had been retried once already`);
-    const { state } = splitRecord(toRecord(failed));
-    if ((await this.store.change(job.id, job.key, guard, { status: 'failed', state })) > 0) {
-      await this.webhooks.due(toRecord(failed), 'completed');
-      log.warn(failed.error ?? '');
+    const error = `${stopped}, and it had been retried once already`;
+    const failed = transition(snapshot.record, (p) => p.fail(error));
+    if ((await this.store.change(job.id, job.key, guard, { status: 'failed', state: failed.state })) > 0) {
+      await this.webhooks.due(failed.record, 'completed');
+      log.warn(error);
     }
   }
 

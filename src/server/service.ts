@@ -83,6 +83,11 @@ export function newId(): string {
   return [...randomBytes(26)].map((b) => alphabet[b & 31]).join('');
 }
 
+/** The unguessable key of a prediction's public resources (output files, SSE stream). */
+export function newKey(): string {
+  return randomBytes(16).toString('hex');
+}
+
 export class PredictionService implements PredictionBackend {
   readonly store: PredictionStore;
   readonly setup: SetupState = { status: 'starting', startedAt: new Date(), logs: [] };
@@ -273,7 +278,7 @@ export class PredictionService implements PredictionBackend {
     this.admit(admission);
     const id = request.id ?? newId();
     if (this.store.get(id) !== undefined) throw new ServiceError('duplicate', `a prediction with id "${id}" already exists`);
-    const key = randomBytes(16).toString('hex');
+    const key = newKey();
     const prediction = new Prediction({ ...request, id, key, dir: join(this.options.workDir, key) });
     this.track(prediction);
     this.submit(predictor, prediction, input);
