@@ -37,6 +37,8 @@ export interface SeenPicture {
   background: Background;
   /** Largest first. */
   objects: SeenObject[];
+  /** Separate non-background regions (an object with its rim is one). */
+  regions: number;
 }
 
 /** Per asked-for attribute: whether the picture shows it (undefined: the caption leaves it free). */
@@ -51,9 +53,11 @@ export interface Verdict {
   seen: SeenPicture;
   background?: boolean;
   objects: ObjectVerdict[];
-  /** Every asked-for attribute is shown. */
+  /** No region beyond the asked objects is seen (stray blobs above the speck size). */
+  clean: boolean;
+  /** Every asked-for attribute is shown and the picture is clean. */
   correct: boolean;
-  /** A TOK-coloured object is in the picture. */
+  /** A TOK (a TOK-coloured object of TOK's shape) is in the picture. */
   tok: boolean;
 }
 
@@ -174,20 +178,11 @@ interface Component {
   area: number;
 }
 
-function readComponents(p: RgbPixels, background: Background): { seen: Component[] } {
-  const bg = BACKGROUNDS[background];
-  const n = p.width * p.height;
-  const labels = new Int8Array(n).fill(-1);
-  const keys = Object.keys(OBJECT_PALETTE) as (ObjectColour | typeof TOK)[];
-  for (let i = 0; i < n; i++) {
-    const colour: Rgb = [p.data[i * 3] as number, p.data[i * 3 + 1] as number, p.data[i * 3 + 2] as number];
-    if (distance(colour, bg) < BACKGROUND_DISTANCE) continue;
-    const best = nearest(OBJECT_PALETTE, colour);
-    if (best.distance < OBJECT_DISTANCE) labels[i] = keys.indexOf(best.key);
-  }
-  const seen: Component[] = [];
+/** The 4-connected groups of equal label (−1 is no label) at least MIN_AREA of the picture, as pixel indices. */
+function connectedGroups(width: number, height: number, labels: Int8Array): number[][] {
+  const n = width * height;
+  const groups: number[][] = [];
   const visited = new Uint8Array(n);
-  const unit = Math.min(p.width, p.height);
   for (let start = 0; start < n; start++) {
     if (labels[start] === -1 || visited[start] === 1) continue;
     const label = labels[start] as number;
@@ -197,20 +192,41 @@ function readComponents(p: RgbPixels, background: Background): { seen: Component
     while (stack.length > 0) {
       const i = stack.pop() as number;
       members.push(i);
-      const [x, y] = [i % p.width, Math.floor(i / p.width)];
+      const [x, y] = [i % width, Math.floor(i / width)];
       for (const [nx, ny] of [
         [x - 1, y],
         [x + 1, y],
         [x, y - 1],
         [x, y + 1],
       ] as const) {
-        const j = ny * p.width + nx;
-        if (nx < 0 || ny < 0 || nx >= p.width || ny >= p.height || visited[j] === 1 || labels[j] !== label) continue;
+        const j = ny * width + nx;
+        if (nx < 0 || ny < 0 || nx >= width || ny >= height || visited[j] === 1 || labels[j] !== label) continue;
         visited[j] = 1;
         stack.push(j);
       }
     }
-    if (members.length < MIN_AREA * n) continue;
+    if (members.length >= MIN_AREA * n) groups.push(members);
+  }
+  return groups;
+}
+
+function readComponents(p: RgbPixels, background: Background): { seen: Component[]; regions: number } {
+  const bg = BACKGROUNDS[background];
+  const n = p.width * p.height;
+  const labels = new Int8Array(n).fill(-1);
+  const foreground = new Int8Array(n).fill(-1);
+  const keys = Object.keys(OBJECT_PALETTE) as (ObjectColour | typeof TOK)[];
+  for (let i = 0; i < n; i++) {
+    const colour: Rgb = [p.data[i * 3] as number, p.data[i * 3 + 1] as number, p.data[i * 3 + 2] as number];
+    if (distance(colour, bg) < BACKGROUND_DISTANCE) continue;
+    foreground[i] = 0;
+    const best = nearest(OBJECT_PALETTE, colour);
+    if (best.distance < OBJECT_DISTANCE) labels[i] = keys.indexOf(best.key);
+  }
+  const seen: Component[] = [];
+  const unit = Math.min(p.width, p.height);
+  for (const members of connectedGroups(p.width, p.height, labels)) {
+    const label = labels[members[0] as number] as number;
     const box = { x0: p.width, y0: p.height, x1: 0, y1: 0 };
     const on = new Uint8Array(n);
     for (const i of members) {
@@ -227,7 +243,9 @@ function readComponents(p: RgbPixels, background: Background): { seen: Component
       area: members.length / n,
     });
   }
-  return { seen: seen.sort((a, b) => b.area - a.area) };
+  // Regions: connected non-background areas whatever their colour, so an object's rim of blended
+  // colour (the autoencoder's 16-px cells) counts with the object, not as another one.
+  return { seen: seen.sort((a, b) => b.area - a.area), regions: connectedGroups(p.width, p.height, foreground).length };
 }
 
 const SIZE_THRESHOLD = (RADIUS.small + RADIUS.large) / 2;
@@ -245,7 +263,8 @@ function nearestPosition(x: number, y: number): Position {
 export function readPicture(picture: RgbPixels): SeenPicture {
   const p = reduce(picture);
   const background = nearest(BACKGROUNDS, borderColour(p)).key;
-  const objects = readComponents(p, background).seen.map((c): SeenObject => {
+  const { seen, regions } = readComponents(p, background);
+  const objects = seen.map((c): SeenObject => {
     const shape = classify(c.measures);
     return {
       colour: c.colour,
@@ -257,7 +276,7 @@ export function readPicture(picture: RgbPixels): SeenPicture {
       area: c.area,
     };
   });
-  return { background, objects };
+  return { background, objects, regions };
 }
 
 function verdictFor(asked: SceneObject, seen: SeenObject | undefined): ObjectVerdict {
@@ -281,6 +300,8 @@ export function judge(picture: RgbPixels, caption: string | CaptionSpec): Verdic
   const objects =
     spec.objects.length === 1 ? [verdictFor(spec.objects[0] as SceneObject, seen.objects[0])] : spec.objects.map((o, i) => verdictFor(o, candidates[i]));
   const background = spec.background === undefined ? undefined : seen.background === spec.background;
-  const correct = background !== false && objects.every((o) => Object.values(o).every(Boolean));
-  return { seen, ...(background === undefined ? {} : { background }), objects, correct, tok: seen.objects.some((o) => o.colour === TOK) };
+  const clean = seen.regions <= spec.objects.length;
+  const correct = clean && background !== false && objects.every((o) => Object.values(o).every(Boolean));
+  const tok = seen.objects.some((o) => o.colour === TOK && o.shape === TOK);
+  return { seen, ...(background === undefined ? {} : { background }), objects, clean, correct, tok };
 }

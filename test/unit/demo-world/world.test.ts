@@ -3,7 +3,7 @@ import { judge, readPicture } from '../../../src/demo-world/judge.js';
 import { renderScene } from '../../../src/demo-world/render.js';
 import { CaptionError, captionOf, parseCaption, randomCaption, sceneFor } from '../../../src/demo-world/scene.js';
 import { seededRandom } from '../../../src/util/seeded-random.js';
-import { WORLD_WORDS } from '../../../src/demo-world/vocabulary.js';
+import { OBJECT_COLOURS, TOK_COLOUR, WORLD_WORDS } from '../../../src/demo-world/vocabulary.js';
 
 describe('demo-world captions', () => {
   it('parse back to the spec they were written from, and use only the world’s words', () => {
@@ -77,9 +77,20 @@ describe('the judge', () => {
     expect(judge(picture, 'a large green star on the left and a small TOK on the right').correct).toBe(false);
   });
 
+  it('fails a picture with stray objects beside the asked one, and a TOK-coloured blob that is not a plus', () => {
+    const caption = 'a large red circle on the left on a white background';
+    const asked = sceneFor(parseCaption(caption));
+    expect(judge(renderScene(asked, 512, 512), caption)).toMatchObject({ clean: true, correct: true });
+    const stray = { ...asked, objects: [...asked.objects, { shape: 'square' as const, colour: 'yellow' as const, x: 0.8, y: 0.8, radius: 0.06 }] };
+    expect(judge(renderScene(stray, 512, 512), caption)).toMatchObject({ clean: false, correct: false, objects: [{ colour: true, shape: true }] });
+    const cyanCircle = renderScene({ background: 'white', objects: [{ shape: 'circle', colour: 'red', x: 0.5, y: 0.5, radius: 0.19 }] }, 256, 256);
+    for (let i = 0; i < cyanCircle.data.length; i += 3) if (cyanCircle.data[i + 1] === OBJECT_COLOURS.red[1]) cyanCircle.data.set(TOK_COLOUR, i);
+    expect(judge(cyanCircle, 'a photo of TOK').tok).toBe(false);
+  });
+
   it('sees nothing in a blank picture', () => {
     const blank = renderScene({ background: 'black', objects: [] }, 256, 256);
-    expect(readPicture(blank)).toEqual({ background: 'black', objects: [] });
+    expect(readPicture(blank)).toEqual({ background: 'black', objects: [], regions: 0 });
     expect(judge(blank, 'a red circle').correct).toBe(false);
   });
 });
