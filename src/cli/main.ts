@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { openApiSchemaDocument } from '../predictor/openapi.js';
 import { processContext, type CliContext } from './context.js';
+import { convertCommand } from './convert-command.js';
 import { evalCommand } from './eval-command.js';
 import { predictCommand } from './predict-command.js';
 import { serveCommand } from './serve-command.js';
@@ -17,6 +18,7 @@ Commands:
   worker             run predictions for the API nodes of a scaled deployment on Redis (see flux-lora worker --help)
   schema             print the prediction input and output schemas (OpenAPI; the inputs as a table: predict --help)
   eval <component>   evaluate one model component on a golden case file (see flux-lora eval --help)
+  convert-lora       rewrite a LoRA file as kohya or PEFT (diffusers) keys, exactly (see flux-lora convert-lora --help)
 
 Options:
   -h, --help         show this help
@@ -64,6 +66,8 @@ export async function main(argv: string[], out: Print, err: Print, context: Part
       else out(`${JSON.stringify(openApiSchemaDocument(version()), null, 2)}\n`);
     } else if (command === 'eval') {
       await evalCommand(rest, out, ctx);
+    } else if (command === 'convert-lora') {
+      await convertCommand(rest, ctx);
     } else {
       throw new UsageError(`unknown command "${command}"; see flux-lora --help`);
     }

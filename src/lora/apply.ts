@@ -32,7 +32,8 @@ interface Contribution {
   slot: number;
 }
 
-function checkShapes(lora: ParsedLora, layer: LoraLayer, inFeatures: number, parts: TargetPart[]): TargetPart[] {
+/** The parts of its target a layer updates, after checking its shapes against the target (a LoraError naming its first tensor otherwise). */
+export function checkShapes(lora: ParsedLora, layer: LoraLayer, inFeatures: number, parts: TargetPart[]): TargetPart[] {
   const where = `"${layer.tensors[0]}"`;
   if (layer.inFeatures !== inFeatures) {
     throw new LoraError(lora.label, `${where} has ${layer.inFeatures} input features, but its target takes ${inFeatures}`);

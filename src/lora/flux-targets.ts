@@ -29,6 +29,8 @@ export interface LoraTargets {
   readonly label: string;
   linears(): readonly LowRankLinear[];
   resolve(namespace: ModuleNamespace, module: string): ModuleTarget | undefined;
+  /** Every module as `namespace` spells it, in the graph's order (empty for a namespace with no names of its own here, like XLabs). */
+  modules(namespace: ModuleNamespace): ReadonlyMap<string, ModuleTarget>;
 }
 
 const XLABS_DOUBLE: Record<string, string> = {
@@ -38,6 +40,8 @@ const XLABS_DOUBLE: Record<string, string> = {
   proj_lora2: 'txt_attn.proj',
 };
 const XLABS_SINGLE: Record<string, string> = { qkv_lora: 'linear1', proj_lora: 'linear2' };
+
+const NONE: ReadonlyMap<string, ModuleTarget> = new Map();
 
 function modulesOf(config: FluxConfig, layout: FluxLayout): Map<string, ModuleTarget> {
   const modules = new Map<string, ModuleTarget>();
@@ -74,22 +78,29 @@ export class FluxLoraTargets implements LoraTargets {
   /** The graph linears a module updates, or undefined when the module is not part of this transformer. */
   resolve(namespace: ModuleNamespace, module: string): ModuleTarget | undefined {
     switch (namespace) {
-      case 'bfl':
-        return this.bfl.get(module);
-      case 'kohya':
-        return this.kohya.get(module);
-      case 'diffusers':
-        return this.diffusers.get(module);
-      case 'mixture':
-        return this.mixture.get(module);
       case 'xlabs': {
         const m = /^(double_blocks|single_blocks)\.(\d+)\.processor\.(\w+)$/.exec(module);
         const table = m?.[1] === 'double_blocks' ? XLABS_DOUBLE : XLABS_SINGLE;
         const bflModule = m === null ? undefined : table[m[3] as string];
         return bflModule === undefined ? undefined : this.bfl.get(`${m?.[1]}.${m?.[2]}.${bflModule}`);
       }
-      case 'clip':
-        return undefined;
+      default:
+        return this.modules(namespace).get(module);
+    }
+  }
+
+  modules(namespace: ModuleNamespace): ReadonlyMap<string, ModuleTarget> {
+    switch (namespace) {
+      case 'bfl':
+        return this.bfl;
+      case 'kohya':
+        return this.kohya;
+      case 'diffusers':
+        return this.diffusers;
+      case 'mixture':
+        return this.mixture;
+      default:
+        return NONE;
     }
   }
 }
@@ -97,10 +108,10 @@ export class FluxLoraTargets implements LoraTargets {
 /** CLIP text-encoder LoRAs (`lora_te1_…`, `text_encoder.…`, ComfyUI `clip_l`), named by HF module path with underscores. */
 export class ClipLoraTargets implements LoraTargets {
   readonly label = 'CLIP text encoder';
-  private readonly modules: Map<string, ModuleTarget>;
+  private readonly clip: Map<string, ModuleTarget>;
 
   constructor(readonly config: ClipTextConfig) {
-    this.modules = new Map(
+    this.clip = new Map(
       clipLinears(config).map((l) => [l.name.replace(/\./g, '_'), { inFeatures: l.inFeatures, parts: [{ linear: l.name, rowStart: 0, rows: l.outFeatures }] }]),
     );
   }
@@ -110,6 +121,10 @@ export class ClipLoraTargets implements LoraTargets {
   }
 
   resolve(namespace: ModuleNamespace, module: string): ModuleTarget | undefined {
-    return namespace === 'clip' ? this.modules.get(module) : undefined;
+    return this.modules(namespace).get(module);
+  }
+
+  modules(namespace: ModuleNamespace): ReadonlyMap<string, ModuleTarget> {
+    return namespace === 'clip' ? this.clip : NONE;
   }
 }

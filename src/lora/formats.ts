@@ -46,14 +46,15 @@ export class LoraError extends Error {
   }
 }
 
-interface Suffixes {
+/** How a format names a module's tensors after the module name. */
+export interface Suffixes {
   down: string;
   up: string;
   bias?: string;
 }
 
-const KOHYA: Suffixes = { down: '.lora_down.weight', up: '.lora_up.weight' };
-const PEFT: Suffixes = { down: '.lora_A.weight', up: '.lora_B.weight', bias: '.lora_B.bias' };
+export const KOHYA: Suffixes = { down: '.lora_down.weight', up: '.lora_up.weight' };
+export const PEFT: Suffixes = { down: '.lora_A.weight', up: '.lora_B.weight', bias: '.lora_B.bias' };
 const XLABS: Suffixes = { down: '.down.weight', up: '.up.weight' };
 
 function detectFormat(names: readonly string[]): LoraFormat {
