@@ -44,7 +44,7 @@ function parse(args: string[]) {
 }
 
 /** The transformer (dev's when both are there) and CLIP text encoder of a model folder, as LoRA targets. */
-async function modelTargets(dir: string): Promise<ConvertTargets> {
+export async function modelTargets(dir: string): Promise<ConvertTargets> {
   const { pipelines } = resolveModelAssets(dir);
   const pipeline = pipelines.dev ?? pipelines.schnell;
   if (pipeline === undefined) throw new UsageError(`convert-lora: ${dir} holds no FLUX.1 pipeline`);

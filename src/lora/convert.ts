@@ -8,14 +8,25 @@
  * so fusing split q, k, v (PEFT → kohya) gives a block-diagonal B, and splitting a fused module
  * (kohya → PEFT) gives each part the rows of B it owns. Rank columns whose B rows are all zero
  * within the output module add nothing and are dropped, which splits a block-diagonal fused
- * module back into its parts' own ranks. When the layers' α/r differ, each B block is scaled by
+ * module back into its parts' own ranks (and writes no module for parts left all zero). When the layers' α/r differ, each B block is scaled by
  * its α/r and the output's α/r is 1.
  */
 import { existsSync } from 'node:fs';
 import { writeSafetensors, type TensorToWrite } from '../weights/safetensors-writer.js';
 import { openTensorSource } from '../weights/safetensors.js';
 import { checkShapes } from './apply.js';
-import { describeFormat, KOHYA, LoraError, parseLora, PEFT, type LoraFormat, type LoraLayer, type ModuleNamespace, type ParsedLora, type Suffixes } from './formats.js';
+import {
+  describeFormat,
+  KOHYA,
+  LoraError,
+  parseLora,
+  PEFT,
+  type LoraFormat,
+  type LoraLayer,
+  type ModuleNamespace,
+  type ParsedLora,
+  type Suffixes,
+} from './formats.js';
 import type { LoraTargets, ModuleTarget, TargetPart } from './flux-targets.js';
 
 export type ConvertFormat = 'kohya' | 'peft';
@@ -99,6 +110,7 @@ function blocksOf(target: ModuleTarget, pieces: Map<string, Piece[]>): Block[] {
       blocks.set(layer, block);
     }
   }
+  const kept: Block[] = [];
   for (const block of blocks.values()) {
     const { up, rank } = block.layer;
     const reaches = (c: number) =>
@@ -107,10 +119,13 @@ function blocksOf(target: ModuleTarget, pieces: Map<string, Piece[]>): Block[] {
         return false;
       });
     const columns = Array.from({ length: rank }, (_, c) => c);
-    const kept = columns.filter(reaches);
-    block.columns = kept.length === 0 ? columns : kept;
+    block.columns = columns.filter(reaches);
+    // A layer none of whose columns reaches these rows adds nothing here (the zero rows of a fused
+    // module); one whose up matrix is zero everywhere (an untrained LoRA) is kept whole.
+    if (block.columns.length === 0 && up.every((v) => v === 0)) block.columns = columns;
+    if (block.columns.length > 0) kept.push(block);
   }
-  return [...blocks.values()];
+  return kept;
 }
 
 /** The tensors of one output module named `base`, built from the layers feeding it. */
