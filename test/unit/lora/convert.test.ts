@@ -93,7 +93,7 @@ function layer(
 ): TensorToWrite[] {
   return [
     { name: base + names.down, dtype: 'F32', shape: [rank, inF], data: randomFloats(rank * inF, seed) },
-    { name: base + names.up, dtype: 'F32', shape: [outF, rank], data: up ?? randomFloats(outF * rank, seed + 1) },
+    { name: base + names.up, dtype: 'F32', shape: [outF, rank], data: randomFloats(outF * rank, seed + 1) },
     { name: `${base}.alpha`, dtype: 'F32', shape: [], data: Float32Array.of(alpha) },
   ];
 }
