@@ -12,7 +12,7 @@ import { redact } from '../net/safe-fetch.js';
 export class LoraSourceError extends Error {
   constructor(
     readonly input: string,
-    detail: string,
+    readonly detail: string,
   ) {
     super(`input "${input}": ${detail}`);
     this.name = 'LoraSourceError';

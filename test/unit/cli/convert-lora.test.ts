@@ -34,6 +34,16 @@ describe('flux-lora convert-lora', () => {
     expect(readdirSync(dir).sort()).toEqual(['tok-kohya.safetensors', 'tok-peft.safetensors']);
   });
 
+  it('takes a built-in LoRA by its name', async () => {
+    const output = join(folder(), 'tok.safetensors');
+    expect((await cli('convert-lora', 'builtin:tok', output, '--to', 'kohya', ...MODEL)).code).toBe(0);
+    expect((await openTensorSource(output)).names()).toContain('lora_unet_single_blocks_0_linear1.lora_up.weight');
+    expect(await cli('convert-lora', 'builtin:nope', output, '--to', 'kohya', '--force')).toMatchObject({
+      code: 2,
+      stderr: 'flux-lora: convert-lora: builtin:nope: no such built-in LoRA (known: builtin:tok)\n',
+    });
+  });
+
   it('refuses to replace an output unless --force', async () => {
     const dir = folder();
     const output = join(dir, 'out.safetensors');

@@ -52,7 +52,7 @@ function products(lora: ParsedLora, model: LoraTargets): Map<string, Float64Arra
     const delta = new Float64Array(out * inF + out);
     for (let o = 0; o < out; o++) {
       for (let k = 0; k < u.rank; k++) {
-        const w = (u.up[o * u.rank + k] as number) * (u.factors[k] as number);
+        const w = (u.up[o * u.rank + k] as number) * (u.factors?.[k] ?? 1);
         if (w !== 0) for (let i = 0; i < inF; i++) delta[o * inF + i] = (delta[o * inF + i] as number) + w * (u.down[k * inF + i] as number);
       }
       delta[out * inF + o] = u.bias?.[o] ?? 0;
