@@ -81,16 +81,8 @@ const hidden = () => targets.transformer.modules('diffusers').get('transformer_b
 /** The output features of a transformer module named as diffusers does. */
 const rowsOf = (module: string) => targets.transformer.modules('diffusers').get(module)!.parts[0]!.rows;
 
-function layer(
-  base: string,
-  names: { down: string; up: string },
-  inF: number,
-  outF: number,
-  rank: number,
-  alpha: number,
-  seed: number,
-  up?: Float32Array,
-): TensorToWrite[] {
+/** One module's random down and up matrices and its alpha, named `base` + the format's suffixes. */
+function layer(base: string, names: { down: string; up: string }, inF: number, outF: number, rank: number, alpha: number, seed: number): TensorToWrite[] {
   return [
     { name: base + names.down, dtype: 'F32', shape: [rank, inF], data: randomFloats(rank * inF, seed) },
     { name: base + names.up, dtype: 'F32', shape: [outF, rank], data: randomFloats(outF * rank, seed + 1) },
