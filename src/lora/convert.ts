@@ -8,8 +8,9 @@
  * so fusing split q, k, v (PEFT → kohya) gives a block-diagonal B, and splitting a fused module
  * (kohya → PEFT) gives each part the rows of B it owns. Rank columns whose B rows are all zero
  * within the output module add nothing and are dropped, which splits a block-diagonal fused
- * module back into its parts' own ranks (and writes no module for parts left all zero). When the layers' α/r differ, each B block is scaled by
- * its α/r and the output's α/r is 1.
+ * module back into its parts' own ranks (and writes no module for a part left all zero). When
+ * the layers' α/r differ, each B block is scaled by its α/r and the output's α/r is 1. The
+ * output is float32, so no value is rounded.
  */
 import { existsSync } from 'node:fs';
 import { writeSafetensors, type TensorToWrite } from '../weights/safetensors-writer.js';
