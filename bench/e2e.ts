@@ -8,72 +8,19 @@
  */
 import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { writeClipTokenizer, writeT5Tokenizer } from '../src/builtin/tokenizer-files.js';
-import { CLIP_KIND, type ClipTextConfig } from '../src/models/text/clip-text.js';
-import { FLUX_DEV_CONFIG } from '../src/models/flux/config.js';
-import { T5_KIND, type T5Config } from '../src/models/text/t5-encoder.js';
-import { FLUX_VAE_CONFIG } from '../src/models/vae/config.js';
-import { storedTensor, vaeTensors } from '../src/models/vae/layout.js';
 import { Predictor } from '../src/predictor/predictor.js';
 import { builtinColdStart } from './builtin-cold-start.js';
-import { writeRandomCheckpoint, writeRandomFlux } from './random-checkpoint.js';
+import { writeRealShapeModels } from './real-shape-models.js';
 
-const T5_XXL: T5Config = { vocabSize: 32128, dModel: 4096, dKv: 64, heads: 64, dFf: 10240, layers: 24, buckets: 32, maxDistance: 128, eps: 1e-6 };
-const CLIP_L: ClipTextConfig = {
-  vocabSize: 49408,
-  hidden: 768,
-  heads: 12,
-  intermediate: 3072,
-  layers: 12,
-  maxPositions: 77,
-  eps: 1e-5,
-  activation: 'quick_gelu',
-};
 const INPUT = { prompt: 'a photo of TOK', model: 'schnell', megapixels: '0.25', go_fast: true, seed: 1, disable_safety_checker: true };
 
 function peakRss(): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024;
-}
-
-async function writeModels(dir: string): Promise<void> {
-  const started = performance.now();
-  const write = async (file: string, make: () => Promise<void>) => {
-    if (!existsSync(join(dir, file))) await make();
-  };
-  await write('flux1-schnell.safetensors', () =>
-    writeRandomFlux(join(dir, 'flux1-schnell.safetensors'), { ...FLUX_DEV_CONFIG, guidanceEmbed: false }, 'BF16', false),
-  );
-  await write('t5xxl_bf16.safetensors', () =>
-    writeRandomCheckpoint(
-      join(dir, 't5xxl_bf16.safetensors'),
-      [...T5_KIND.expected(T5_XXL).required, ['shared.weight', [T5_XXL.vocabSize, T5_XXL.dModel]]],
-      'BF16',
-    ),
-  );
-  await write('clip_l.safetensors', () => writeRandomCheckpoint(join(dir, 'clip_l.safetensors'), CLIP_KIND.expected(CLIP_L).required, 'BF16'));
-  await write('ae.safetensors', () =>
-    writeRandomCheckpoint(
-      join(dir, 'ae.safetensors'),
-      vaeTensors(FLUX_VAE_CONFIG)
-        .map((t) => storedTensor(FLUX_VAE_CONFIG, 'bfl', t))
-        .map((t) => [t.name, t.shape]),
-      'BF16',
-    ),
-  );
-  writeClipTokenizer(join(dir, 'tokenizer'));
-  writeT5Tokenizer(join(dir, 'tokenizer_2'), [
-    ['▁', -2],
-    ['▁a', -3],
-    ['▁photo', -3],
-    ['▁of', -3],
-    ['▁TOK', -3],
-  ]);
-  console.log(`model folder ready in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
 /** One prediction in this (child) process; prints its metrics, load lines and peak RSS as JSON. */
@@ -123,7 +70,7 @@ if (values.measure) {
     if (!values['skip-real']) {
       const models = join(dir, 'models');
       mkdirSync(models, { recursive: true });
-      await writeModels(models);
+      await writeRealShapeModels(models);
       for (const label of ['cold cache (8-bit weights derived)', 'warm cache']) {
         const r = child([models, join(dir, 'cache'), out]);
         const m = r.metrics;

@@ -37,9 +37,10 @@ const single = await timed(async () => {
 });
 const pool = new QuantizePool();
 // Started and warm (module loaded, loop compiled) before the clock starts, as during a model load.
-await Promise.all(Array.from({ length: pool.size }, () => pool.quantize(new Float32Array(128 * 256), 128, 256, options)));
+const stored = (w: Float32Array, name: string) => ({ bytes: new Uint8Array(w.buffer), dtype: 'F32' as const, file: 'bench', name });
+await Promise.all(Array.from({ length: pool.size }, () => pool.quantize(stored(new Float32Array(128 * 256), 'warm-up'), 128, 256, options)));
 const copies = weights.map((w) => w.slice());
-const pooled = await timed(() => Promise.all(SHAPES.map(([n, k], i) => pool.quantize(copies[i] as Float32Array, n, k, options))));
+const pooled = await timed(() => Promise.all(SHAPES.map(([n, k], i) => pool.quantize(stored(copies[i] as Float32Array, `linear ${i}`), n, k, options))));
 await pool.close();
 
 const rate = (s: number) => `${(bytes / 1e9 / s).toFixed(2)} GB/s`;

@@ -1,12 +1,13 @@
 /**
  * Block quantization on worker threads, one linear per job, so deriving a model's 8-bit weights
- * uses every core (a FLUX transformer has ~500 linears; one thread took 341 s on 2 cores).
+ * uses every core (a FLUX transformer has ~500 linears; one thread took 341 s on 2 cores). A job
+ * carries the stored bytes (bf16, f16, f8 or f32): the conversion to float32 runs on the worker too.
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../util/module-worker.js';
 import type { QuantizedWeight, QuantizeOptions } from './quantize.js';
-import type { QuantizeJob } from './quantize-worker.js';
+import type { QuantizeJob, StoredWeight } from './quantize-worker.js';
 
 interface Pending {
   resolve(q: QuantizedWeight): void;
@@ -30,10 +31,15 @@ export class QuantizePool {
     this.idle = [...this.workers];
   }
 
-  /** Quantizes `weight` [n, k] on a free thread; the weight's buffer moves there (the array becomes empty). */
-  quantize(weight: Float32Array, n: number, k: number, options: QuantizeOptions): Promise<QuantizedWeight> {
+  /**
+   * Converts and quantizes `weight` [n, k] on a free thread. Its bytes move there (a view of part of a
+   * larger buffer is copied out first, so only its own bytes travel).
+   */
+  quantize(weight: StoredWeight, n: number, k: number, options: QuantizeOptions): Promise<QuantizedWeight> {
+    const { bytes } = weight;
+    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
     return new Promise((resolve, reject) => {
-      this.waiting.push({ job: { id: this.nextId++, weight, n, k, options }, pending: { resolve, reject } });
+      this.waiting.push({ job: { id: this.nextId++, weight: { ...weight, bytes: own }, n, k, options }, pending: { resolve, reject } });
       this.dispatch();
     });
   }
@@ -43,8 +49,7 @@ export class QuantizePool {
       const worker = this.idle.pop() as Worker;
       const { job, pending } = this.waiting.shift() as (typeof this.waiting)[number];
       this.pending.set(job.id, pending);
-      const whole = job.weight.byteOffset === 0 && job.weight.byteLength === job.weight.buffer.byteLength;
-      worker.postMessage(job, whole ? [job.weight.buffer as ArrayBuffer] : []);
+      worker.postMessage(job, [job.weight.bytes.buffer as ArrayBuffer]);
     }
   }
 

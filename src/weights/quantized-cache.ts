@@ -8,8 +8,9 @@ import { mkdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { QuantizedWeight } from './quantize.js';
 import { QuantizePool } from './quantize-pool.js';
+import type { StoredWeight } from './quantize-worker.js';
 import { defaultCacheDir } from '../config.js';
-import { SafetensorsFile } from './safetensors.js';
+import { SafetensorsFile, type TensorSource } from './safetensors.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-writer.js';
 
 export interface QuantizationSettings {
@@ -24,12 +25,21 @@ export const QUANTIZED_4BIT: QuantizationSettings = { bits: 4, blockSize: 64, ac
 
 const CACHE_FORMAT = 'flux-lora quantized linears v1';
 
-/** A Linear weight [n, k] (out × in) to quantize; `read` is called once, in list order. */
+/**
+ * A Linear weight [n, k] (out × in) to quantize; `read` is called once, in list order, and returns
+ * the stored bytes: their conversion to float32 runs on the pool thread that quantizes them.
+ */
 export interface QuantizableLinear {
   name: string;
   n: number;
   k: number;
-  read(): Promise<Float32Array>;
+  read(): Promise<StoredWeight>;
+}
+
+/** A tensor's stored bytes and dtype, as a linear's `read` returns them. */
+export async function storedWeight(source: TensorSource, name: string): Promise<StoredWeight> {
+  const { dtype, file } = source.info(name);
+  return { bytes: await source.readBytes(name), dtype, file, name };
 }
 
 export interface QuantizedCacheRequest {

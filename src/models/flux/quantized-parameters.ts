@@ -5,7 +5,8 @@
  * checkpoint.
  */
 import type { GraphBuilder, Value } from '../../onnx/graph.js';
-import { quantizedCache, type QuantizationSettings } from '../../weights/quantized-cache.js';
+import { quantizedCache, storedWeight, type QuantizationSettings } from '../../weights/quantized-cache.js';
+import type { StoredWeight } from '../../weights/quantize-worker.js';
 import { quantizedLinear } from '../common/quantized-linear.js';
 import type { SafetensorsFile } from '../../weights/safetensors.js';
 import type { FluxCheckpoint } from './checkpoint.js';
@@ -13,15 +14,15 @@ import { linearBias, storedFloat } from './exact-parameters.js';
 import type { FluxParameters } from './graph.js';
 import { linearSpecs, type LinearSpec } from './layout.js';
 
-/** Reads canonical weights as float32 [out, in], reading each stored (possibly fused) tensor once. */
+/** Reads canonical weights [out, in] as stored (bytes and dtype), reading each stored (possibly fused) tensor once. */
 function weightReader(checkpoint: FluxCheckpoint) {
-  let last: { key: string; data: Float32Array } | null = null;
-  return async (name: string): Promise<Float32Array> => {
+  let last: StoredWeight | null = null;
+  return async (name: string): Promise<StoredWeight> => {
     const { info, rows } = checkpoint.locate(name);
-    const current = last !== null && last.key === info.name ? last : (last = { key: info.name, data: await checkpoint.source.readFloat32(info.name) });
-    if (rows === undefined) return current.data;
-    const width = current.data.length / (info.shape[0] as number);
-    return current.data.subarray(rows.start * width, (rows.start + rows.count) * width);
+    const current = last !== null && last.name === info.name ? last : (last = await storedWeight(checkpoint.source, info.name));
+    if (rows === undefined) return current;
+    const rowBytes = current.bytes.byteLength / (info.shape[0] as number);
+    return { ...current, bytes: current.bytes.subarray(rows.start * rowBytes, (rows.start + rows.count) * rowBytes) };
   };
 }
 

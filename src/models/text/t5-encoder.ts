@@ -11,7 +11,7 @@ import type { InferenceWorker, RemoteSession } from '../../onnx/runner.js';
 import type { SessionSettings } from '../../onnx/session-options.js';
 import { int64Tensor, type TensorData } from '../../onnx/tensor-data.js';
 import { externalRef, floatWeight } from '../common/stored-weights.js';
-import { QUANTIZED_8BIT, quantizedCache } from '../../weights/quantized-cache.js';
+import { QUANTIZED_4BIT, QUANTIZED_8BIT, quantizedCache, storedWeight, type QuantizationSettings } from '../../weights/quantized-cache.js';
 import { quantizedLinear } from '../common/quantized-linear.js';
 import type { SafetensorsFile } from '../../weights/safetensors.js';
 import { positiveInt } from '../common/checkpoint.js';
@@ -131,24 +131,32 @@ function t5Linears(c: T5Config): { name: string; n: number; k: number }[] {
   ]).flat();
 }
 
-export type T5Precision = 'exact' | 'int8';
+export type T5Precision = 'exact' | 'int8' | 'int4';
+
+/** The block quantization of each quantized form. */
+const T5_QUANTIZATION: Record<Exclude<T5Precision, 'exact'>, QuantizationSettings> = { int8: QUANTIZED_8BIT, int4: QUANTIZED_4BIT };
 
 export interface T5Options {
-  /** exact: float32 compute from the stored weights; int8 (go_fast): 8-bit MatMulNBits linears. */
+  /** exact: float32 compute from the stored weights; int8 / int4: 8- or 4-bit MatMulNBits linears (go_fast uses int4). */
   precision?: T5Precision;
   cacheDir?: string;
   session?: SessionSettings;
 }
 
-function buildGraph(checkpoint: TextEncoderCheckpoint<T5Config>, quantized: SafetensorsFile | null, device: Device): BuiltModel {
+interface QuantizedT5 {
+  file: SafetensorsFile;
+  precision: Exclude<T5Precision, 'exact'>;
+}
+
+function buildGraph(checkpoint: TextEncoderCheckpoint<T5Config>, quantized: QuantizedT5 | null, device: Device): BuiltModel {
   const c = checkpoint.config;
-  const g = new GraphBuilder(`t5-encoder${quantized === null ? '' : ' (int8)'}`, { device });
+  const g = new GraphBuilder(`t5-encoder${quantized === null ? '' : ` (${quantized.precision})`}`, { device });
   const weight = (name: string, anchor?: Value) => floatWeight(g, name, externalRef(checkpoint.locate(name)), anchor);
   const shapes = new Map(t5Linears(c).map((l) => [l.name, l]));
   const linear = (x: Value, name: string) =>
     quantized === null
       ? op.matmulTransposed(g, x, weight(`${name}.weight`, x))
-      : quantizedLinear(g, x, quantized, shapes.get(name) as { name: string; n: number; k: number }, QUANTIZED_8BIT);
+      : quantizedLinear(g, x, quantized.file, shapes.get(name) as { name: string; n: number; k: number }, T5_QUANTIZATION[quantized.precision]);
   const rms = (x: Value, name: string) => op.rmsNorm(g, x, weight(name), c.eps, name);
   const ids = g.input('input_ids', 'int64', ['batch', 'length']);
   const buckets = g.input('position_buckets', 'int64', ['length', 'length']);
@@ -174,6 +182,18 @@ function buildGraph(checkpoint: TextEncoderCheckpoint<T5Config>, quantized: Safe
   return g.build();
 }
 
+/** The encoder's linears in a quantized form, from the cache or derived into it. */
+export function t5QuantizedCache(checkpoint: TextEncoderCheckpoint<T5Config>, precision: Exclude<T5Precision, 'exact'>, cacheDir?: string) {
+  const linears = t5Linears(checkpoint.config);
+  return quantizedCache({
+    kind: `t5-encoder ${checkpoint.prefix}`,
+    sourceFiles: linears.map((l) => checkpoint.locate(`${l.name}.weight`).file),
+    linears: linears.map((l) => ({ ...l, read: () => storedWeight(checkpoint.source, checkpoint.prefix + `${l.name}.weight`) })),
+    settings: T5_QUANTIZATION[precision],
+    cacheDir,
+  });
+}
+
 export class T5Encoder {
   private constructor(
     readonly checkpoint: TextEncoderCheckpoint<T5Config>,
@@ -186,18 +206,8 @@ export class T5Encoder {
 
   static async load(worker: InferenceWorker, path: string, options: T5Options = {}): Promise<T5Encoder> {
     const checkpoint = await openTextEncoderCheckpoint(path, T5_KIND);
-    let quantized: SafetensorsFile | null = null;
-    if (options.precision === 'int8') {
-      const linears = t5Linears(checkpoint.config);
-      const cache = await quantizedCache({
-        kind: `t5-encoder ${checkpoint.prefix}`,
-        sourceFiles: linears.map((l) => checkpoint.locate(`${l.name}.weight`).file),
-        linears: linears.map((l) => ({ ...l, read: () => checkpoint.source.readFloat32(checkpoint.prefix + `${l.name}.weight`) })),
-        settings: QUANTIZED_8BIT,
-        cacheDir: options.cacheDir,
-      });
-      quantized = cache.file;
-    }
+    const precision = options.precision ?? 'exact';
+    const quantized = precision === 'exact' ? null : { file: (await t5QuantizedCache(checkpoint, precision, options.cacheDir)).file, precision };
     return new T5Encoder(checkpoint, await worker.load(buildGraph(checkpoint, quantized, options.session?.device ?? 'cpu'), options.session));
   }
 

@@ -26,7 +26,7 @@ function linears(reads: string[], fail?: string): QuantizableLinear[] {
     read: async () => {
       reads.push(`blocks.${i}.linear`);
       if (`blocks.${i}.linear` === fail) throw new Error('disk read failed');
-      return randomFloats(n * k, 100 + i);
+      return { bytes: new Uint8Array(randomFloats(n * k, 100 + i).buffer), dtype: 'F32' as const, file: 'test', name: `blocks.${i}.linear` };
     },
   }));
 }
