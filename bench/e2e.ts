@@ -8,35 +8,33 @@
  */
 import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Predictor } from '../src/predictor/predictor.js';
 import { builtinColdStart } from './builtin-cold-start.js';
+import { processMemory } from './process-memory.js';
 import { writeRealShapeModels } from './real-shape-models.js';
 
 const INPUT = { prompt: 'a photo of TOK', model: 'schnell', megapixels: '0.25', go_fast: true, seed: 1, disable_safety_checker: true };
 
-function peakRss(): number {
-  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024;
-}
-
-/** One prediction in this (child) process; prints its metrics, load lines and peak RSS as JSON. */
+/** One prediction in this (child) process; prints its metrics, load lines and the engine's peak RSS as JSON. */
 async function measure(modelDir: string, cacheDir: string, outputDir: string): Promise<void> {
   const lines: string[] = [];
   const started = performance.now();
   // The random folder has no safety pair; the checker's cost is measured by bench/safety.ts.
   const predictor = await Predictor.create({ modelDir, cacheDir, safety: 'disabled' });
   const result = await predictor.predict(INPUT, { outputDir, log: (l) => lines.push(l) });
+  const enginePeak = processMemory(predictor.engine.pid as number).peak;
   await predictor.close();
   console.log(
     JSON.stringify({
       wallMs: performance.now() - started,
       metrics: result.metrics,
       lines: lines.filter((l) => /^(Loaded|Releasing)/.test(l)),
-      peak: peakRss(),
+      peak: enginePeak,
     }),
   );
 }
@@ -75,7 +73,7 @@ if (values.measure) {
         const r = child([models, join(dir, 'cache'), out]);
         const m = r.metrics;
         console.log(
-          `schnell-shape 512², 4 steps, go_fast, ${label}: total ${m.predict_time?.toFixed(1)} s (process ${(r.wallMs / 1000).toFixed(1)} s) | load ${m.load_time?.toFixed(1)} s, text ${m.text_time?.toFixed(1)} s, denoise ${m.denoise_time?.toFixed(1)} s, decode ${m.decode_time?.toFixed(1)} s, encode ${m.encode_time?.toFixed(2)} s | peak RSS ${(r.peak / 2 ** 30).toFixed(2)} GiB`,
+          `schnell-shape 512², 4 steps, go_fast, ${label}: total ${m.predict_time?.toFixed(1)} s (process ${(r.wallMs / 1000).toFixed(1)} s) | load ${m.load_time?.toFixed(1)} s, text ${m.text_time?.toFixed(1)} s, denoise ${m.denoise_time?.toFixed(1)} s, decode ${m.decode_time?.toFixed(1)} s, encode ${m.encode_time?.toFixed(2)} s | engine peak RSS ${(r.peak / 2 ** 30).toFixed(2)} GiB`,
         );
         for (const line of r.lines) console.log(`    ${line}`);
       }

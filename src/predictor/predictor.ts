@@ -33,11 +33,12 @@ import { InferenceWorker, type EngineStatus } from '../onnx/runner.js';
 import { outputSeed, runFluxPipeline, seededNoise, type TextConditioning } from '../pipeline/flux-pipeline.js';
 import { randn } from '../pipeline/noise.js';
 import { TextConditioner } from '../models/text/conditioner.js';
+import type { T5Precision } from '../models/text/t5-encoder.js';
 import { ModelAssetsError, resolveModelAssets, type ModelAssets, type PipelineAssets, type Variant } from './assets.js';
 import { prepareImageInputs, type PreparedImage } from './image-inputs.js';
 import { InputValidationError, resolveInput, type InputProblem, type ResolvedInput } from './inputs.js';
 import { LoraPlanner, NO_LORAS, type LoraFetcher, type LoraPlan, type PreparedLora } from './loras.js';
-import { defaultMemoryBudget, estimateResidentBytes, ResidencyPool } from './residency.js';
+import { defaultMemoryBudget, estimateResidentBytes, ResidencyPool, type ResidentForm } from './residency.js';
 import type { Device } from '../onnx/device.js';
 import { chooseDevices, CPU_ONLY, type DeviceChoice, type DevicePlan } from '../onnx/device-plan.js';
 import { probeWebGpu, type WebGpuProbe } from '../onnx/webgpu-probe.js';
@@ -111,6 +112,22 @@ export interface PredictionResult {
     safety_time: number;
     encode_time: number;
   };
+}
+
+/** A model component as the residency pool of its device holds it: key, log label and memory estimate. */
+interface Component {
+  key: string;
+  label: string;
+  bytes: number;
+  device: Device;
+}
+
+/** What one prediction's components hold, against the budget of the memory each is on. */
+export interface MemoryPlan {
+  components: { label: string; bytes: number; device: Device }[];
+  budgets: Record<Device, number>;
+  /** Whether every component fits at once, so that consecutive predictions load nothing. */
+  fits: boolean;
 }
 
 const T5_LENGTH: Record<Variant, number> = { dev: 512, schnell: 256 };
@@ -269,8 +286,56 @@ export class Predictor {
     return value;
   }
 
-  private estimate(path: string, precision: FluxPrecision, device: Device): Promise<number> {
-    return this.once(`estimate:${precision}:${device}:${path}`, () => estimateResidentBytes(path, precision, device));
+  private estimate(path: string, form: ResidentForm, device: Device): Promise<number> {
+    return this.once(`estimate:${form}:${device}:${path}`, () => estimateResidentBytes(path, form, device));
+  }
+
+  /**
+   * T5's form: exact, or under go_fast its 8-bit weights, left mapped from the cache file on the CPU
+   * (float32 activations: more accurate than int8 and no anonymous copy, so T5 and the transformer
+   * both stay loaded on a 24 GB machine; docs/onnxruntime.md §10.8) and prepacked on WebGPU.
+   */
+  private t5Precision(goFast: boolean): T5Precision {
+    if (!goFast) return 'exact';
+    return this.devices.devices.t5 === 'cpu' ? 'int8-mapped' : 'int8';
+  }
+
+  /** The components a prediction of `pipeline` loads, as the residency pools hold them. */
+  private async components(pipeline: PipelineAssets, goFast: boolean): Promise<Record<'text' | 'transformer' | 'vae', Component>> {
+    const { t5, clip, transformer, vae } = this.devices.devices;
+    const t5Precision = this.t5Precision(goFast);
+    const precision: FluxPrecision = goFast ? 'int8' : 'exact';
+    const t5Label = { exact: 'T5', int8: 'T5 8-bit', 'int8-mapped': 'T5 8-bit mapped', int4: 'T5 4-bit' }[t5Precision];
+    return {
+      // The encoders are one entry, in the pool of T5, the larger.
+      text: {
+        key: `text:${pipeline.t5}:${pipeline.clip}:${t5Precision}`,
+        label: `text encoders (${t5Label} + CLIP)`,
+        bytes: (await this.estimate(pipeline.t5, t5Precision, t5)) + (await this.estimate(pipeline.clip, 'exact', clip)),
+        device: t5,
+      },
+      transformer: {
+        key: `transformer:${pipeline.transformer}:${precision}`,
+        label: `FLUX.1-${pipeline.variant} transformer (${precision === 'exact' ? 'exact' : `${precision} go_fast`})`,
+        bytes: await this.estimate(pipeline.transformer, precision, transformer),
+        device: transformer,
+      },
+      vae: { key: `vae:${pipeline.vae}`, label: 'VAE', bytes: await this.estimate(pipeline.vae, 'exact', vae), device: vae },
+    };
+  }
+
+  /** What a prediction of `model` holds in memory, from checkpoint headers (loads nothing). */
+  async memoryPlan(model: Variant, goFast: boolean): Promise<MemoryPlan> {
+    const pipeline = this.assets.pipelines[model];
+    if (pipeline === undefined) throw new ModelAssetsError(this.assets.root, `FLUX.1-${model} is not configured here`);
+    const components = Object.values(await this.components(pipeline, goFast));
+    const budgets = { cpu: this.pools.cpu.budgetBytes, webgpu: this.pools.webgpu.budgetBytes };
+    const held = (device: Device) => components.filter((c) => c.device === device).reduce((sum, c) => sum + c.bytes, 0);
+    return {
+      components: components.map(({ label, bytes, device }) => ({ label, bytes, device })),
+      budgets,
+      fits: held('cpu') <= budgets.cpu && held('webgpu') <= budgets.webgpu,
+    };
   }
 
   /** The LoRA states for this request, planned from checkpoint headers (no model is loaded for it). */
@@ -312,37 +377,27 @@ export class Predictor {
     this.boundLoras.set(transformer, { key: plan.key, scales });
   }
 
-  private async encodeText(
-    pipeline: PipelineAssets,
-    prompt: string,
-    precision: 'exact' | 'int8',
-    plan: LoraPlan,
-    log: Log,
-    signal?: AbortSignal,
-  ): Promise<TextConditioning> {
-    const key = `text:${pipeline.t5}:${pipeline.clip}:${precision}`;
-    let conditioner = this.conditioners.get(key);
+  private async encodeText(pipeline: PipelineAssets, prompt: string, goFast: boolean, plan: LoraPlan, log: Log, signal?: AbortSignal): Promise<TextConditioning> {
+    const { text } = await this.components(pipeline, goFast);
+    let conditioner = this.conditioners.get(text.key);
     if (conditioner === undefined) {
       conditioner = new TextConditioner(this.worker, {
         t5: pipeline.t5,
         clip: pipeline.clip,
         t5Tokenizer: pipeline.t5Tokenizer,
         clipTokenizer: pipeline.clipTokenizer,
-        t5Precision: precision,
+        t5Precision: this.t5Precision(goFast),
         cacheDir: this.cacheDir,
         devices: { t5: this.devices.devices.t5, clip: this.devices.devices.clip },
       });
-      this.conditioners.set(key, conditioner);
+      this.conditioners.set(text.key, conditioner);
     }
     await conditioner.setClipLowRank(plan.clip, plan.clipKey);
     const length = T5_LENGTH[pipeline.variant];
     if (!conditioner.cached(prompt, length)) {
-      // The encoders are one entry, in the pool of T5, the larger.
-      const { t5, clip } = this.devices.devices;
-      const bytes = (await this.estimate(pipeline.t5, precision, t5)) + (await this.estimate(pipeline.clip, 'exact', clip));
       const loaded = conditioner;
       // The pool times the load, accounts for the encoders and releases them when evicted.
-      await this.pools[t5].acquire(key, `text encoders (${precision === 'int8' ? 'T5 8-bit' : 'T5'} + CLIP)`, bytes, log, async () => {
+      await this.pools[text.device].acquire(text.key, text.label, text.bytes, log, async () => {
         await loaded.load();
         return { release: () => loaded.release() };
       });
@@ -354,12 +409,11 @@ export class Predictor {
     return { t5: embeddings.t5, pooled: embeddings.pooled };
   }
 
-  private async transformer(pipeline: PipelineAssets, precision: FluxPrecision, log: Log): Promise<FluxTransformer> {
-    const device = this.devices.devices.transformer;
-    const bytes = await this.estimate(pipeline.transformer, precision, device);
-    const label = `FLUX.1-${pipeline.variant} transformer (${precision === 'exact' ? 'exact' : `${precision} go_fast`})`;
-    const transformer = await this.pools[device].acquire(`transformer:${pipeline.transformer}:${precision}`, label, bytes, log, () =>
-      FluxTransformer.load(this.worker, pipeline.transformer, { precision, cacheDir: this.cacheDir, session: { device } }),
+  private async transformer(pipeline: PipelineAssets, goFast: boolean, log: Log): Promise<FluxTransformer> {
+    const { transformer: component } = await this.components(pipeline, goFast);
+    const precision: FluxPrecision = goFast ? 'int8' : 'exact';
+    const transformer = await this.pools[component.device].acquire(component.key, component.label, component.bytes, log, () =>
+      FluxTransformer.load(this.worker, pipeline.transformer, { precision, cacheDir: this.cacheDir, session: { device: component.device } }),
     );
     if (transformer.config.guidanceEmbed !== (pipeline.variant === 'dev')) {
       throw new ModelAssetsError(
@@ -370,10 +424,9 @@ export class Predictor {
     return transformer;
   }
 
-  private async vae(pipeline: PipelineAssets, log: Log): Promise<Vae> {
-    const device = this.devices.devices.vae;
-    const bytes = await this.estimate(pipeline.vae, 'exact', device);
-    return this.pools[device].acquire(`vae:${pipeline.vae}`, 'VAE', bytes, log, () => Vae.load(this.worker, pipeline.vae, { device }));
+  private async vae(pipeline: PipelineAssets, goFast: boolean, log: Log): Promise<Vae> {
+    const { vae } = await this.components(pipeline, goFast);
+    return this.pools[vae.device].acquire(vae.key, vae.label, vae.bytes, log, () => Vae.load(this.worker, pipeline.vae, { device: vae.device }));
   }
 
   /** The VAE's config from its checkpoint header, without loading it (the denoiser needs its factor and channels). */
@@ -409,7 +462,6 @@ export class Predictor {
       }
     };
     const pipeline = this.assets.pipelines[input.model] as PipelineAssets;
-    const precision: 'exact' | 'int8' = input.goFast ? 'int8' : 'exact';
 
     // LoRAs first: a bad source or file fails the request before any model work.
     const requested = input.loras.map((l) => ({ ...l, scale: l.scale * (input.goFast ? GO_FAST_LORA_MULTIPLIER : 1) }));
@@ -440,15 +492,15 @@ export class Predictor {
         vaeConfig: await this.vaeConfig(pipeline),
         vae: () => {
           progress.doing = 'the VAE';
-          return timed('load', () => this.vae(pipeline, log));
+          return timed('load', () => this.vae(pipeline, input.goFast, log));
         },
         encodePrompt: () => {
           progress.doing = 'text encoding';
-          return timed('text', () => this.encodeText(pipeline, input.prompt, precision, plan, log, signal));
+          return timed('text', () => this.encodeText(pipeline, input.prompt, input.goFast, plan, log, signal));
         },
         transformer: async () => {
           progress.doing = 'loading the transformer';
-          const transformer = await timed('load', () => this.transformer(pipeline, precision, log));
+          const transformer = await timed('load', () => this.transformer(pipeline, input.goFast, log));
           await timed('lora', () => this.bindLoras(transformer, plan));
           progress.doing = 'the first denoising step';
           return transformer;

