@@ -102,9 +102,13 @@ if (values.start) {
   for (const [label, cold] of runs.filter(([, cold]) => !(cold && values['warm-only']))) {
     if (cold) rmSync(join(cacheDir, 'quantized'), { recursive: true, force: true });
     const r = child([models, cacheDir, '--t5', t5]);
-    console.log(`${label}: T5 + transformer go_fast in ${r.totalS.toFixed(1)} s | engine peak RSS ${(r.enginePeak / GIB).toFixed(2)} GiB, main ${(r.mainPeak / GIB).toFixed(2)} GiB`);
+    console.log(
+      `${label}: T5 + transformer go_fast in ${r.totalS.toFixed(1)} s | engine peak RSS ${(r.enginePeak / GIB).toFixed(2)} GiB, main ${(r.mainPeak / GIB).toFixed(2)} GiB`,
+    );
     for (const p of r.parts) {
-      const derive = cold ? `derive ${p.deriveS.toFixed(1)} s (${(p.sourceBytes / 1e9 / p.deriveS).toFixed(2)} GB/s of stored weights)` : `open cache ${p.deriveS.toFixed(2)} s`;
+      const derive = cold
+        ? `derive ${p.deriveS.toFixed(1)} s (${(p.sourceBytes / 1e9 / p.deriveS).toFixed(2)} GB/s of stored weights)`
+        : `open cache ${p.deriveS.toFixed(2)} s`;
       console.log(
         `    ${p.label}: ${derive}, session ${p.sessionS.toFixed(1)} s (${(p.cacheBytes / 1e9 / p.sessionS).toFixed(2)} GB/s of the ${(p.cacheBytes / 1e9).toFixed(2)} GB cache) | engine RSS after ${(p.engineRss / GIB).toFixed(2)} GiB (anonymous ${(p.engineAnon / GIB).toFixed(2)})`,
       );

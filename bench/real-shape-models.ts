@@ -60,4 +60,3 @@ export async function writeRealShapeModels(dir: string): Promise<void> {
   ]);
   console.log(`model folder ready in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
-

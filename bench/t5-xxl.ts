@@ -68,7 +68,8 @@ if (values.measure) {
   mkdirSync(models, { recursive: true });
   await writeRealShapeModels(models);
   const path = join(models, 't5xxl_bf16.safetensors');
-  const flops = 2 * tokens * T5_XXL.layers * (4 * T5_XXL.dModel * T5_XXL.dModel + 3 * T5_XXL.dModel * T5_XXL.dFf) + T5_XXL.layers * 4 * tokens * tokens * T5_XXL.dModel;
+  const flops =
+    2 * tokens * T5_XXL.layers * (4 * T5_XXL.dModel * T5_XXL.dModel + 3 * T5_XXL.dModel * T5_XXL.dFf) + T5_XXL.layers * 4 * tokens * tokens * T5_XXL.dModel;
   const embeddings = new Map<string, Float32Array>();
   try {
     for (const precision of values.forms.split(',') as T5Precision[]) {

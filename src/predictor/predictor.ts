@@ -377,7 +377,14 @@ export class Predictor {
     this.boundLoras.set(transformer, { key: plan.key, scales });
   }
 
-  private async encodeText(pipeline: PipelineAssets, prompt: string, goFast: boolean, plan: LoraPlan, log: Log, signal?: AbortSignal): Promise<TextConditioning> {
+  private async encodeText(
+    pipeline: PipelineAssets,
+    prompt: string,
+    goFast: boolean,
+    plan: LoraPlan,
+    log: Log,
+    signal?: AbortSignal,
+  ): Promise<TextConditioning> {
     const { text } = await this.components(pipeline, goFast);
     let conditioner = this.conditioners.get(text.key);
     if (conditioner === undefined) {
