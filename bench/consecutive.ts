@@ -7,7 +7,7 @@
  * and the main process's.
  * Predictions 2 and 3 should load nothing. Run bench/cold-start.ts first to derive the 8-bit cache,
  * or the first prediction derives it.
- * Usage: npx tsx bench/consecutive.ts --dir <scratch folder, ≥ 55 GB free> [--budget <GiB>]
+ * Usage: npx tsx bench/consecutive.ts --dir <scratch folder, ≥ 55 GB free> [--budget <GiB>] [--predictions 1–3]
  */
 import '../src/engine-telemetry-off.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { writeRealShapeModels } from './real-shape-models.js';
 
 const PROMPTS = ['a photo of TOK', 'a red cube on a table', 'a cat in the snow'];
 
-const { values } = parseArgs({ options: { dir: { type: 'string' }, budget: { type: 'string' } } });
+const { values } = parseArgs({ options: { dir: { type: 'string' }, budget: { type: 'string' }, predictions: { type: 'string', default: '3' } } });
 if (values.dir === undefined) throw new Error('--dir <scratch folder> is required (about 55 GB)');
 const models = join(values.dir, 'models');
 mkdirSync(models, { recursive: true });
@@ -37,7 +37,7 @@ try {
   console.log(
     `memory plan: ${plan.components.map((c) => `${c.label} ${(c.bytes / GIB).toFixed(2)} GiB`).join(', ')} = ${(held / GIB).toFixed(2)} of ${(plan.budgets.cpu / GIB).toFixed(2)} GiB: ${plan.fits ? 'all stay loaded' : 'loaded in turn'}`,
   );
-  for (const [i, prompt] of PROMPTS.entries()) {
+  for (const [i, prompt] of PROMPTS.slice(0, Number(values.predictions)).entries()) {
     const engine = predictor.engine.pid;
     // Peak resident memory from here on (VmHWM restarts at the current RSS).
     if (engine !== undefined) writeFileSync(`/proc/${engine}/clear_refs`, '5');

@@ -1,4 +1,4 @@
-/** A process's memory from /proc/<pid>/status: resident now (all, anonymous, file-backed) and its peak (VmHWM). */
+/** A process's memory from /proc/<pid>/status (resident now: all, anonymous, file-backed; and its peak, VmHWM) and its CPU time. */
 import { readFileSync } from 'node:fs';
 
 export const GIB = 2 ** 30;
@@ -15,4 +15,11 @@ export function processMemory(pid: number | 'self'): ProcessMemory {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) * 1024;
   return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), peak: kb('VmHWM') };
+}
+
+/** CPU seconds a process has used so far, all its threads (user + system, from /proc/<pid>/stat). */
+export function processCpuSeconds(pid: number | 'self'): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name; in clock ticks (100 per second).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
