@@ -3,10 +3,15 @@
  * go_fast's cold start used to run, against the worker pool on every core, same weights, same run.
  * Prints seconds, GB/s of float32 input per wall second and per CPU second of this process (all
  * its threads: on a shared machine the wall rate depends on the other load, the CPU rate does not),
- * and the pool's speed-up.
+ * and the pool's speed-up. Then, from bf16 as checkpoints store it, on one thread in alternating rounds: the
+ * whole linear converted to float32 and quantized (as the pool did) against conversion a slab of rows at a
+ * time (quantizeStored, as the pool does now).
  */
 import { availableParallelism } from 'node:os';
+import { f32ToBf16 } from '../src/weights/dtypes.js';
 import { quantizeBlockwise } from '../src/weights/quantize.js';
+import { quantizeStored } from '../src/weights/quantize-stored.js';
+import { bytesToFloat32 } from '../src/weights/safetensors.js';
 import { QuantizePool } from '../src/weights/quantize-pool.js';
 import { QUANTIZED_8BIT } from '../src/weights/quantized-cache.js';
 
@@ -48,3 +53,24 @@ const line = (t: { wall: number; cpu: number }) => `${t.wall.toFixed(2)} s wall 
 console.log(`${SHAPES.length} linears, ${(bytes / 2 ** 30).toFixed(2)} GiB float32, ${availableParallelism()} cores`);
 console.log(`one thread: ${line(single)}`);
 console.log(`pool of ${pool.size}: ${line(pooled)}; ${(single.wall / pooled.wall).toFixed(2)}× one thread's wall time`);
+
+const bf16 = weights.map((w, i) => ({ bytes: new Uint8Array(f32ToBf16(w).buffer), dtype: 'BF16' as const, file: 'bench', name: `linear ${i}` }));
+const cpuSeconds = (fn: () => void) => {
+  const cpu = process.cpuUsage();
+  fn();
+  const used = process.cpuUsage(cpu);
+  return (used.user + used.system) / 1e6;
+};
+const totals = { whole: 0, slabs: 0 };
+for (let round = 0; round < 2; round++) {
+  totals.whole += cpuSeconds(() => {
+    for (const [i, [n, k]] of SHAPES.entries()) quantizeBlockwise(bytesToFloat32(bf16[i]!.bytes, 'BF16', 'bench', 'whole'), n, k, options);
+  });
+  totals.slabs += cpuSeconds(() => {
+    for (const [i, [n, k]] of SHAPES.entries()) quantizeStored(bf16[i]!, n, k, options);
+  });
+}
+const storedBytes = bf16.reduce((s, w) => s + w.bytes.byteLength, 0) * 2;
+console.log(
+  `from bf16, one thread, 2 alternating rounds: whole linear to float32 ${totals.whole.toFixed(2)} CPU s (${(storedBytes / 1e9 / totals.whole).toFixed(2)} GB/s of bf16), in slabs ${totals.slabs.toFixed(2)} CPU s (${(storedBytes / 1e9 / totals.slabs).toFixed(2)} GB/s): ${(totals.whole / totals.slabs).toFixed(2)}×`,
+);

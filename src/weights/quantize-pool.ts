@@ -7,7 +7,8 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../util/module-worker.js';
 import type { QuantizedWeight, QuantizeOptions } from './quantize.js';
-import type { QuantizeJob, StoredWeight } from './quantize-worker.js';
+import type { StoredWeight } from './quantize-stored.js';
+import type { QuantizeJob } from './quantize-worker.js';
 
 interface Pending {
   resolve(q: QuantizedWeight): void;

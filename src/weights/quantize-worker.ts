@@ -1,16 +1,7 @@
 /** Worker-thread entry of the quantization pool (./quantize-pool.ts): quantizes one linear per message. */
 import { parentPort } from 'node:worker_threads';
-import { quantizeBlockwise, type QuantizeOptions } from './quantize.js';
-import type { SafetensorsDType } from './dtypes.js';
-import { bytesToFloat32 } from './safetensors.js';
-
-/** A weight as stored: raw little-endian bytes of `dtype`; `file` and `name` name it in conversion errors. */
-export interface StoredWeight {
-  bytes: Uint8Array;
-  dtype: SafetensorsDType;
-  file: string;
-  name: string;
-}
+import type { QuantizeOptions } from './quantize.js';
+import { quantizeStored, type StoredWeight } from './quantize-stored.js';
 
 export interface QuantizeJob {
   id: number;
@@ -24,8 +15,7 @@ const port = parentPort;
 if (port === null) throw new Error('quantize-worker must run in a worker thread');
 port.on('message', (job: QuantizeJob) => {
   try {
-    const { bytes, dtype, file, name } = job.weight;
-    const q = quantizeBlockwise(bytesToFloat32(bytes, dtype, file, name), job.n, job.k, job.options);
+    const q = quantizeStored(job.weight, job.n, job.k, job.options);
     port.postMessage({ id: job.id, result: q }, [q.data.buffer, q.scales.buffer, q.zeroPoints.buffer] as ArrayBuffer[]);
   } catch (error) {
     port.postMessage({ id: job.id, error: (error as Error).message });

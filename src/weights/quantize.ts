@@ -30,10 +30,24 @@ export interface QuantizeOptions {
  * per value: 8-bit runs at ≈1.3 GB/s of float32 per CPU second, 1.7× the generic loop (bench/quantize.ts).
  */
 export function quantizeBlockwise(weight: Float32Array, n: number, k: number, options: QuantizeOptions): QuantizedWeight {
+  if (weight.length !== n * k) throw new RangeError(`weight has ${weight.length} values, expected ${n}×${k}`);
+  return quantizeRowSlabs((first, rows) => weight.subarray(first * k, (first + rows) * k), n, k, options, n);
+}
+
+/**
+ * quantizeBlockwise over a weight that `slab(firstRow, rows)` supplies `rowsPerSlab` rows at a time (float32
+ * [rows, K]), so the whole weight never has to exist in float32 at once: the pool converts stored bf16 this way.
+ */
+export function quantizeRowSlabs(
+  slab: (firstRow: number, rows: number) => Float32Array,
+  n: number,
+  k: number,
+  options: QuantizeOptions,
+  rowsPerSlab: number,
+): QuantizedWeight {
   const { bits, blockSize } = options;
   if (bits !== 4 && bits !== 8) throw new RangeError(`bits must be 4 or 8, got ${bits}`);
   if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new RangeError(`block size must be a power of two ≥ 16, got ${blockSize}`);
-  if (weight.length !== n * k) throw new RangeError(`weight has ${weight.length} values, expected ${n}×${k}`);
   const kBlocks = Math.ceil(k / blockSize);
   const blockBytes = (blockSize * bits) / 8;
   const maxQ = (1 << bits) - 1;
@@ -43,37 +57,42 @@ export function quantizeBlockwise(weight: Float32Array, n: number, k: number, op
   const clamped = new Uint8ClampedArray(data.buffer);
   const scales = new Float32Array(n * kBlocks);
   const zeroPoints = new Uint8Array(n * zpBytesPerColumn);
-  for (let col = 0; col < n; col++) {
-    const row = col * k;
-    for (let b = 0; b < kBlocks; b++) {
-      const start = row + b * blockSize;
-      const end = Math.min(start + blockSize, row + k);
-      let lo = 0;
-      let hi = 0;
-      for (let i = start; i < end; i++) {
-        const v = weight[i] as number;
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-      }
-      const scale = hi > lo ? Math.fround((hi - lo) / maxQ) : 1;
-      const zp = Math.min(maxQ, Math.max(0, Math.round(-lo / scale)));
-      const block = col * kBlocks + b;
-      scales[block] = scale;
-      const out = block * blockBytes;
-      const count = end - start;
-      if (bits === 8) {
-        zeroPoints[block] = zp;
-        // The clamping store also rounds (half to even): one division, one add, one store per value.
-        for (let j = 0; j < count; j++) clamped[out + j] = (weight[start + j] as number) / scale + zp;
-        // Padding beyond K (last block) encodes zero.
-        data.fill(zp, out + count, out + blockSize);
-      } else {
-        const zpAt = col * zpBytesPerColumn + (b >> 1);
-        zeroPoints[zpAt] = (zeroPoints[zpAt] as number) | (zp << ((b & 1) * 4));
-        for (let j = 0; j < blockSize; j += 2) {
-          const q0 = j < count ? Math.min(15, Math.max(0, Math.round((weight[start + j] as number) / scale) + zp)) : zp;
-          const q1 = j + 1 < count ? Math.min(15, Math.max(0, Math.round((weight[start + j + 1] as number) / scale) + zp)) : zp;
-          data[out + (j >> 1)] = q0 | (q1 << 4);
+  for (let first = 0; first < n; first += rowsPerSlab) {
+    const rows = Math.min(rowsPerSlab, n - first);
+    const weight = slab(first, rows);
+    if (weight.length !== rows * k) throw new RangeError(`rows ${first}–${first + rows - 1} have ${weight.length} values, expected ${rows}×${k}`);
+    for (let col = first; col < first + rows; col++) {
+      const row = (col - first) * k;
+      for (let b = 0; b < kBlocks; b++) {
+        const start = row + b * blockSize;
+        const end = Math.min(start + blockSize, row + k);
+        let lo = 0;
+        let hi = 0;
+        for (let i = start; i < end; i++) {
+          const v = weight[i] as number;
+          lo = v < lo ? v : lo;
+          hi = v > hi ? v : hi;
+        }
+        const scale = hi > lo ? Math.fround((hi - lo) / maxQ) : 1;
+        const zp = Math.min(maxQ, Math.max(0, Math.round(-lo / scale)));
+        const block = col * kBlocks + b;
+        scales[block] = scale;
+        const out = block * blockBytes;
+        const count = end - start;
+        if (bits === 8) {
+          zeroPoints[block] = zp;
+          // The clamping store also rounds (half to even): one division, one add, one store per value.
+          for (let j = 0; j < count; j++) clamped[out + j] = (weight[start + j] as number) / scale + zp;
+          // Padding beyond K (last block) encodes zero.
+          data.fill(zp, out + count, out + blockSize);
+        } else {
+          const zpAt = col * zpBytesPerColumn + (b >> 1);
+          zeroPoints[zpAt] = (zeroPoints[zpAt] as number) | (zp << ((b & 1) * 4));
+          for (let j = 0; j < blockSize; j += 2) {
+            const q0 = j < count ? Math.min(15, Math.max(0, Math.round((weight[start + j] as number) / scale) + zp)) : zp;
+            const q1 = j + 1 < count ? Math.min(15, Math.max(0, Math.round((weight[start + j + 1] as number) / scale) + zp)) : zp;
+            data[out + (j >> 1)] = q0 | (q1 << 4);
+          }
         }
       }
     }

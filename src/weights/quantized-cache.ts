@@ -8,7 +8,7 @@ import { mkdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { QuantizedWeight } from './quantize.js';
 import { QuantizePool } from './quantize-pool.js';
-import type { StoredWeight } from './quantize-worker.js';
+import type { StoredWeight } from './quantize-stored.js';
 import { defaultCacheDir } from '../config.js';
 import { SafetensorsFile, type TensorSource } from './safetensors.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-writer.js';

@@ -6,7 +6,7 @@
  */
 import type { GraphBuilder, Value } from '../../onnx/graph.js';
 import { quantizedCache, storedWeight, type QuantizationSettings } from '../../weights/quantized-cache.js';
-import type { StoredWeight } from '../../weights/quantize-worker.js';
+import type { StoredWeight } from '../../weights/quantize-stored.js';
 import { quantizedLinear } from '../common/quantized-linear.js';
 import type { SafetensorsFile } from '../../weights/safetensors.js';
 import type { FluxCheckpoint } from './checkpoint.js';

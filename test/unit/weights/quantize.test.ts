@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { dequantizeBlockwise, quantizeBlockwise } from '../../../src/weights/quantize.js';
+import { bf16ToF32, f32ToBf16 } from '../../../src/weights/dtypes.js';
+import { dequantizeBlockwise, quantizeBlockwise, quantizeRowSlabs } from '../../../src/weights/quantize.js';
+import { quantizeStored } from '../../../src/weights/quantize-stored.js';
 import { randomFloats } from '../../helpers/random.js';
 
 describe('block quantization in MatMulNBits layout', () => {
@@ -44,6 +46,19 @@ describe('block quantization in MatMulNBits layout', () => {
     // 8-bit rounds ties to even: with scale 1 and zero point 0, 2.5 → 2 and 3.5 → 4.
     const ties = Float32Array.from({ length: 16 }, (_, i) => (i === 0 ? 255 : i === 1 ? 2.5 : i === 2 ? 3.5 : 0));
     expect(Array.from(quantizeBlockwise(ties, 1, 16, { bits: 8, blockSize: 16 }).data.subarray(0, 3))).toEqual([255, 2, 4]);
+  });
+
+  it('gives the same bytes a slab of rows at a time (3 rows, and rows from stored bf16) as the whole weight at once', () => {
+    const [n, k] = [7, 100];
+    const w = randomFloats(n * k, 9, 1);
+    for (const bits of [4, 8] as const) {
+      const whole = quantizeBlockwise(w, n, k, { bits, blockSize: 32 });
+      expect(quantizeRowSlabs((first, rows) => w.slice(first * k, (first + rows) * k), n, k, { bits, blockSize: 32 }, 3)).toEqual(whole);
+      const bf16 = f32ToBf16(w);
+      const stored = { bytes: new Uint8Array(bf16.buffer), dtype: 'BF16' as const, file: 'test', name: 'w' };
+      expect(quantizeStored(stored, n, k, { bits, blockSize: 32 })).toEqual(quantizeBlockwise(bf16ToF32(bf16), n, k, { bits, blockSize: 32 }));
+    }
+    expect(() => quantizeRowSlabs(() => new Float32Array(5), n, k, { bits: 8, blockSize: 32 }, 3)).toThrow('rows 0–2 have 5 values, expected 3×100');
   });
 
   it('rejects bad settings', () => {
