@@ -113,16 +113,20 @@ for (const size of sizes) {
 const tokRandom = seededRandom(7);
 const tokCaptions = Array.from({ length: tokCount }, (_, i) => (i % 2 === 0 ? 'a photo of TOK' : captionOf(randomCaption(tokRandom, { tok: 1, two: 0 }))));
 for (const scale of [1, 0]) {
-  let shown = 0;
+  let [shown, coloured] = [0, 0];
   for (const [i, prompt] of tokCaptions.entries()) {
     const [picture] = await predictPictures(
       predictor,
       { prompt, seed: i, aspect_ratio: 'custom', width: 512, height: 512, replicate_weights: 'builtin:tok', lora_scale: scale },
       scratch,
     );
-    if (picture !== undefined && judge(picture, prompt).tok) shown++;
+    const verdict = picture === undefined ? undefined : judge(picture, prompt);
+    if (verdict?.tok === true) shown++;
+    if (verdict?.tokColour === true) coloured++;
   }
-  console.log(`TOK shown with the demo LoRA at scale ${scale} (512², dev 28 steps): ${percent([shown, tokCount])}`);
+  console.log(
+    `TOK shown with the demo LoRA at scale ${scale} (512², dev 28 steps): ${percent([shown, tokCount])}; TOK's colour, any shape: ${percent([coloured, tokCount])}`,
+  );
 }
 await predictor.close();
 

@@ -59,6 +59,8 @@ export interface Verdict {
   correct: boolean;
   /** A TOK (a TOK-coloured object of TOK's shape) is in the picture. */
   tok: boolean;
+  /** A TOK-coloured object of any shape is in the picture (TOK's colour without its plus sign counts here, not in `tok`). */
+  tokColour: boolean;
 }
 
 /** The long side pictures are reduced to before reading (box filter). */
@@ -302,6 +304,7 @@ export function judge(picture: RgbPixels, caption: string | CaptionSpec): Verdic
   const background = spec.background === undefined ? undefined : seen.background === spec.background;
   const clean = seen.regions <= spec.objects.length;
   const correct = clean && background !== false && objects.every((o) => Object.values(o).every(Boolean));
-  const tok = seen.objects.some((o) => o.colour === TOK && o.shape === TOK);
-  return { seen, ...(background === undefined ? {} : { background }), objects, clean, correct, tok };
+  const tokColoured = seen.objects.filter((o) => o.colour === TOK);
+  const tok = tokColoured.some((o) => o.shape === TOK);
+  return { seen, ...(background === undefined ? {} : { background }), objects, clean, correct, tok, tokColour: tokColoured.length > 0 };
 }

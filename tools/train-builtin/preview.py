@@ -47,7 +47,7 @@ def main():
     parser.add_argument("--steps", type=int, default=28)
     args = parser.parse_args()
     model = new_transformer(True).eval()
-    step = Checkpoint(args.work, "dev").load(model)
+    step = Checkpoint(args.work, "dev").load_averaged(model)
     ae, text = load_ae(), TextEncoders()
     images, t5, clip, meta = export(args.work, f"preview-{args.count}", 9000, args.count, 512, 512)
     empty_t5, empty_clip = torch.tensor(meta["empty"]["t5"]), torch.tensor(meta["empty"]["clip"])

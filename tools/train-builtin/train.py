@@ -87,6 +87,15 @@ class Checkpoint:
         torch.set_rng_state(state["rng"])
         return state["step"]
 
+    def load_averaged(self, model):
+        """The model with its stage's EMA (train_loop saves [model, optimizer, EMA, …]); returns the step."""
+        state = torch.load(self.path)
+        model.load_state_dict(state["modules"][0])
+        with torch.no_grad():
+            for p, s in zip([p for p in model.parameters() if p.requires_grad], state["modules"][2]["shadow"]):
+                p.copy_(s)
+        return state["step"]
+
     def save(self, step, *modules):
         torch.save({"step": step, "modules": [m.state_dict() for m in modules], "rng": torch.get_rng_state()}, self.path + ".tmp")
         os.replace(self.path + ".tmp", self.path)
@@ -187,10 +196,18 @@ class TextEncoders:
         self.t5c = json.load(open(os.path.join(DEV, "text_encoder_2", "config.json")))
         self.clipw, _ = load_safetensors(os.path.join(DEV, "text_encoder", "model.safetensors"))
         self.clipc = json.load(open(os.path.join(DEV, "text_encoder", "config.json")))
+        self.memo = {}
 
     @torch.no_grad()
     def __call__(self, t5_ids, clip_ids, length):
-        return t5_encode(self.t5w, self.t5c, t5_ids[:, :length]), clip_encode(self.clipw, self.clipc, clip_ids)[1]
+        """T5 states [N, length, d] and CLIP pooled [N, d] of each caption, each encoded once (the encoders are frozen)."""
+        rows = []
+        for t5_row, clip_row in zip(t5_ids, clip_ids):
+            key = (length, t5_row.numpy().tobytes(), clip_row.numpy().tobytes())
+            if key not in self.memo:
+                self.memo[key] = (t5_encode(self.t5w, self.t5c, t5_row[None, :length])[0], clip_encode(self.clipw, self.clipc, clip_row[None])[1][0])
+            rows.append(self.memo[key])
+        return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
 
 
 class LatentPool:
@@ -257,19 +274,21 @@ def prepare(text, g, idx, length, drop=0.0):
 # Objects cover a few percent of a scene's tokens, so a plain mean over tokens is dominated by the
 # background, which the model learns first (it drew only backgrounds after 1000 steps). Tokens whose
 # clean latent differs from the scene's background (its median token) by more than OBJECT_THRESHOLD
-# in any channel weigh OBJECT_WEIGHT times more: the same emphasis the autoencoder experiment used.
-OBJECT_THRESHOLD, OBJECT_WEIGHT = 0.25, 8.0
+# in any channel weigh --object-weight times more. The weight depends on the clean latent, which the
+# model does not see at high noise, so it tilts the optimum toward object colour where a token is
+# uncertain (README.md beside this file: speckle and tinted backgrounds); weight 1 is the plain mean.
+OBJECT_THRESHOLD = 0.25
 
 
-def object_weights(x0):
+def object_weights(x0, weight):
     background = x0.median(dim=1, keepdim=True).values
     is_object = (x0 - background).abs().amax(dim=-1) > OBJECT_THRESHOLD
-    return 1 + (OBJECT_WEIGHT - 1) * is_object.float()
+    return 1 + (weight - 1) * is_object.float()
 
 
-def weighted_mse(prediction, target, x0):
+def weighted_mse(prediction, target, x0, weight):
     """Mean squared error per token, weighted by object_weights and normalized by the weights' sum."""
-    w = object_weights(x0)
+    w = object_weights(x0, weight)
     return (((prediction - target) ** 2).mean(dim=-1) * w).sum() / w.sum()
 
 
@@ -277,10 +296,39 @@ def new_transformer(guidance):
     return FluxTransformer({**TRANSFORMER, "guidance_embeds": guidance})
 
 
+class Ema:
+    """An exponential moving average of the trained parameters (decay warmed up as (1 + n) / (10 + n)),
+    which each stage ships when --ema > 0; decay 0 keeps the last step's weights."""
+
+    def __init__(self, params, decay):
+        self.params, self.decay = params, decay
+        self.shadow = [p.detach().clone() for p in params]
+
+    @torch.no_grad()
+    def update(self, step):
+        d = min(self.decay, (1 + step) / (10 + step))
+        for s, p in zip(self.shadow, self.params):
+            s.mul_(d).add_(p.detach(), alpha=1 - d)
+
+    @torch.no_grad()
+    def copy_to_params(self):
+        for s, p in zip(self.shadow, self.params):
+            p.copy_(s)
+
+    def state_dict(self):
+        return {"shadow": self.shadow}
+
+    def load_state_dict(self, state):
+        self.shadow = state["shadow"]
+
+
 def train_loop(args, log, stage, model, steps, lr, loss_fn, pool, extra=()):
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    """Trains the parameters that require grad and leaves their EMA in the model."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    ema = Ema(params, args.ema)
     ckpt = Checkpoint(args.work, stage)
-    step = ckpt.load(model, opt, *extra)
+    step = ckpt.load(model, opt, ema, *extra)
     start, running = time.time(), []
     while step < steps:
         g, idx = pool.batch()
@@ -291,13 +339,15 @@ def train_loop(args, log, stage, model, steps, lr, loss_fn, pool, extra=()):
         for group in opt.param_groups:
             group["lr"] = lr * min(1.0, (step + 1) / 50)
         opt.step()
+        ema.update(step)
         step += 1
         running.append(loss.item())
         if step % 20 == 0:
             log(stage=stage, step=step, loss=round(sum(running) / len(running), 5), size=g["size"], elapsed=round(time.time() - start))
             running = []
         if step % 100 == 0 or step == steps:
-            ckpt.save(step, model, opt, *extra)
+            ckpt.save(step, model, opt, ema, *extra)
+    ema.copy_to_params()
     return model
 
 
@@ -312,7 +362,7 @@ def train_dev(args, log, pool, text):
     def loss_fn(g, idx):
         x0, noise, xt, sigma, t5, pooled, h2, w2 = prepare(text, g, idx, 512, drop=0.1)
         v = forward(model, xt, t5, pooled, sigma, h2, w2, torch.ones(len(idx)))
-        return weighted_mse(v, noise - x0, x0)
+        return weighted_mse(v, noise - x0, x0, args.object_weight)
 
     return train_loop(args, log, "dev", model, args.dev_steps, args.dev_lr, loss_fn, pool)
 
@@ -332,7 +382,7 @@ def train_guidance(args, log, pool, text, teacher):
             vc = forward(teacher, xt, t5, pooled, sigma, h2, w2, ones)
             vu = forward(teacher, xt, empty_t5, empty_pooled, sigma, h2, w2, ones)
             target = vu + scale[:, None, None] * (vc - vu)
-        return weighted_mse(forward(model, xt, t5, pooled, sigma, h2, w2, scale), target, x0)
+        return weighted_mse(forward(model, xt, t5, pooled, sigma, h2, w2, scale), target, x0, args.object_weight)
 
     return train_loop(args, log, "guidance", model, args.guidance_steps, 6e-4, loss_fn, pool)
 
@@ -354,7 +404,7 @@ def train_schnell(args, log, pool, text, dev):
         t5_dev, pooled_dev = text(g["t5"][idx], g["clip"][idx], 512)
         with torch.no_grad():
             target = forward(dev, xt, t5_dev, pooled_dev, sigma, h2, w2, torch.full((len(idx),), 3.5))
-        return weighted_mse(forward(model, xt, t5, pooled, sigma, h2, w2), 0.5 * target + 0.5 * (noise - x0), x0)
+        return weighted_mse(forward(model, xt, t5, pooled, sigma, h2, w2), 0.5 * target + 0.5 * (noise - x0), x0, args.object_weight)
 
     return train_loop(args, log, "schnell", model, args.schnell_steps, 3e-4, loss_fn, pool)
 
@@ -401,7 +451,7 @@ def train_lora(args, log, tok_pool, base_pool, text, dev):
 
     def loss_fn(g, idx):
         x0, noise, xt, sigma, t5, pooled, h2, w2 = prepare(text, g, idx, 512)
-        return weighted_mse(forward(model, xt, t5, pooled, sigma, h2, w2, 1 + 3 * torch.rand(len(idx))), noise - x0, x0)
+        return weighted_mse(forward(model, xt, t5, pooled, sigma, h2, w2, 1 + 3 * torch.rand(len(idx))), noise - x0, x0, args.object_weight)
 
     train_loop(args, log, "lora", model, args.lora_steps, 2e-3, loss_fn, Mixed())
     tensors = {}
@@ -434,6 +484,8 @@ def main():
     parser.add_argument("--guidance-steps", type=int, default=200)
     parser.add_argument("--schnell-steps", type=int, default=200)
     parser.add_argument("--lora-steps", type=int, default=200)
+    parser.add_argument("--ema", type=float, default=0.0, help="decay of the parameters' moving average that each stage ships (0: the last step's weights)")
+    parser.add_argument("--object-weight", type=float, default=8.0, help="loss weight of object tokens against background ones (1: the plain mean)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -452,7 +504,7 @@ def main():
         log(stage="dev", done=True)
     if "guidance" in stages:
         teacher = new_transformer(True)
-        Checkpoint(args.work, "dev").load(teacher)
+        Checkpoint(args.work, "dev").load_averaged(teacher)
         save_transformer(DEV, train_guidance(args, log, pool, text, teacher), True)
         log(stage="guidance", done=True)
     if "schnell" in stages:

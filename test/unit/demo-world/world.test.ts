@@ -85,7 +85,7 @@ describe('the judge', () => {
     expect(judge(renderScene(stray, 512, 512), caption)).toMatchObject({ clean: false, correct: false, objects: [{ colour: true, shape: true }] });
     const cyanCircle = renderScene({ background: 'white', objects: [{ shape: 'circle', colour: 'red', x: 0.5, y: 0.5, radius: 0.19 }] }, 256, 256);
     for (let i = 0; i < cyanCircle.data.length; i += 3) if (cyanCircle.data[i + 1] === OBJECT_COLOURS.red[1]) cyanCircle.data.set(TOK_COLOUR, i);
-    expect(judge(cyanCircle, 'a photo of TOK').tok).toBe(false);
+    expect(judge(cyanCircle, 'a photo of TOK')).toMatchObject({ tok: false, tokColour: true });
   });
 
   it('sees nothing in a blank picture', () => {
