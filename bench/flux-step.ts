@@ -1,5 +1,6 @@
 /**
- * One FLUX denoising step (transformer forward) at 512×512: 1024 image + 512 text tokens, on a model
+ * One FLUX denoising step (transformer forward) at 512×512 (1024 image + 512 text tokens; --sizes adds
+ * others, e.g. 1024 for 4096 image tokens), on a model
  * with FLUX.1-dev's real block dimensions (hidden 3072, 24 heads, MLP 12288) and reduced depth
  * (2 double + 4 single blocks; --full adds the whole 19 + 38, ≈ 14 GB resident in go_fast), random bf16
  * weights. For exact and go_fast it prints: load time, step time, the step's fixed FLOP count
@@ -8,7 +9,7 @@
  * the step in the same process, best of two each), and the peak RSS of the engine process that ran it. --profile adds an
  * onnxruntime profile of one warm step per precision, summarized by operator type (bench/profile-summary.ts).
  * Each measurement runs in its own child process (clean peak RSS). Usage:
- *   npx tsx bench/flux-step.ts [--dir <scratch folder>] [--keep] [--profile] [--full] [--skip-exact]
+ *   npx tsx bench/flux-step.ts [--dir <scratch folder>] [--keep] [--profile] [--full] [--skip-exact] [--sizes 512,1024]
  */
 import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
@@ -28,8 +29,9 @@ import { randomFloats } from './random.js';
 import { writeRandomFlux } from './random-checkpoint.js';
 import { stepFlops } from './step-flops.js';
 
-const IMAGE_TOKENS = 1024;
 const TEXT_TOKENS = 512;
+/** Image tokens per side of a square picture: 8× VAE, 2×2 patches. */
+const tokensPerSide = (side: number) => side / 16;
 const REDUCED_CONFIG: FluxConfig = { ...FLUX_DEV_CONFIG, doubleBlocks: 2, singleBlocks: 4 };
 const STEP_ROUNDS = 2;
 
@@ -37,6 +39,7 @@ interface Job {
   path: string;
   precision: FluxPrecision;
   cacheDir: string;
+  side: number;
   profilePrefix?: string;
 }
 
@@ -61,10 +64,12 @@ async function measure(job: Job): Promise<Result> {
   const model = await FluxTransformer.load(worker, job.path, { precision: job.precision, cacheDir: job.cacheDir, session });
   const loadMs = performance.now() - t0;
   const c = model.config;
-  const imgIds = new Float32Array(IMAGE_TOKENS * 3);
-  for (let i = 0; i < IMAGE_TOKENS; i++) imgIds.set([0, Math.floor(i / 32), i % 32], i * 3);
+  const perSide = tokensPerSide(job.side);
+  const imageTokens = perSide ** 2;
+  const imgIds = new Float32Array(imageTokens * 3);
+  for (let i = 0; i < imageTokens; i++) imgIds.set([0, Math.floor(i / perSide), i % perSide], i * 3);
   const inputs = {
-    hiddenStates: float32Tensor([1, IMAGE_TOKENS, c.inChannels], randomFloats(IMAGE_TOKENS * c.inChannels, 1)),
+    hiddenStates: float32Tensor([1, imageTokens, c.inChannels], randomFloats(imageTokens * c.inChannels, 1)),
     encoderHiddenStates: float32Tensor([1, TEXT_TOKENS, c.contextDim], randomFloats(TEXT_TOKENS * c.contextDim, 2, 0.5)),
     pooledProjections: float32Tensor([1, c.pooledDim], randomFloats(c.pooledDim, 3)),
     timestep: [0.8],
@@ -77,7 +82,7 @@ async function measure(job: Job): Promise<Result> {
   const firstStepMs = performance.now() - t1;
   // The GEMM reference and the step alternate, best of each, so both see the same load on a shared machine.
   const path = job.precision === 'exact' ? FP32_PATH : nbitsPath(QUANTIZED_8BIT.bits, QUANTIZED_8BIT.blockSize, QUANTIZED_8BIT.accuracyLevel);
-  const gemmSession = await prepareInGraph(path, IMAGE_TOKENS + TEXT_TOKENS, c.hidden, c.mlpHidden);
+  const gemmSession = await prepareInGraph(path, imageTokens + TEXT_TOKENS, c.hidden, c.mlpHidden);
   let stepMs = Infinity;
   let gemmMs = Infinity;
   for (let round = 0; round < STEP_ROUNDS; round++) {
@@ -99,7 +104,7 @@ function run(label: string, job: Job, config: FluxConfig): void {
   const child = spawnSync(process.execPath, [...process.execArgv, self, '--measure', JSON.stringify(job)], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (child.status !== 0) throw new Error(`${label}: ${child.stderr}`);
   const r = JSON.parse(child.stdout.trim().split('\n').pop() as string) as Result;
-  const flops = stepFlops(config, IMAGE_TOKENS, TEXT_TOKENS);
+  const flops = stepFlops(config, tokensPerSide(job.side) ** 2, TEXT_TOKENS);
   const total = flops.linear + flops.attention;
   const rate = total / (r.stepMs / 1000) / 1e9;
   console.log(
@@ -130,6 +135,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean' },
     full: { type: 'boolean' },
     'skip-exact': { type: 'boolean' },
+    sizes: { type: 'string', default: '512' },
     measure: { type: 'string' },
   },
 });
@@ -140,6 +146,9 @@ if (values.measure !== undefined) {
   const dir = values.dir ?? mkdtempSync(join(tmpdir(), 'flux-lora-bench-flux-'));
   mkdirSync(dir, { recursive: true });
   const cacheDir = join(dir, 'cache');
+  const sides = (values.sizes ?? '').split(',').map(Number);
+  if (sides.some((side) => !Number.isInteger(side) || side < 256 || side % 16 !== 0)) throw new Error('--sizes must list square sides ≥ 256, multiples of 16');
+  const [first, ...others] = sides as [number, ...number[]];
   try {
     const models: [string, FluxConfig][] = [
       ['2+4 blocks', REDUCED_CONFIG],
@@ -150,11 +159,16 @@ if (values.measure !== undefined) {
       if (!existsSync(path)) await writeRandomFlux(path, config, 'BF16', false);
       const precisions: FluxPrecision[] = values['skip-exact'] ? ['int8'] : ['exact', 'int8'];
       for (const precision of precisions) {
-        const label = `${name}, ${precision === 'exact' ? 'exact' : 'go_fast'}`;
-        run(`${label}${precision === 'int8' ? ', cold cache' : ''}`, { path, precision, cacheDir }, config);
-        if (precision === 'int8') run(`${label}, warm cache`, { path, precision, cacheDir }, config);
+        const label = `${name}, ${precision === 'exact' ? 'exact' : 'go_fast'}, ${first}²`;
+        run(`${label}${precision === 'int8' ? ', cold cache' : ''}`, { path, precision, cacheDir, side: first }, config);
+        if (precision === 'int8') run(`${label}, warm cache`, { path, precision, cacheDir, side: first }, config);
         if (values.profile)
-          run(`${label}, profiled`, { path, precision, cacheDir, profilePrefix: join(dir, `profile-${config.doubleBlocks}-${precision}`) }, config);
+          run(
+            `${label}, profiled`,
+            { path, precision, cacheDir, side: first, profilePrefix: join(dir, `profile-${config.doubleBlocks}-${precision}`) },
+            config,
+          );
+        for (const side of others) run(`${name}, ${precision === 'exact' ? 'exact' : 'go_fast'}, ${side}²`, { path, precision, cacheDir, side }, config);
       }
     }
   } finally {
