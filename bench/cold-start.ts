@@ -51,41 +51,37 @@ async function start(models: string, cacheDir: string, t5Precision: Exclude<T5Pr
   const enginePid = () => worker.status.pid as number;
   const engine = () => processMemory(enginePid());
   const started = performance.now();
+  /** Derives (or opens) a component's quantized cache in this process, then creates its session in the engine. */
+  const measure = async (label: string, source: string, derive: () => Promise<{ file: { path: string } }>, load: () => Promise<unknown>) => {
+    const [cache, deriveS, deriveCpuS] = await timedS(() => 'self', derive);
+    const [, sessionS, sessionCpuS] = await timedS(enginePid, load);
+    const memory = engine();
+    parts.push({
+      label,
+      deriveS,
+      deriveCpuS,
+      sessionCpuS,
+      sourceBytes: statSync(source).size,
+      cacheBytes: statSync(cache.file.path).size,
+      sessionS,
+      engineRss: memory.rss,
+      engineAnon: memory.anon,
+    });
+  };
   const t5Path = join(models, 't5xxl_bf16.safetensors');
-  const t5Checkpoint = await openTextEncoderCheckpoint(t5Path, T5_KIND);
-  const [t5Cache, t5Derive, t5DeriveCpu] = await timedS(
-    () => 'self',
-    () => t5QuantizedCache(t5Checkpoint, t5Precision, cacheDir),
+  await measure(
+    `T5-XXL ${t5Precision}`,
+    t5Path,
+    async () => t5QuantizedCache(await openTextEncoderCheckpoint(t5Path, T5_KIND), t5Precision, cacheDir),
+    () => T5Encoder.load(worker, t5Path, { precision: t5Precision, cacheDir }),
   );
-  const [, t5Session, t5SessionCpu] = await timedS(enginePid, () => T5Encoder.load(worker, t5Path, { precision: t5Precision, cacheDir }));
-  parts.push({
-    label: `T5-XXL ${t5Precision}`,
-    deriveS: t5Derive,
-    deriveCpuS: t5DeriveCpu,
-    sessionCpuS: t5SessionCpu,
-    sourceBytes: statSync(t5Path).size,
-    cacheBytes: statSync(t5Cache.file.path).size,
-    sessionS: t5Session,
-    engineRss: engine().rss,
-    engineAnon: engine().anon,
-  });
   const fluxPath = join(models, 'flux1-schnell.safetensors');
-  const [fluxCache, fluxDerive, fluxDeriveCpu] = await timedS(
-    () => 'self',
+  await measure(
+    'transformer int8',
+    fluxPath,
     async () => fluxQuantizedCache(await openFluxCheckpoint(fluxPath), QUANTIZED_8BIT, cacheDir),
+    () => FluxTransformer.load(worker, fluxPath, { precision: 'int8', cacheDir }),
   );
-  const [, fluxSession, fluxSessionCpu] = await timedS(enginePid, () => FluxTransformer.load(worker, fluxPath, { precision: 'int8', cacheDir }));
-  parts.push({
-    label: 'transformer int8',
-    deriveS: fluxDerive,
-    deriveCpuS: fluxDeriveCpu,
-    sessionCpuS: fluxSessionCpu,
-    sourceBytes: statSync(fluxPath).size,
-    cacheBytes: statSync(fluxCache.file.path).size,
-    sessionS: fluxSession,
-    engineRss: engine().rss,
-    engineAnon: engine().anon,
-  });
   const totalS = (performance.now() - started) / 1000;
   const enginePeak = engine().peak;
   await worker.close();
