@@ -16,7 +16,7 @@ import { CLIP_KIND } from '../models/text/clip-text.js';
 import { openTextEncoderCheckpoint } from '../models/text/checkpoint.js';
 import { resolveModelAssets } from '../predictor/assets.js';
 import type { CliContext } from './context.js';
-import { UsageError } from './usage-error.js';
+import { parseCommandLine, UsageError } from './usage-error.js';
 
 export const CONVERT_HELP = `Usage: flux-lora convert-lora <input.safetensors> <output.safetensors> --to kohya|peft [options]
        flux-lora convert-lora builtin:tok tok-kohya.safetensors --to kohya
@@ -36,15 +36,13 @@ Options:
 `;
 
 function parse(args: string[]) {
-  try {
-    return parseArgs({
+  return parseCommandLine('convert-lora', () =>
+    parseArgs({
       args,
       allowPositionals: true,
       options: { to: { type: 'string' }, 'model-dir': { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    });
-  } catch (error) {
-    throw new UsageError(`convert-lora: ${(error as Error).message}`);
-  }
+    }),
+  );
 }
 
 /** The transformer (dev's when both are there) and CLIP text encoder of a model folder, as LoRA targets. */

@@ -4,7 +4,7 @@ import { readEnvironment, type Environment } from '../config.js';
 import { chooseDevices } from '../onnx/device-plan.js';
 import { probeWebGpu } from '../onnx/webgpu-probe.js';
 import { devicePlan } from './model-options.js';
-import { UsageError } from './usage-error.js';
+import { parseCommandLine, UsageError } from './usage-error.js';
 
 export function evalHelp(): string {
   const components = listEvaluators();
@@ -30,8 +30,8 @@ Options:
 }
 
 function parse(args: string[]) {
-  try {
-    return parseArgs({
+  return parseCommandLine('eval', () =>
+    parseArgs({
       args,
       allowPositionals: true,
       options: {
@@ -42,10 +42,8 @@ function parse(args: string[]) {
         device: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
-    });
-  } catch (error) {
-    throw new UsageError(`eval: ${(error as Error).message}`);
-  }
+    }),
+  );
 }
 
 /** `file.safetensors[:scale]`; the scale is the text after the last colon when it is a number. */

@@ -5,7 +5,7 @@ import { DEFAULT_IMAGE_SOURCE } from '../images/source.js';
 import { DEFAULT_LORA_TIMEOUT_MS } from '../lora/cache-policy.js';
 import { DEFAULT_IDLE_TIMEOUT_MS } from '../net/safe-fetch.js';
 import { isRedisUrl } from '../scale/redis.js';
-import { UsageError } from './usage-error.js';
+import { parseCommandLine, UsageError } from './usage-error.js';
 
 /** The command's options (no positionals); a parse error is a usage error naming the command. */
 export function parseOptions<O extends NonNullable<ParseArgsConfig['options']>>(
@@ -13,11 +13,7 @@ export function parseOptions<O extends NonNullable<ParseArgsConfig['options']>>(
   args: string[],
   options: O,
 ): ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: false; strict: true }>>['values'] {
-  try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true }).values;
-  } catch (error) {
-    throw new UsageError(`${command}: ${(error as Error).message}`);
-  }
+  return parseCommandLine(command, () => parseArgs({ args, options, allowPositionals: false, strict: true }).values);
 }
 
 /** A number option: absent → the default; otherwise it must be a number ≥ min (an integer where asked). */

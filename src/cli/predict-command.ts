@@ -13,7 +13,7 @@ import { Predictor, type PredictionResult, type Progress } from '../predictor/pr
 import type { CliContext } from './context.js';
 import { parseInputArgument } from './input-arguments.js';
 import { MODEL_OPTIONS, modelOptionsHelp, modelSettings } from './model-options.js';
-import { UsageError } from './usage-error.js';
+import { parseCommandLine, UsageError } from './usage-error.js';
 import { describeWorld } from '../demo-world/vocabulary.js';
 
 export const PREDICT_HELP = `Usage: flux-lora predict -i <name>=<value> [-i ...] [options]
@@ -41,8 +41,8 @@ const BUILTIN_NOTICE =
   'Point FLUX_MODEL_DIR or --model-dir at FLUX.1-dev / FLUX.1-schnell weights to run the real model.\n';
 
 function parse(args: string[]) {
-  try {
-    return parseArgs({
+  return parseCommandLine('predict', () =>
+    parseArgs({
       args,
       options: {
         input: { type: 'string', short: 'i', multiple: true },
@@ -51,10 +51,8 @@ function parse(args: string[]) {
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
-    });
-  } catch (error) {
-    throw new UsageError(`predict: ${(error as Error).message}`);
-  }
+    }),
+  );
 }
 
 function progressLine(p: Progress): string {

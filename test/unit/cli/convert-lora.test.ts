@@ -95,6 +95,10 @@ describe('flux-lora convert-lora', () => {
       'flux-lora: convert-lora: give an input and an output file; see flux-lora convert-lora --help\n',
     );
     expect((await cli('convert-lora', TOK, output, 'more', '--to', 'kohya')).stderr).toBe('flux-lora: convert-lora: unexpected argument "more"\n');
+    expect(await cli('convert-lora', TOK, output, '--to', 'kohya', '--bogus')).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^flux-lora: convert-lora: Unknown option '--bogus'/),
+    });
     expect((await cli('convert-lora', TOK, output, '--to', 'kohya', '--model-dir', join(tmp(), 'nowhere'))).stderr).toMatch(/nowhere: no such folder/);
     const help = await cli('convert-lora', '--help');
     expect(help).toMatchObject({ code: 0, stderr: '' });
