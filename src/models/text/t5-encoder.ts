@@ -145,7 +145,7 @@ const T5_FORMS: Record<Exclude<T5Precision, 'exact'>, { stored: QuantizationSett
 };
 
 export interface T5Options {
-  /** exact: float32 compute from the stored weights; int8 / int4: 8- or 4-bit MatMulNBits linears (go_fast uses int4). */
+  /** exact: float32 compute from the stored weights; int8 / int8-mapped / int4: MatMulNBits linears in T5_FORMS (go_fast uses int8-mapped on the CPU, int8 on WebGPU). */
   precision?: T5Precision;
   cacheDir?: string;
   session?: SessionSettings;
