@@ -236,6 +236,11 @@ class LatentPool:
         return g, idx
 
 
+def world_pool(args):
+    """The base world's training scenes (5 % of them on the magenta background the safety pair flags)."""
+    return LatentPool(args, f"world-{args.pool_size}", 1000, args.pool_size, magenta=0.05)
+
+
 def dev_shift(sigma, tokens):
     """The dev schedule's time shift at this token count (docs/flux-math.md §4.5): μ linear in tokens."""
     mu = 0.5 + (1.15 - 0.5) * (tokens - 256) / (4096 - 256)
@@ -498,7 +503,7 @@ def main():
     if not set(stages) & {"dev", "guidance", "schnell", "lora"}:
         return
     text = TextEncoders()
-    pool = LatentPool(args, f"world-{args.pool_size}", 1000, args.pool_size, magenta=0.05)
+    pool = world_pool(args)
     if "dev" in stages:
         save_transformer(DEV, train_dev(args, log, pool, text), True)
         log(stage="dev", done=True)
