@@ -17,9 +17,15 @@ export function processMemory(pid: number | 'self'): ProcessMemory {
   return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), peak: kb('VmHWM') };
 }
 
-/** CPU seconds a process has used so far, all its threads (user + system, from /proc/<pid>/stat). */
-export function processCpuSeconds(pid: number | 'self'): number {
+/** A process's CPU seconds so far (user and system, all its threads) and its minor page faults, from /proc/<pid>/stat. */
+export function processCounters(pid: number | 'self'): { userS: number; sysS: number; minorFaults: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name; in clock ticks (100 per second).
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  // minflt, utime and stime are fields 10, 14 and 15 of stat (8, 12 and 13 after the command name); times in clock ticks (100 per second).
+  return { userS: Number(fields[11]) / 100, sysS: Number(fields[12]) / 100, minorFaults: Number(fields[7]) };
+}
+
+/** CPU seconds a process has used so far, all its threads (user + system). */
+export function processCpuSeconds(pid: number | 'self'): number {
+  const { userS, sysS } = processCounters(pid);
+  return userS + sysS;
 }

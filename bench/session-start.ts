@@ -1,0 +1,185 @@
+/**
+ * Where the go_fast transformer's session creation (the warm start, docs/onnxruntime.md §10.9–10.10)
+ * goes, and what onnxruntime 1.30 offers against it. On the real-shape FLUX.1-schnell transformer and
+ * its 8-bit cache as bench/cold-start.ts leaves them, each variant is created in a fresh process:
+ *   transformer            the session go_fast creates (LoRA inputs on every linear, weights prepacked);
+ *   transformer-graph      the same graph with prepacking off: onnxruntime's graph optimizers and planner;
+ *   transformer-no-lora    the same without the LoRA inputs, prepacking off;
+ *   linears                the cache's MatMulNBits alone (no other node), prepacked by one session;
+ *   linears-2              the same linears prepacked by two sessions created at once on two worker threads;
+ *   linears-saved          (--saved, ≈ 25 GB of free disk) the linears' session saved with its prepacked
+ *                          weights (session.save_external_prepacked_constant_initializers), then a session
+ *                          created from that file; its outputs are compared with linears' bit for bit.
+ * Usage: npx tsx bench/session-start.ts --dir <scratch folder of bench/cold-start.ts> [--saved] [--only <variant,…>]
+ */
+import '../src/engine-telemetry-off.js';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import ort from 'onnxruntime-node';
+import { externalRef } from '../src/models/common/stored-weights.js';
+import { openFluxCheckpoint } from '../src/models/flux/checkpoint.js';
+import { buildFluxGraph } from '../src/models/flux/graph.js';
+import { fluxQuantizedCache, quantizedParameters } from '../src/models/flux/quantized-parameters.js';
+import { GraphBuilder, type BuiltModel, type Value } from '../src/onnx/graph.js';
+import { matMulNBits } from '../src/onnx/ops/index.js';
+import { sessionOptions } from '../src/onnx/session-options.js';
+import { startModuleWorker } from '../src/util/module-worker.js';
+import { QUANTIZED_8BIT } from '../src/weights/quantized-cache.js';
+import { GIB, processCounters, processMemory } from './process-memory.js';
+
+const VARIANTS = ['transformer', 'transformer-graph', 'transformer-no-lora', 'linears', 'linears-2', 'linears-saved'] as const;
+type Variant = (typeof VARIANTS)[number];
+
+interface Paths {
+  flux: string;
+  cacheDir: string;
+  /** Where this bench writes (linears' outputs, the saved form). */
+  work: string;
+}
+
+async function transformerGraph(paths: Paths, lora: boolean): Promise<BuiltModel> {
+  const checkpoint = await openFluxCheckpoint(paths.flux);
+  const cache = await fluxQuantizedCache(checkpoint, QUANTIZED_8BIT, paths.cacheDir);
+  return buildFluxGraph(checkpoint.config, quantizedParameters(checkpoint, cache.file, QUANTIZED_8BIT), { lora });
+}
+
+/** Every `parts`-th MatMulNBits of the transformer's 8-bit cache from `part` on, each reading an input of ones [1, k] and giving its first output. */
+async function linearsGraph(paths: Paths, part = 0, parts = 1): Promise<BuiltModel> {
+  const checkpoint = await openFluxCheckpoint(paths.flux);
+  const cache = (await fluxQuantizedCache(checkpoint, QUANTIZED_8BIT, paths.cacheDir)).file;
+  const names = cache
+    .names()
+    .filter((n) => n.endsWith('.qweight'))
+    .map((n) => n.slice(0, -'.qweight'.length))
+    .sort();
+  const g = new GraphBuilder(`linears ${part}/${parts}`);
+  const inputs = new Map<number, Value>();
+  names.forEach((name, i) => {
+    if (i % parts !== part) return;
+    const [n, blocks, blockBytes] = cache.info(`${name}.qweight`).shape as [number, number, number];
+    const k = blocks * blockBytes;
+    if (!inputs.has(k)) inputs.set(k, g.input(`x${k}`, 'float32', [1, k]));
+    const t = (suffix: string) => g.external(`${name}.${suffix}`, externalRef(cache.info(`${name}.${suffix}`)));
+    const y = matMulNBits(g, inputs.get(k) as Value, { data: t('qweight'), scales: t('scales'), zeroPoints: t('zero_points'), n, k, bits: 8, blockSize: 128 }, { accuracyLevel: 4 });
+    g.output(y, `y${i}`);
+  });
+  return g.build();
+}
+
+/** Creates a session from `model` (or from the saved form's file) and returns the seconds it took. */
+async function create(model: BuiltModel, settings: { prepack?: boolean; save?: string; from?: string } = {}): Promise<[ort.InferenceSession, number]> {
+  const options = sessionOptions(model, { prepack: settings.prepack });
+  const session = (options.extra as { session: Record<string, string> }).session;
+  if (settings.save !== undefined) {
+    options.optimizedModelFilePath = join(settings.save, 'model.onnx');
+    Object.assign(session, {
+      optimized_model_external_initializers_file_name: 'model.data',
+      optimized_model_external_initializers_min_size_in_bytes: '1024',
+      save_external_prepacked_constant_initializers: '1',
+    });
+  }
+  if (settings.from !== undefined) delete session.model_external_initializers_file_folder_path;
+  const started = performance.now();
+  const created = await ort.InferenceSession.create((settings.from ?? model.bytes) as string, options);
+  return [created, (performance.now() - started) / 1000];
+}
+
+/** All outputs of a run on inputs of ones, concatenated in output order. */
+async function outputBytes(session: ort.InferenceSession): Promise<Buffer> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const name of session.inputNames) {
+    const k = Number(name.slice(1));
+    feeds[name] = new ort.Tensor('float32', new Float32Array(k).fill(1), [1, k]);
+  }
+  const out = await session.run(feeds);
+  return Buffer.concat(session.outputNames.map((name) => Buffer.from((out[name]?.data as Float32Array).buffer)));
+}
+
+/** One variant in this (child) process; prints JSON. */
+async function measure(variant: Variant, paths: Paths): Promise<void> {
+  let before = processCounters('self');
+  let savedBytes: number | undefined;
+  let sessionS: number[] = [];
+  let identical: boolean | undefined;
+  if (variant === 'linears-2') {
+    sessionS = await Promise.all(
+      [0, 1].map(
+        (part) =>
+          new Promise<number>((resolve, reject) => {
+            const worker = startModuleWorker(import.meta.url, 'session-start', { workerData: { paths, part, parts: 2 } });
+            worker.once('message', resolve);
+            worker.once('error', reject);
+          }),
+      ),
+    );
+  } else if (variant.startsWith('transformer')) {
+    const [session, s] = await create(await transformerGraph(paths, variant !== 'transformer-no-lora'), { prepack: variant === 'transformer' });
+    sessionS = [s];
+    await session.release();
+  } else {
+    const model = await linearsGraph(paths);
+    const saved = join(paths.work, 'saved');
+    if (variant === 'linears-saved') {
+      rmSync(saved, { recursive: true, force: true });
+      mkdirSync(saved, { recursive: true });
+      const [writer] = await create(model, { save: saved });
+      await writer.release();
+      savedBytes = readdirSync(saved).reduce((sum, file) => sum + statSync(join(saved, file)).size, 0);
+      // Only the session created from the saved form counts: the peak resets and the counters start here.
+      writeFileSync('/proc/self/clear_refs', '5');
+      before = processCounters('self');
+    }
+    const [session, s] = await create(model, variant === 'linears-saved' ? { from: join(saved, 'model.onnx') } : {});
+    sessionS = [s];
+    const reference = join(paths.work, 'linears-outputs.bin');
+    const bytes = await outputBytes(session);
+    if (variant === 'linears') writeFileSync(reference, bytes);
+    else identical = bytes.equals(readFileSync(reference));
+    await session.release();
+  }
+  const after = processCounters('self');
+  const memory = processMemory('self');
+  console.log(
+    JSON.stringify({
+      sessionS,
+      userS: after.userS - before.userS,
+      sysS: after.sysS - before.sysS,
+      minorFaults: after.minorFaults - before.minorFaults,
+      peak: memory.peak,
+      identical,
+      savedBytes,
+    }),
+  );
+}
+
+if (!isMainThread) {
+  const { paths, part, parts } = workerData as { paths: Paths; part: number; parts: number };
+  const [session, s] = await create(await linearsGraph(paths, part, parts));
+  await session.release();
+  parentPort?.postMessage(s);
+} else {
+  const { values } = parseArgs({ options: { dir: { type: 'string' }, saved: { type: 'boolean' }, only: { type: 'string' }, variant: { type: 'string' } } });
+  if (values.dir === undefined) throw new Error('--dir <scratch folder of bench/cold-start.ts> is required');
+  const paths: Paths = { flux: join(values.dir, 'models', 'flux1-schnell.safetensors'), cacheDir: join(values.dir, 'cache'), work: join(values.dir, 'session-start') };
+  if (values.variant !== undefined) {
+    await measure(values.variant as Variant, paths);
+    process.exit(0);
+  }
+  mkdirSync(paths.work, { recursive: true });
+  const chosen = values.only?.split(',') ?? VARIANTS.filter((v) => v !== 'linears-saved' || values.saved);
+  for (const variant of VARIANTS.filter((v) => chosen.includes(v))) {
+    const run = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--dir', values.dir, '--variant', variant], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(run.stderr);
+    const r = JSON.parse(run.stdout.trim().split('\n').pop() as string);
+    const identical = r.identical === undefined ? '' : ` | outputs ${r.identical ? 'bit-identical to linears' : 'DIFFER from linears'}`;
+    const saved = r.savedBytes === undefined ? '' : ` | saved form ${(r.savedBytes / 1e9).toFixed(2)} GB`;
+    console.log(
+      `${variant.padEnd(20)} session ${r.sessionS.map((s: number) => `${s.toFixed(1)} s`).join(' ‖ ')} | process ${r.userS.toFixed(1)} user + ${r.sysS.toFixed(1)} sys CPU s, ${(r.minorFaults / 1e6).toFixed(2)} M minor faults, peak RSS ${(r.peak / GIB).toFixed(2)} GiB${identical}${saved}`,
+    );
+  }
+  rmSync(join(paths.work, 'saved'), { recursive: true, force: true });
+}
