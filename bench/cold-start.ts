@@ -3,7 +3,8 @@
  * fresh engine, first with an empty cache (the quantized weights are derived: read, bf16 → float32
  * and quantize on the pool, write) and then with the cache present. Each start runs in its own
  * process; each component is timed in two parts, deriving (or opening) its quantized cache and
- * creating its session (graph, reading the cache, prepacking), with the engine's memory after each.
+ * creating its session (graph, reading the cache, prepacking), with the engine's memory after each and its user and
+ * system CPU time and page faults while creating the session (bench/session-start.ts splits the transformer's further).
  * T5 takes go_fast's form (int8-mapped) unless --t5 names another.
  * Usage: npx tsx bench/cold-start.ts --dir <scratch folder: models/ as bench/real-shape-models.ts writes it> [--t5 int8-mapped|int8|int4] [--warm-only]
  */
@@ -20,15 +21,18 @@ import { openTextEncoderCheckpoint } from '../src/models/text/checkpoint.js';
 import { T5_KIND, T5Encoder, t5QuantizedCache, type T5Precision } from '../src/models/text/t5-encoder.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
 import { QUANTIZED_8BIT } from '../src/weights/quantized-cache.js';
-import { GIB, processCpuSeconds, processMemory } from './process-memory.js';
+import { GIB, processCounters, processMemory } from './process-memory.js';
 import { writeRealShapeModels } from './real-shape-models.js';
 
 interface Part {
   label: string;
   deriveS: number;
-  /** CPU seconds of this process (main thread and pool) while deriving, and of the engine while creating the session. */
+  /** CPU seconds of this process (main thread and pool) while deriving, and of the engine while creating the session (user and system: system is mostly the kernel clearing fresh pages for the prepacked weights). */
   deriveCpuS: number;
-  sessionCpuS: number;
+  sessionUserS: number;
+  sessionSysS: number;
+  /** Minor page faults of the engine while creating the session. */
+  sessionFaults: number;
   sourceBytes: number;
   cacheBytes: number;
   sessionS: number;
@@ -36,12 +40,14 @@ interface Part {
   engineAnon: number;
 }
 
-/** The work's result, its wall seconds and the CPU seconds process `pid` used meanwhile. */
-async function timedS<T>(pid: () => number | 'self', work: () => Promise<T>): Promise<[T, number, number]> {
+/** The work's result, its wall seconds and what process `pid` used meanwhile (user and system CPU seconds, minor faults). */
+async function timedS<T>(pid: () => number | 'self', work: () => Promise<T>): Promise<[T, number, ReturnType<typeof processCounters>]> {
   const started = performance.now();
-  const cpu = processCpuSeconds(pid());
+  const before = processCounters(pid());
   const value = await work();
-  return [value, (performance.now() - started) / 1000, processCpuSeconds(pid()) - cpu];
+  const after = processCounters(pid());
+  const used = { userS: after.userS - before.userS, sysS: after.sysS - before.sysS, minorFaults: after.minorFaults - before.minorFaults };
+  return [value, (performance.now() - started) / 1000, used];
 }
 
 /** One start in this (child) process: T5, then the transformer, into one engine; prints JSON. */
@@ -53,14 +59,16 @@ async function start(models: string, cacheDir: string, t5Precision: Exclude<T5Pr
   const started = performance.now();
   /** Derives (or opens) a component's quantized cache in this process, then creates its session in the engine. */
   const measure = async (label: string, source: string, derive: () => Promise<{ file: { path: string } }>, load: () => Promise<unknown>) => {
-    const [cache, deriveS, deriveCpuS] = await timedS(() => 'self', derive);
-    const [, sessionS, sessionCpuS] = await timedS(enginePid, load);
+    const [cache, deriveS, derived] = await timedS(() => 'self', derive);
+    const [, sessionS, session] = await timedS(enginePid, load);
     const memory = engine();
     parts.push({
       label,
       deriveS,
-      deriveCpuS,
-      sessionCpuS,
+      deriveCpuS: derived.userS + derived.sysS,
+      sessionUserS: session.userS,
+      sessionSysS: session.sysS,
+      sessionFaults: session.minorFaults,
       sourceBytes: statSync(source).size,
       cacheBytes: statSync(cache.file.path).size,
       sessionS,
@@ -123,7 +131,7 @@ if (values.start) {
         ? `derive ${p.deriveS.toFixed(1)} s, ${p.deriveCpuS.toFixed(1)} CPU s (${(p.sourceBytes / 1e9 / p.deriveS).toFixed(2)} GB/s of stored weights)`
         : `open cache ${p.deriveS.toFixed(2)} s`;
       console.log(
-        `    ${p.label}: ${derive}, session ${p.sessionS.toFixed(1)} s, engine ${p.sessionCpuS.toFixed(1)} CPU s (${(p.cacheBytes / 1e9 / p.sessionS).toFixed(2)} GB/s of the ${(p.cacheBytes / 1e9).toFixed(2)} GB cache) | engine RSS after ${(p.engineRss / GIB).toFixed(2)} GiB (anonymous ${(p.engineAnon / GIB).toFixed(2)})`,
+        `    ${p.label}: ${derive}, session ${p.sessionS.toFixed(1)} s, engine ${p.sessionUserS.toFixed(1)} user + ${p.sessionSysS.toFixed(1)} sys CPU s, ${(p.sessionFaults / 1e6).toFixed(2)} M minor faults (${(p.cacheBytes / 1e9 / p.sessionS).toFixed(2)} GB/s of the ${(p.cacheBytes / 1e9).toFixed(2)} GB cache) | engine RSS after ${(p.engineRss / GIB).toFixed(2)} GiB (anonymous ${(p.engineAnon / GIB).toFixed(2)})`,
       );
     }
   }

@@ -9,12 +9,13 @@
  *   linears-2              the same linears prepacked by two sessions created at once on two worker threads;
  *   linears-saved          (--saved, ≈ 25 GB of free disk) the linears' session saved with its prepacked
  *                          weights (session.save_external_prepacked_constant_initializers), then a session
- *                          created from that file; its outputs are compared with linears' bit for bit.
+ *                          created from that file; its outputs are compared with linears' (and linears' with
+ *                          the previous linears run: is the kernel deterministic?).
  * Usage: npx tsx bench/session-start.ts --dir <scratch folder of bench/cold-start.ts> [--saved] [--only <variant,…>]
  */
 import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -65,7 +66,7 @@ async function linearsGraph(paths: Paths, part = 0, parts = 1): Promise<BuiltMod
     if (!inputs.has(k)) inputs.set(k, g.input(`x${k}`, 'float32', [1, k]));
     const t = (suffix: string) => g.external(`${name}.${suffix}`, externalRef(cache.info(`${name}.${suffix}`)));
     const y = matMulNBits(g, inputs.get(k) as Value, { data: t('qweight'), scales: t('scales'), zeroPoints: t('zero_points'), n, k, bits: 8, blockSize: 128 }, { accuracyLevel: 4 });
-    g.output(y, `y${i}`);
+    g.output(y, `${name} [${n}x${k}]`);
   });
   return g.build();
 }
@@ -88,23 +89,57 @@ async function create(model: BuiltModel, settings: { prepack?: boolean; save?: s
   return [created, (performance.now() - started) / 1000];
 }
 
-/** All outputs of a run on inputs of ones, concatenated in output order. */
-async function outputBytes(session: ort.InferenceSession): Promise<Buffer> {
+/** Every output of a run on inputs of ones, by name (a linear's name and shape). */
+async function outputs(session: ort.InferenceSession): Promise<Map<string, Float32Array>> {
   const feeds: Record<string, ort.Tensor> = {};
   for (const name of session.inputNames) {
     const k = Number(name.slice(1));
     feeds[name] = new ort.Tensor('float32', new Float32Array(k).fill(1), [1, k]);
   }
   const out = await session.run(feeds);
-  return Buffer.concat(session.outputNames.map((name) => Buffer.from((out[name]?.data as Float32Array).buffer)));
+  return new Map(session.outputNames.map((name) => [name, out[name]?.data as Float32Array]));
 }
+
+interface Difference {
+  /** Outputs (linears) with any value not bit-identical, how many of them hold a value that is not finite (NaN, ±∞), and the first few. */
+  differing: number;
+  notFinite: number;
+  examples: string[];
+  /** The largest absolute difference between finite values. */
+  maxAbs: number;
+}
+
+function compare(run: Map<string, Float32Array>, reference: Map<string, Float32Array>): Difference {
+  const result: Difference = { differing: 0, notFinite: 0, examples: [], maxAbs: 0 };
+  for (const [name, values] of run) {
+    const expected = reference.get(name) as Float32Array;
+    let same = true;
+    let notFinite = false;
+    values.forEach((v, i) => {
+      const e = expected[i] as number;
+      if (Object.is(v, e)) return;
+      same = false;
+      if (!Number.isFinite(v) || !Number.isFinite(e)) notFinite = true;
+      else result.maxAbs = Math.max(result.maxAbs, Math.abs(v - e));
+    });
+    if (same) continue;
+    result.differing++;
+    if (notFinite) result.notFinite++;
+    if (result.examples.length < 3) result.examples.push(name);
+  }
+  return result;
+}
+
+const saveOutputs = (file: string, run: Map<string, Float32Array>) => writeFileSync(file, JSON.stringify([...run].map(([name, v]) => [name, Array.from(v)])));
+const loadOutputs = (file: string) => new Map((JSON.parse(readFileSync(file, 'utf8')) as [string, number[]][]).map(([name, v]) => [name, Float32Array.from(v)]));
 
 /** One variant in this (child) process; prints JSON. */
 async function measure(variant: Variant, paths: Paths): Promise<void> {
   let before = processCounters('self');
   let savedBytes: number | undefined;
   let sessionS: number[] = [];
-  let identical: boolean | undefined;
+  let difference: Difference | undefined;
+  const afterCreation: { anon?: number; file?: number } = {};
   if (variant === 'linears-2') {
     sessionS = await Promise.all(
       [0, 1].map(
@@ -135,10 +170,13 @@ async function measure(variant: Variant, paths: Paths): Promise<void> {
     }
     const [session, s] = await create(model, variant === 'linears-saved' ? { from: join(saved, 'model.onnx') } : {});
     sessionS = [s];
-    const reference = join(paths.work, 'linears-outputs.bin');
-    const bytes = await outputBytes(session);
-    if (variant === 'linears') writeFileSync(reference, bytes);
-    else identical = bytes.equals(readFileSync(reference));
+    const created = processMemory('self');
+    Object.assign(afterCreation, { anon: created.anon, file: created.file });
+    const reference = join(paths.work, 'linears-outputs.json');
+    const run = await outputs(session);
+    // linears compares with the previous linears run when there is one (is the kernel deterministic?), linears-saved with linears.
+    if (existsSync(reference)) difference = compare(run, loadOutputs(reference));
+    if (variant === 'linears') saveOutputs(reference, run);
     await session.release();
   }
   const after = processCounters('self');
@@ -150,8 +188,9 @@ async function measure(variant: Variant, paths: Paths): Promise<void> {
       sysS: after.sysS - before.sysS,
       minorFaults: after.minorFaults - before.minorFaults,
       peak: memory.peak,
-      identical,
+      difference,
       savedBytes,
+      ...afterCreation,
     }),
   );
 }
@@ -175,10 +214,16 @@ if (!isMainThread) {
     const run = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--dir', values.dir, '--variant', variant], { encoding: 'utf8' });
     if (run.status !== 0) throw new Error(run.stderr);
     const r = JSON.parse(run.stdout.trim().split('\n').pop() as string);
-    const identical = r.identical === undefined ? '' : ` | outputs ${r.identical ? 'bit-identical to linears' : 'DIFFER from linears'}`;
+    const against = variant === 'linears' ? 'the previous linears run' : 'linears';
+    const d = r.difference;
+    const identical =
+      d === undefined
+        ? ''
+        : ` | outputs against ${against}: ${d.differing === 0 ? 'bit-identical' : `${d.differing} linears differ (${d.notFinite} with values not finite; finite values by ≤ ${d.maxAbs.toExponential(2)}), e.g. ${d.examples.join(', ')}`}`;
+    const created = r.anon === undefined ? '' : ` | after creation ${(r.anon / GIB).toFixed(2)} GiB anonymous, ${(r.file / GIB).toFixed(2)} GiB file-backed`;
     const saved = r.savedBytes === undefined ? '' : ` | saved form ${(r.savedBytes / 1e9).toFixed(2)} GB`;
     console.log(
-      `${variant.padEnd(20)} session ${r.sessionS.map((s: number) => `${s.toFixed(1)} s`).join(' ‖ ')} | process ${r.userS.toFixed(1)} user + ${r.sysS.toFixed(1)} sys CPU s, ${(r.minorFaults / 1e6).toFixed(2)} M minor faults, peak RSS ${(r.peak / GIB).toFixed(2)} GiB${identical}${saved}`,
+      `${variant.padEnd(20)} session ${r.sessionS.map((s: number) => `${s.toFixed(1)} s`).join(' ‖ ')} | process ${r.userS.toFixed(1)} user + ${r.sysS.toFixed(1)} sys CPU s, ${(r.minorFaults / 1e6).toFixed(2)} M minor faults, peak RSS (anonymous + file-backed) ${(r.peak / GIB).toFixed(2)} GiB${created}${identical}${saved}`,
     );
   }
   rmSync(join(paths.work, 'saved'), { recursive: true, force: true });
