@@ -65,7 +65,12 @@ async function linearsGraph(paths: Paths, part = 0, parts = 1): Promise<BuiltMod
     const k = blocks * blockBytes;
     if (!inputs.has(k)) inputs.set(k, g.input(`x${k}`, 'float32', [1, k]));
     const t = (suffix: string) => g.external(`${name}.${suffix}`, externalRef(cache.info(`${name}.${suffix}`)));
-    const y = matMulNBits(g, inputs.get(k) as Value, { data: t('qweight'), scales: t('scales'), zeroPoints: t('zero_points'), n, k, bits: 8, blockSize: 128 }, { accuracyLevel: 4 });
+    const y = matMulNBits(
+      g,
+      inputs.get(k) as Value,
+      { data: t('qweight'), scales: t('scales'), zeroPoints: t('zero_points'), n, k, bits: 8, blockSize: 128 },
+      { accuracyLevel: 4 },
+    );
     g.output(y, `${name} [${n}x${k}]`);
   });
   return g.build();
@@ -131,7 +136,8 @@ function compare(run: Map<string, Float32Array>, reference: Map<string, Float32A
 }
 
 const saveOutputs = (file: string, run: Map<string, Float32Array>) => writeFileSync(file, JSON.stringify([...run].map(([name, v]) => [name, Array.from(v)])));
-const loadOutputs = (file: string) => new Map((JSON.parse(readFileSync(file, 'utf8')) as [string, number[]][]).map(([name, v]) => [name, Float32Array.from(v)]));
+const loadOutputs = (file: string) =>
+  new Map((JSON.parse(readFileSync(file, 'utf8')) as [string, number[]][]).map(([name, v]) => [name, Float32Array.from(v)]));
 
 /** One variant in this (child) process; prints JSON. */
 async function measure(variant: Variant, paths: Paths): Promise<void> {
@@ -203,7 +209,11 @@ if (!isMainThread) {
 } else {
   const { values } = parseArgs({ options: { dir: { type: 'string' }, saved: { type: 'boolean' }, only: { type: 'string' }, variant: { type: 'string' } } });
   if (values.dir === undefined) throw new Error('--dir <scratch folder of bench/cold-start.ts> is required');
-  const paths: Paths = { flux: join(values.dir, 'models', 'flux1-schnell.safetensors'), cacheDir: join(values.dir, 'cache'), work: join(values.dir, 'session-start') };
+  const paths: Paths = {
+    flux: join(values.dir, 'models', 'flux1-schnell.safetensors'),
+    cacheDir: join(values.dir, 'cache'),
+    work: join(values.dir, 'session-start'),
+  };
   if (values.variant !== undefined) {
     await measure(values.variant as Variant, paths);
     process.exit(0);
@@ -211,7 +221,9 @@ if (!isMainThread) {
   mkdirSync(paths.work, { recursive: true });
   const chosen = values.only?.split(',') ?? VARIANTS.filter((v) => v !== 'linears-saved' || values.saved);
   for (const variant of VARIANTS.filter((v) => chosen.includes(v))) {
-    const run = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--dir', values.dir, '--variant', variant], { encoding: 'utf8' });
+    const run = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--dir', values.dir, '--variant', variant], {
+      encoding: 'utf8',
+    });
     if (run.status !== 0) throw new Error(run.stderr);
     const r = JSON.parse(run.stdout.trim().split('\n').pop() as string);
     const against = variant === 'linears' ? 'the previous linears run' : 'linears';
