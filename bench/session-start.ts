@@ -5,6 +5,9 @@
  *   transformer            the session go_fast creates (LoRA inputs on every linear, weights prepacked);
  *   transformer-graph      the same graph with prepacking off: onnxruntime's graph optimizers and planner;
  *   transformer-no-lora    the same without the LoRA inputs, prepacking off;
+ *   transformer-halves     the transformer's two halves as two graphs (the embedders, the 19 double blocks and the
+ *                          final layer; the 38 single blocks and the final layer), as go_fast builds them, created
+ *                          at once on two worker threads: what a transformer split into two sessions would take;
  *   linears                the cache's MatMulNBits alone (no other node), prepacked by one session;
  *   linears-2              the same linears prepacked by two sessions created at once on two worker threads;
  *   linears-saved          (--saved, ≈ 25 GB of free disk) the linears' session saved with its prepacked
@@ -32,7 +35,7 @@ import { startModuleWorker } from '../src/util/module-worker.js';
 import { QUANTIZED_8BIT } from '../src/weights/quantized-cache.js';
 import { GIB, processCounters, processMemory } from './process-memory.js';
 
-const VARIANTS = ['transformer', 'transformer-graph', 'transformer-no-lora', 'linears', 'linears-2', 'linears-saved'] as const;
+const VARIANTS = ['transformer', 'transformer-graph', 'transformer-no-lora', 'transformer-halves', 'linears', 'linears-2', 'linears-saved'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 interface Paths {
@@ -42,10 +45,26 @@ interface Paths {
   work: string;
 }
 
-async function transformerGraph(paths: Paths, lora: boolean): Promise<BuiltModel> {
+/** The go_fast transformer's graph; `half` 0 keeps only its double blocks, 1 only its single blocks (each with the embedders and the final layer). */
+async function transformerGraph(paths: Paths, lora: boolean, half?: number): Promise<BuiltModel> {
   const checkpoint = await openFluxCheckpoint(paths.flux);
   const cache = await fluxQuantizedCache(checkpoint, QUANTIZED_8BIT, paths.cacheDir);
-  return buildFluxGraph(checkpoint.config, quantizedParameters(checkpoint, cache.file, QUANTIZED_8BIT), { lora });
+  const config = half === undefined ? checkpoint.config : { ...checkpoint.config, [half === 0 ? 'singleBlocks' : 'doubleBlocks']: 0 };
+  return buildFluxGraph(config, quantizedParameters(checkpoint, cache.file, QUANTIZED_8BIT), { lora });
+}
+
+/** Sessions created at once, one per worker thread, each from the graph `graph` names for its part; their creation seconds. */
+function createAtOnce(paths: Paths, graph: 'linears' | 'transformer'): Promise<number[]> {
+  return Promise.all(
+    [0, 1].map(
+      (part) =>
+        new Promise<number>((resolve, reject) => {
+          const worker = startModuleWorker(import.meta.url, 'session-start', { workerData: { paths, part, graph } });
+          worker.once('message', resolve);
+          worker.once('error', reject);
+        }),
+    ),
+  );
 }
 
 /** Every `parts`-th MatMulNBits of the transformer's 8-bit cache from `part` on, each reading an input of ones [1, k] and giving its first output. */
@@ -146,17 +165,8 @@ async function measure(variant: Variant, paths: Paths): Promise<void> {
   let sessionS: number[] = [];
   let difference: Difference | undefined;
   const afterCreation: { anon?: number; file?: number } = {};
-  if (variant === 'linears-2') {
-    sessionS = await Promise.all(
-      [0, 1].map(
-        (part) =>
-          new Promise<number>((resolve, reject) => {
-            const worker = startModuleWorker(import.meta.url, 'session-start', { workerData: { paths, part, parts: 2 } });
-            worker.once('message', resolve);
-            worker.once('error', reject);
-          }),
-      ),
-    );
+  if (variant === 'linears-2' || variant === 'transformer-halves') {
+    sessionS = await createAtOnce(paths, variant === 'linears-2' ? 'linears' : 'transformer');
   } else if (variant.startsWith('transformer')) {
     const [session, s] = await create(await transformerGraph(paths, variant !== 'transformer-no-lora'), { prepack: variant === 'transformer' });
     sessionS = [s];
@@ -202,8 +212,8 @@ async function measure(variant: Variant, paths: Paths): Promise<void> {
 }
 
 if (!isMainThread) {
-  const { paths, part, parts } = workerData as { paths: Paths; part: number; parts: number };
-  const [session, s] = await create(await linearsGraph(paths, part, parts));
+  const { paths, part, graph } = workerData as { paths: Paths; part: number; graph: 'linears' | 'transformer' };
+  const [session, s] = await create(graph === 'linears' ? await linearsGraph(paths, part, 2) : await transformerGraph(paths, true, part));
   await session.release();
   parentPort?.postMessage(s);
 } else {
