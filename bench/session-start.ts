@@ -8,6 +8,7 @@
  *   transformer-halves     the transformer's two halves as two graphs (the embedders, the 19 double blocks and the
  *                          final layer; the 38 single blocks and the final layer), as go_fast builds them, created
  *                          at once on two worker threads: what a transformer split into two sessions would take;
+ *   transformer-halves-processes  the same two halves created at once in two processes;
  *   linears                the cache's MatMulNBits alone (no other node), prepacked by one session;
  *   linears-2              the same linears prepacked by two sessions created at once on two worker threads;
  *   linears-saved          (--saved, ≈ 25 GB of free disk) the linears' session saved with its prepacked
@@ -17,7 +18,7 @@
  * Usage: npx tsx bench/session-start.ts --dir <scratch folder of bench/cold-start.ts> [--saved] [--only <variant,…>]
  */
 import '../src/engine-telemetry-off.js';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +36,16 @@ import { startModuleWorker } from '../src/util/module-worker.js';
 import { QUANTIZED_8BIT } from '../src/weights/quantized-cache.js';
 import { GIB, processCounters, processMemory } from './process-memory.js';
 
-const VARIANTS = ['transformer', 'transformer-graph', 'transformer-no-lora', 'transformer-halves', 'linears', 'linears-2', 'linears-saved'] as const;
+const VARIANTS = [
+  'transformer',
+  'transformer-graph',
+  'transformer-no-lora',
+  'transformer-halves',
+  'transformer-halves-processes',
+  'linears',
+  'linears-2',
+  'linears-saved',
+] as const;
 type Variant = (typeof VARIANTS)[number];
 
 interface Paths {
@@ -158,8 +168,57 @@ const saveOutputs = (file: string, run: Map<string, Float32Array>) => writeFileS
 const loadOutputs = (file: string) =>
   new Map((JSON.parse(readFileSync(file, 'utf8')) as [string, number[]][]).map(([name, v]) => [name, Float32Array.from(v)]));
 
-/** One variant in this (child) process; prints JSON. */
-async function measure(variant: Variant, paths: Paths): Promise<void> {
+interface Measured {
+  sessionS: number[];
+  userS: number;
+  sysS: number;
+  minorFaults: number;
+  peak: number;
+  /** linears and linears-saved: their outputs against the reference, memory right after creation; linears-saved: the saved form's size. */
+  difference?: Difference;
+  anon?: number;
+  file?: number;
+  savedBytes?: number;
+}
+
+/** Measures `variant` in a child process of this script (`half`: only that half of the transformer). */
+function measureInChild(dir: string, variant: Variant, half?: number): Promise<Measured> {
+  const args = [
+    ...process.execArgv,
+    fileURLToPath(import.meta.url),
+    '--dir',
+    dir,
+    '--variant',
+    variant,
+    ...(half === undefined ? [] : ['--half', String(half)]),
+  ];
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { maxBuffer: 2 ** 26 }, (error, stdout, stderr) => {
+      if (error !== null) reject(new Error(`${variant}: ${stderr || error.message}`));
+      else resolve(JSON.parse(stdout.trim().split('\n').pop() as string));
+    });
+  });
+}
+
+/** The two halves created at once in two processes: both session times, their CPU and faults summed, the larger peak. */
+async function halvesInProcesses(dir: string): Promise<Measured> {
+  const halves = await Promise.all([0, 1].map((half) => measureInChild(dir, 'transformer', half)));
+  const sum = (key: 'userS' | 'sysS' | 'minorFaults') => halves.reduce((total, h) => total + h[key], 0);
+  return {
+    sessionS: halves.flatMap((h) => h.sessionS),
+    userS: sum('userS'),
+    sysS: sum('sysS'),
+    minorFaults: sum('minorFaults'),
+    peak: Math.max(...halves.map((h) => h.peak)),
+  };
+}
+
+/** One variant in this (child) process (`half`: transformer only, that half of it); prints JSON. */
+async function measure(variant: Variant, paths: Paths, dir: string, half?: number): Promise<void> {
+  if (variant === 'transformer-halves-processes') {
+    console.log(JSON.stringify(await halvesInProcesses(dir)));
+    return;
+  }
   let before = processCounters('self');
   let savedBytes: number | undefined;
   let sessionS: number[] = [];
@@ -168,7 +227,7 @@ async function measure(variant: Variant, paths: Paths): Promise<void> {
   if (variant === 'linears-2' || variant === 'transformer-halves') {
     sessionS = await createAtOnce(paths, variant === 'linears-2' ? 'linears' : 'transformer');
   } else if (variant.startsWith('transformer')) {
-    const [session, s] = await create(await transformerGraph(paths, variant !== 'transformer-no-lora'), { prepack: variant === 'transformer' });
+    const [session, s] = await create(await transformerGraph(paths, variant !== 'transformer-no-lora', half), { prepack: variant === 'transformer' });
     sessionS = [s];
     await session.release();
   } else {
@@ -217,7 +276,9 @@ if (!isMainThread) {
   await session.release();
   parentPort?.postMessage(s);
 } else {
-  const { values } = parseArgs({ options: { dir: { type: 'string' }, saved: { type: 'boolean' }, only: { type: 'string' }, variant: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { dir: { type: 'string' }, saved: { type: 'boolean' }, only: { type: 'string' }, variant: { type: 'string' }, half: { type: 'string' } },
+  });
   if (values.dir === undefined) throw new Error('--dir <scratch folder of bench/cold-start.ts> is required');
   const paths: Paths = {
     flux: join(values.dir, 'models', 'flux1-schnell.safetensors'),
@@ -225,27 +286,24 @@ if (!isMainThread) {
     work: join(values.dir, 'session-start'),
   };
   if (values.variant !== undefined) {
-    await measure(values.variant as Variant, paths);
+    await measure(values.variant as Variant, paths, values.dir, values.half === undefined ? undefined : Number(values.half));
     process.exit(0);
   }
   mkdirSync(paths.work, { recursive: true });
   const chosen = values.only?.split(',') ?? VARIANTS.filter((v) => v !== 'linears-saved' || values.saved);
   for (const variant of VARIANTS.filter((v) => chosen.includes(v))) {
-    const run = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--dir', values.dir, '--variant', variant], {
-      encoding: 'utf8',
-    });
-    if (run.status !== 0) throw new Error(run.stderr);
-    const r = JSON.parse(run.stdout.trim().split('\n').pop() as string);
+    const r = await measureInChild(values.dir, variant);
     const against = variant === 'linears' ? 'the previous linears run' : 'linears';
     const d = r.difference;
     const identical =
       d === undefined
         ? ''
         : ` | outputs against ${against}: ${d.differing === 0 ? 'bit-identical' : `${d.differing} linears differ (${d.notFinite} with values not finite; finite values by ≤ ${d.maxAbs.toExponential(2)}), e.g. ${d.examples.join(', ')}`}`;
-    const created = r.anon === undefined ? '' : ` | after creation ${(r.anon / GIB).toFixed(2)} GiB anonymous, ${(r.file / GIB).toFixed(2)} GiB file-backed`;
+    const created =
+      r.anon === undefined ? '' : ` | after creation ${(r.anon / GIB).toFixed(2)} GiB anonymous, ${((r.file ?? 0) / GIB).toFixed(2)} GiB file-backed`;
     const saved = r.savedBytes === undefined ? '' : ` | saved form ${(r.savedBytes / 1e9).toFixed(2)} GB`;
     console.log(
-      `${variant.padEnd(20)} session ${r.sessionS.map((s: number) => `${s.toFixed(1)} s`).join(' ‖ ')} | process ${r.userS.toFixed(1)} user + ${r.sysS.toFixed(1)} sys CPU s, ${(r.minorFaults / 1e6).toFixed(2)} M minor faults, peak RSS (anonymous + file-backed) ${(r.peak / GIB).toFixed(2)} GiB${created}${identical}${saved}`,
+      `${variant.padEnd(28)} session ${r.sessionS.map((s: number) => `${s.toFixed(1)} s`).join(' ‖ ')} | process ${r.userS.toFixed(1)} user + ${r.sysS.toFixed(1)} sys CPU s, ${(r.minorFaults / 1e6).toFixed(2)} M minor faults, peak RSS (anonymous + file-backed) ${(r.peak / GIB).toFixed(2)} GiB${created}${identical}${saved}`,
     );
   }
   rmSync(join(paths.work, 'saved'), { recursive: true, force: true });
