@@ -24,6 +24,11 @@ export interface QuantizeOptions {
   blockSize: number;
 }
 
+export function checkQuantizeOptions({ bits, blockSize }: QuantizeOptions): void {
+  if (bits !== 4 && bits !== 8) throw new RangeError(`bits must be 4 or 8, got ${bits}`);
+  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new RangeError(`block size must be a power of two ≥ 16, got ${blockSize}`);
+}
+
 /**
  * Quantizes a torch-layout weight [N, K] (out × in) row by row. The inner loops are specialized per
  * bit width (8-bit stores through a clamping view, 4-bit packs two values per byte), without calls
@@ -45,9 +50,8 @@ export function quantizeRowSlabs(
   options: QuantizeOptions,
   rowsPerSlab: number,
 ): QuantizedWeight {
+  checkQuantizeOptions(options);
   const { bits, blockSize } = options;
-  if (bits !== 4 && bits !== 8) throw new RangeError(`bits must be 4 or 8, got ${bits}`);
-  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new RangeError(`block size must be a power of two ≥ 16, got ${blockSize}`);
   const kBlocks = Math.ceil(k / blockSize);
   const blockBytes = (blockSize * bits) / 8;
   const maxQ = (1 << bits) - 1;
