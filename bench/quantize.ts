@@ -35,8 +35,10 @@ const BLOCK = 128;
 const options = { bits: 8 as const, blockSize: BLOCK };
 const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
 
+type InMemory = StoredWeight & { bytes: Uint8Array };
+
 /** bf16 bytes of an [n, k] weight with values like a trained linear's (uniform, scale 1/√k, a few 10× outliers). */
-function bf16Weight(n: number, k: number, seed: number): StoredWeight {
+function bf16Weight(n: number, k: number, seed: number): InMemory {
   const w = randomFloats(n * k, seed, 1 / Math.sqrt(k));
   for (let i = seed; i < w.length; i += 997) w[i] = (w[i] as number) * 10;
   const bits = f32ToBf16(w);
@@ -66,7 +68,7 @@ function widenPairs(words: Uint32Array, first: number, count: number, into: Uint
 }
 
 /** Candidate "js fused" (K even). */
-function jsFused({ bytes }: StoredWeight, n: number, k: number): QuantizedWeight {
+function jsFused({ bytes }: InMemory, n: number, k: number): QuantizedWeight {
   const out = emptyResult(n, k);
   const kBlocks = Math.ceil(k / BLOCK);
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
@@ -98,7 +100,7 @@ function jsFused({ bytes }: StoredWeight, n: number, k: number): QuantizedWeight
 }
 
 /** Candidate "onnxruntime": x [rows, kBlocks, 128] float32 (K padded with zeros) → q, scale, zero point per block. */
-async function onnxruntimeQuantizer(k: number): Promise<(weight: StoredWeight, n: number) => Promise<QuantizedWeight>> {
+async function onnxruntimeQuantizer(k: number): Promise<(weight: InMemory, n: number) => Promise<QuantizedWeight>> {
   const kBlocks = Math.ceil(k / BLOCK);
   const g = new GraphBuilder('quantize 8-bit');
   const x = g.input('x', 'float32', ['rows', kBlocks, BLOCK]);
@@ -157,7 +159,7 @@ function differences(q: QuantizedWeight, reference: QuantizedWeight): string {
 // 1. Candidates on one real-shape linear.
 const [n, k] = [3072, 12288];
 const weight = bf16Weight(n, k, 1);
-const jsSlabs = (w: StoredWeight) =>
+const jsSlabs = (w: InMemory) =>
   quantizeRowSlabs(
     (first, rows) => bytesToFloat32(w.bytes.subarray(first * k * 2, (first + rows) * k * 2), 'BF16', 'bench', 'js'),
     n,

@@ -1,7 +1,8 @@
 /**
  * Block quantization on worker threads, one linear per job, so deriving a model's 8-bit weights
  * uses every core (a FLUX transformer has ~500 linears; one thread took 341 s on 2 cores). A job
- * carries the stored bytes (bf16, f16, f8 or f32): the conversion to float32 runs on the worker too.
+ * carries the stored bytes (bf16, f16, f8 or f32) or where they lie in their file: reading them and
+ * any conversion run on the worker too.
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
@@ -33,12 +34,12 @@ export class QuantizePool {
   }
 
   /**
-   * Converts and quantizes `weight` [n, k] on a free thread. Its bytes move there (a view of part of a
-   * larger buffer is copied out first, so only its own bytes travel).
+   * Converts and quantizes `weight` [n, k] on a free thread. Bytes in memory move there (a view of part of
+   * a larger buffer is copied out first, so only its own bytes travel); bytes in a file are read there.
    */
   quantize(weight: StoredWeight, n: number, k: number, options: QuantizeOptions): Promise<QuantizedWeight> {
     const { bytes } = weight;
-    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+    const own = !(bytes instanceof Uint8Array) || (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) ? bytes : bytes.slice();
     return new Promise((resolve, reject) => {
       this.waiting.push({ job: { id: this.nextId++, weight: { ...weight, bytes: own }, n, k, options }, pending: { resolve, reject } });
       this.dispatch();
@@ -50,7 +51,8 @@ export class QuantizePool {
       const worker = this.idle.pop() as Worker;
       const { job, pending } = this.waiting.shift() as (typeof this.waiting)[number];
       this.pending.set(job.id, pending);
-      worker.postMessage(job, [job.weight.bytes.buffer as ArrayBuffer]);
+      const { bytes } = job.weight;
+      worker.postMessage(job, bytes instanceof Uint8Array ? [bytes.buffer as ArrayBuffer] : []);
     }
   }
 

@@ -275,15 +275,15 @@ const align16 = (n: number) => Math.ceil(n / 16) * 16;
 
 /**
  * Quantizes a weight [n, k] to 8 bits in blocks of `blockSize` along K (MatMulNBits layout, as
- * quantizeBlockwise returns it). `rowBytes(first, rows)` supplies rows [first, first + rows) as
- * little-endian `source` bytes; they are copied into the kernel's memory a slab of rows at a time.
+ * quantizeBlockwise returns it). `copyRows(target, first)` writes rows [first, first + target.byteLength /
+ * row bytes) as little-endian `source` bytes into `target`, the kernel's memory, a slab of rows at a time.
  */
 export function quantize8Simd(
   source: SimdSource,
   n: number,
   k: number,
   blockSize: number,
-  rowBytes: (first: number, rows: number) => Uint8Array,
+  copyRows: (target: Uint8Array, first: number) => void,
 ): QuantizedWeight {
   const valueBytes = source === 'BF16' ? 2 : 4;
   const kBlocks = Math.ceil(k / blockSize);
@@ -305,7 +305,7 @@ export function quantize8Simd(
   for (let first = 0; first < n && k > 0; first += slabRows) {
     const rows = Math.min(slabRows, n - first);
     const blocks = rows * kBlocks;
-    heap.set(rowBytes(first, rows), 0);
+    copyRows(heap.subarray(0, rows * k * valueBytes), first);
     run[source](0, dst, scales, zps, rows, k, blockSize, kBlocks);
     const firstBlock = first * kBlocks;
     out.data.set(heap.subarray(dst, dst + blocks * blockSize), firstBlock * blockSize);

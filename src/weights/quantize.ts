@@ -24,6 +24,7 @@ export interface QuantizeOptions {
   blockSize: number;
 }
 
+/** Throws a RangeError for bits other than 4 or 8, or a block size that is not a power of two ≥ 16. */
 export function checkQuantizeOptions({ bits, blockSize }: QuantizeOptions): void {
   if (bits !== 4 && bits !== 8) throw new RangeError(`bits must be 4 or 8, got ${bits}`);
   if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new RangeError(`block size must be a power of two ≥ 16, got ${blockSize}`);
@@ -32,7 +33,8 @@ export function checkQuantizeOptions({ bits, blockSize }: QuantizeOptions): void
 /**
  * Quantizes a torch-layout weight [N, K] (out × in) row by row. The inner loops are specialized per
  * bit width (8-bit stores through a clamping view, 4-bit packs two values per byte), without calls
- * per value: 8-bit runs at ≈1.3 GB/s of float32 per CPU second, 1.7× the generic loop (bench/quantize.ts).
+ * per value: 8-bit runs at ≈1.3 GB/s of float32 per CPU second, 1.7× the generic loop (docs/onnxruntime.md §10.7).
+ * This is the reference the cache derivation's 8-bit SIMD kernel (./quantize-simd.ts) matches byte for byte.
  */
 export function quantizeBlockwise(weight: Float32Array, n: number, k: number, options: QuantizeOptions): QuantizedWeight {
   if (weight.length !== n * k) throw new RangeError(`weight has ${weight.length} values, expected ${n}×${k}`);

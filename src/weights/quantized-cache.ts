@@ -27,7 +27,8 @@ const CACHE_FORMAT = 'flux-lora quantized linears v1';
 
 /**
  * A Linear weight [n, k] (out × in) to quantize; `read` is called once, in list order, and returns
- * the stored bytes: their conversion to float32 runs on the pool thread that quantizes them.
+ * the stored bytes or where they lie in their file: reading and converting them run on the pool
+ * thread that quantizes them.
  */
 export interface QuantizableLinear {
   name: string;
@@ -36,10 +37,10 @@ export interface QuantizableLinear {
   read(): Promise<StoredWeight>;
 }
 
-/** A tensor's stored bytes and dtype, as a linear's `read` returns them. */
-export async function storedWeight(source: TensorSource, name: string): Promise<StoredWeight> {
-  const { dtype, file } = source.info(name);
-  return { bytes: await source.readBytes(name), dtype, file, name };
+/** Where a tensor's stored bytes lie, as a linear's `read` returns it: the pool thread reads them. */
+export function storedWeight(source: TensorSource, name: string): StoredWeight {
+  const { dtype, file, offset, byteLength } = source.info(name);
+  return { bytes: { offset, byteLength }, dtype, file, name };
 }
 
 export interface QuantizedCacheRequest {
@@ -62,9 +63,9 @@ function cacheKey(request: QuantizedCacheRequest): string {
 }
 
 /**
- * The linears' quantized forms, in list order: reading linear i (on this thread, in order)
- * also starts the reads of the next ones, up to two per pool thread, whose conversion and
- * quantization run on the pool. Two per thread keep every thread busy while the file is written in
+ * The linears' quantized forms, in list order: asking for linear i (their `read`s are called on this
+ * thread, in order) also starts the next ones, up to two per pool thread, whose reading, conversion
+ * and quantization run on the pool. Two per thread keep every thread busy while the file is written in
  * order (with one per thread, a thread that finished early waited for the linear before it: the
  * threads were idle 40–50 % of a FLUX derivation). At most 2 × `pool.size` linears are held at
  * once, each until its three tensors are written.

@@ -3,6 +3,7 @@
  * and reads single tensors on demand. Sharded checkpoints (`*.safetensors.index.json`)
  * behave as one TensorSource.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open, readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { bf16ToF32, DTYPE_BYTES, f16ToF32, f8e4m3fnToF32, f8e5m2ToF32, isSafetensorsDType, type SafetensorsDType } from './dtypes.js';
@@ -134,6 +135,42 @@ async function readRange(file: string, tensor: string, offset: number, length: n
     await handle?.close();
   }
   return out;
+}
+
+/**
+ * Part of a tensor's data read synchronously into `target` (a worker thread's own buffer: nothing is
+ * allocated): `target.byteLength` bytes from `offset` in `file`. Errors name the file and tensor.
+ */
+export class TensorFileReader {
+  private readonly fd: number;
+
+  constructor(
+    readonly file: string,
+    readonly tensor: string,
+  ) {
+    try {
+      this.fd = openSync(file, 'r');
+    } catch (error) {
+      throw new SafetensorsError(file, `cannot read: ${fsDetail(error)}`, tensor);
+    }
+  }
+
+  read(target: Uint8Array, offset: number): void {
+    for (let done = 0; done < target.byteLength;) {
+      let bytesRead: number;
+      try {
+        bytesRead = readSync(this.fd, target, done, Math.min(target.byteLength - done, 1 << 30), offset + done);
+      } catch (error) {
+        throw new SafetensorsError(this.file, `cannot read: ${fsDetail(error)}`, this.tensor);
+      }
+      if (bytesRead === 0) throw new SafetensorsError(this.file, `file ends before the tensor's data (changed after it was opened?)`, this.tensor);
+      done += bytesRead;
+    }
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
 }
 
 /** Converts raw little-endian bytes of `dtype` to float32 (exactly for all float formats). */

@@ -14,25 +14,21 @@ import { linearBias, storedFloat } from './exact-parameters.js';
 import type { FluxParameters } from './graph.js';
 import { linearSpecs, type LinearSpec } from './layout.js';
 
-/** Reads canonical weights [out, in] as stored (bytes and dtype), reading each stored (possibly fused) tensor once. */
-function weightReader(checkpoint: FluxCheckpoint) {
-  let last: StoredWeight | null = null;
-  return async (name: string): Promise<StoredWeight> => {
-    const { info, rows } = checkpoint.locate(name);
-    const current = last !== null && last.name === info.name ? last : (last = await storedWeight(checkpoint.source, info.name));
-    if (rows === undefined) return current;
-    const rowBytes = current.bytes.byteLength / (info.shape[0] as number);
-    return { ...current, bytes: current.bytes.subarray(rows.start * rowBytes, (rows.start + rows.count) * rowBytes) };
-  };
+/** Where canonical weights [out, in] lie as stored (a row range of a fused tensor where the checkpoint fuses them). */
+async function storedLinearWeight(checkpoint: FluxCheckpoint, name: string): Promise<StoredWeight> {
+  const { info, rows } = checkpoint.locate(name);
+  const whole = storedWeight(checkpoint.source, info.name);
+  if (rows === undefined) return whole;
+  const rowBytes = info.byteLength / (info.shape[0] as number);
+  return { ...whole, bytes: { offset: info.offset + rows.start * rowBytes, byteLength: rows.count * rowBytes } };
 }
 
 export function fluxQuantizedCache(checkpoint: FluxCheckpoint, settings: QuantizationSettings, cacheDir?: string) {
-  const read = weightReader(checkpoint);
   const specs = linearSpecs(checkpoint.config);
   return quantizedCache({
     kind: `flux-transformer ${checkpoint.layout} ${checkpoint.prefix}`,
     sourceFiles: specs.map((s) => checkpoint.locate(`${s.name}.weight`).info.file),
-    linears: specs.map((s) => ({ name: s.name, n: s.outFeatures, k: s.inFeatures, read: () => read(`${s.name}.weight`) })),
+    linears: specs.map((s) => ({ name: s.name, n: s.outFeatures, k: s.inFeatures, read: () => storedLinearWeight(checkpoint, `${s.name}.weight`) })),
     settings,
     cacheDir,
   });

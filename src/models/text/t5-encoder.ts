@@ -199,7 +199,7 @@ export function t5QuantizedCache(checkpoint: TextEncoderCheckpoint<T5Config>, pr
   return quantizedCache({
     kind: `t5-encoder ${checkpoint.prefix}`,
     sourceFiles: linears.map((l) => checkpoint.locate(`${l.name}.weight`).file),
-    linears: linears.map((l) => ({ ...l, read: () => storedWeight(checkpoint.source, checkpoint.prefix + `${l.name}.weight`) })),
+    linears: linears.map((l) => ({ ...l, read: async () => storedWeight(checkpoint.source, checkpoint.prefix + `${l.name}.weight`) })),
     settings: T5_FORMS[precision].stored,
     cacheDir,
   });

@@ -1,9 +1,12 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../../src/weights/dtypes.js';
 import { quantizeBlockwise, type QuantizedWeight } from '../../../src/weights/quantize.js';
 import { quantizeStored } from '../../../src/weights/quantize-stored.js';
 import type { SafetensorsDType } from '../../../src/weights/dtypes.js';
 import { randomFloats } from '../../helpers/random.js';
+import { useTempDir } from '../../helpers/temp-dir.js';
 
 const stored = (values: Uint16Array | Float32Array, dtype: SafetensorsDType) => ({
   bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
@@ -109,5 +112,37 @@ describe('the 8-bit SIMD quantization kernel', () => {
       'model.safetensors: tensor "blocks.0.linear.weight": has 40 bytes, expected 3×4 F32 (48)',
     );
     expect(() => quantizeStored(stored(w, 'F32'), 2, 5, { bits: 8, blockSize: 24 })).toThrow(/power of two/);
+  });
+});
+
+describe('weights read from their file by the quantizing thread', () => {
+  const tmp = useTempDir('quantize-stored-');
+
+  it('reads a row range of a tensor at an odd offset slab by slab: the same bytes as from memory, 8-bit and 4-bit, bf16 and f16', () => {
+    const [n, k] = [700, 600]; // more rows than one kernel call and one float32 slab
+    for (const [dtype, encode] of [
+      ['BF16', f32ToBf16],
+      ['F16', f32ToF16],
+    ] as const) {
+      const tensor = encode(randomFloats(3 * n * k, 21, 2));
+      const file = join(tmp(), `${dtype}.bin`);
+      writeFileSync(file, Buffer.concat([Buffer.from('header'), Buffer.from(tensor.buffer)]));
+      const rows = new Uint8Array(tensor.buffer).subarray(n * k * 2, 2 * n * k * 2);
+      for (const bits of [8, 4] as const) {
+        const options = { bits, blockSize: bits === 8 ? 128 : 64 };
+        const fromFile = quantizeStored({ bytes: { offset: 6 + n * k * 2, byteLength: n * k * 2 }, dtype, file, name: 'fused' }, n, k, options);
+        expectSameBytes(fromFile, quantizeStored({ bytes: rows, dtype, file, name: 'fused' }, n, k, options));
+      }
+    }
+  });
+
+  it('names the file and tensor when the file is missing or ends early', () => {
+    const file = join(tmp(), 'short.bin');
+    writeFileSync(file, Buffer.alloc(100));
+    const weight = (path: string) => ({ bytes: { offset: 40, byteLength: 4 * 16 * 2 }, dtype: 'BF16' as const, file: path, name: 'blocks.1.w' });
+    expect(() => quantizeStored(weight(file), 4, 16, { bits: 8, blockSize: 16 })).toThrow(`${file}: tensor "blocks.1.w": file ends before the tensor's data`);
+    expect(() => quantizeStored(weight(join(tmp(), 'absent.bin')), 4, 16, { bits: 8, blockSize: 16 })).toThrow(
+      /absent\.bin: tensor "blocks\.1\.w": cannot read: no such file/,
+    );
   });
 });
