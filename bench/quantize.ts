@@ -119,7 +119,11 @@ async function onnxruntimeQuantizer(k: number): Promise<(weight: InMemory, n: nu
   g.output(scale, 'scale');
   g.output(cast(g, zp, 'uint8'), 'zp');
   const model = g.build();
-  const session = await ort.InferenceSession.create(model.bytes, sessionOptions(model, { memoryArena: false }));
+  // Its threads must not spin after a run: this process's CPU time would charge the spinning to the next candidate.
+  const options = sessionOptions(model, { memoryArena: false });
+  const extra = options.extra as { session: Record<string, string> };
+  extra.session['session.intra_op.allow_spinning'] = '0';
+  const session = await ort.InferenceSession.create(model.bytes, options);
   const slabRows = Math.max(1, Math.floor((1 << 21) / k));
   return async ({ bytes }, n) => {
     const out = emptyResult(n, k);
