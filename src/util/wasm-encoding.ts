@@ -51,7 +51,6 @@ export const op = {
   i32Store8: 0x3a,
   i32Const: 0x41,
   f64Const: 0x44,
-  i32Eqz: 0x45,
   i32LtU: 0x49,
   i32GtU: 0x4b,
   i32GeU: 0x4f,
@@ -81,7 +80,6 @@ export const misc = { i32TruncSatF64U: 3, memoryFill: 11 } as const;
 /** SIMD (0xfd-prefixed) instructions used by the kernels. */
 export const simdOp = {
   v128Load: 0,
-  v128Load16x4U: 4,
   v128Store: 11,
   v128Const: 12,
   i8x16Shuffle: 13,
@@ -91,7 +89,6 @@ export const simdOp = {
   f32x4Eq: 65,
   v128And: 78,
   v128AnyTrue: 83,
-  f32x4DemoteF64x2Zero: 94,
   f64x2PromoteLowF32x4: 95,
   i8x16NarrowI16x8U: 102,
   i16x8NarrowI32x4S: 133,

@@ -1,10 +1,12 @@
 /**
  * 8-bit block quantization (./quantize.ts's layout and arithmetic) as a WebAssembly SIMD kernel that reads
  * bf16 or float32 bytes directly: one pass per block for min/max, one for the values, 4 values per
- * instruction. It computes exactly what the JavaScript loop does, in the same precision: min/max of
- * float32 values ignoring NaN, scale = fround((hi − lo)/255), zero point = Math.round(−lo/scale)
- * clamped to [0, 255], and each value as the float64 w/scale + zp rounded half to even and clamped,
- * so the bytes are identical (test/unit/weights/quantize-simd.test.ts).
+ * instruction (docs/onnxruntime.md §10.11: 5× the JavaScript loop per CPU second). It gives exactly
+ * what the JavaScript loop does: min/max of float32 values ignoring NaN, scale = fround((hi − lo)/255),
+ * zero point = Math.round(−lo/scale) clamped to [0, 255] (both in float64), and each value as the float64
+ * w/scale + zp rounded half to even and clamped — computed from the float32 quotient, and in float64
+ * where that quotient is exactly half an integer — so the bytes are identical
+ * (test/unit/weights/quantize-simd.test.ts) and caches derived before stay valid.
  */
 import {
   BLOCK_VOID,
