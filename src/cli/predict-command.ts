@@ -36,7 +36,8 @@ ${inputTableText()}
 
 const BUILTIN_NOTICE =
   'flux-lora: no FLUX weights configured, so this runs the built-in demo model: a tiny FLUX trained on a toy world of one or two ' +
-  `flat shapes on a plain background. It knows these words: ${describeWorld()} ` +
+  'flat shapes on a plain background, at an early stage of training (it draws the asked background; objects seldom come out as asked). ' +
+  `It knows these words: ${describeWorld()} ` +
   '(e.g. -i prompt="a large red circle on the left and a small blue star on the right on a white background"; TOK: -i replicate_weights=builtin:tok). ' +
   'Point FLUX_MODEL_DIR or --model-dir at FLUX.1-dev / FLUX.1-schnell weights to run the real model.\n';
 
