@@ -2,12 +2,15 @@
  * Block quantization on worker threads, one linear per job, so deriving a model's 8-bit weights
  * uses every core (a FLUX transformer has ~500 linears; one thread took 341 s on 2 cores). A job
  * carries the stored bytes (bf16, f16, f8 or f32) or where they lie in their file: reading them and
- * any conversion run on the worker too.
+ * any conversion run on the worker too. Results written out come back through `recycle`, and a later
+ * 8-bit job's result lies in one of them: a fresh buffer's first touch costs 14–39× a refill here, about
+ * as much as quantizing into it (docs/onnxruntime.md §10.11).
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../util/module-worker.js';
 import type { QuantizedWeight, QuantizeOptions } from './quantize.js';
+import { quantized8Bytes } from './quantize-simd.js';
 import type { StoredWeight } from './quantize-stored.js';
 import type { QuantizeJob } from './quantize-worker.js';
 
@@ -21,6 +24,8 @@ export class QuantizePool {
   private readonly idle: Worker[];
   private readonly waiting: { job: QuantizeJob; pending: Pending }[] = [];
   private readonly pending = new Map<number, Pending>();
+  /** Buffers of results already written, smallest first; at most `size` of them. */
+  private readonly spares: ArrayBuffer[] = [];
   private nextId = 1;
 
   constructor(readonly size = availableParallelism()) {
@@ -46,13 +51,31 @@ export class QuantizePool {
     });
   }
 
+  /** Gives back the buffer of a result that has been written and is no longer read, for a later result to lie in. */
+  recycle(buffer: ArrayBuffer): void {
+    if (buffer.byteLength === 0 || this.spares.includes(buffer)) return;
+    this.spares.push(buffer);
+    this.spares.sort((a, b) => a.byteLength - b.byteLength);
+    if (this.spares.length > this.size) this.spares.shift();
+  }
+
+  /** The smallest spare that holds the job's 8-bit result, taken off the list. */
+  private spareFor(job: QuantizeJob): ArrayBuffer | undefined {
+    if (job.options.bits !== 8) return undefined;
+    const bytes = quantized8Bytes(job.n, job.k, job.options.blockSize);
+    const index = this.spares.findIndex((b) => b.byteLength >= bytes);
+    return index < 0 ? undefined : this.spares.splice(index, 1)[0];
+  }
+
   private dispatch(): void {
     while (this.idle.length > 0 && this.waiting.length > 0) {
       const worker = this.idle.pop() as Worker;
       const { job, pending } = this.waiting.shift() as (typeof this.waiting)[number];
       this.pending.set(job.id, pending);
       const { bytes } = job.weight;
-      worker.postMessage(job, bytes instanceof Uint8Array ? [bytes.buffer as ArrayBuffer] : []);
+      const spare = this.spareFor(job);
+      const transfer = [...(bytes instanceof Uint8Array ? [bytes.buffer as ArrayBuffer] : []), ...(spare === undefined ? [] : [spare])];
+      worker.postMessage(spare === undefined ? job : { ...job, spare }, transfer);
     }
   }
 

@@ -275,10 +275,19 @@ function kernels(bytesNeeded: number): { memory: WasmMemory; kernels: Record<Sim
 
 const align16 = (n: number) => Math.ceil(n / 16) * 16;
 
+/** Bytes of the one buffer an 8-bit result [n, k] lies in: its data, then its scales, then its zero points. */
+export function quantized8Bytes(n: number, k: number, blockSize: number): number {
+  const blocks = n * Math.ceil(k / blockSize);
+  return blocks * (blockSize + 4 + 1);
+}
+
 /**
  * Quantizes a weight [n, k] to 8 bits in blocks of `blockSize` along K (MatMulNBits layout, as
  * quantizeBlockwise returns it). `copyRows(target, first)` writes rows [first, first + target.byteLength /
  * row bytes) as little-endian `source` bytes into `target`, the kernel's memory, a slab of rows at a time.
+ * The result's three arrays are views of one buffer: `spare` when it holds quantized8Bytes (a buffer
+ * recycled from an earlier result, whose pages are already touched: first touches cost 14–39× a refill
+ * here, docs/onnxruntime.md §10.11), otherwise a new one.
  */
 export function quantize8Simd(
   source: SimdSource,
@@ -286,13 +295,17 @@ export function quantize8Simd(
   k: number,
   blockSize: number,
   copyRows: (target: Uint8Array, first: number) => void,
+  spare?: ArrayBuffer,
 ): QuantizedWeight {
   const valueBytes = source === 'BF16' ? 2 : 4;
   const kBlocks = Math.ceil(k / blockSize);
+  const bytes = quantized8Bytes(n, k, blockSize);
+  const buffer = spare !== undefined && spare.byteLength >= bytes ? spare : new ArrayBuffer(bytes);
+  const dataBytes = n * kBlocks * blockSize;
   const out: QuantizedWeight = {
-    data: new Uint8Array(n * kBlocks * blockSize),
-    scales: new Float32Array(n * kBlocks),
-    zeroPoints: new Uint8Array(n * kBlocks),
+    data: new Uint8Array(buffer, 0, dataBytes),
+    scales: new Float32Array(buffer, dataBytes, n * kBlocks),
+    zeroPoints: new Uint8Array(buffer, dataBytes + 4 * n * kBlocks, n * kBlocks),
     bits: 8,
     blockSize,
     n,

@@ -46,14 +46,14 @@ function withRows<T>({ bytes, file, name }: StoredWeight, rowBytes: number, use:
   }
 }
 
-/** Quantizes a stored weight [n, k]; an error names its file and tensor. */
-export function quantizeStored(weight: StoredWeight, n: number, k: number, options: QuantizeOptions): QuantizedWeight {
+/** Quantizes a stored weight [n, k]; an error names its file and tensor. An 8-bit result lies in `spare` when it is large enough (quantize8Simd). */
+export function quantizeStored(weight: StoredWeight, n: number, k: number, options: QuantizeOptions, spare?: ArrayBuffer): QuantizedWeight {
   checkQuantizeOptions(options);
   const { bytes, dtype, file, name } = weight;
   const rowBytes = k * DTYPE_BYTES[dtype];
   if (bytes.byteLength !== n * rowBytes) throw new SafetensorsError(file, `has ${bytes.byteLength} bytes, expected ${n}×${k} ${dtype} (${n * rowBytes})`, name);
   return withRows(weight, rowBytes, (copy) => {
-    if (options.bits === 8 && (dtype === 'BF16' || dtype === 'F32')) return quantize8Simd(dtype, n, k, options.blockSize, copy);
+    if (options.bits === 8 && (dtype === 'BF16' || dtype === 'F32')) return quantize8Simd(dtype, n, k, options.blockSize, copy, spare);
     const slabRows = Math.max(1, Math.floor(SLAB_VALUES / k));
     const raw = new Uint8Array(slabRows * rowBytes);
     const slab = (first: number, rows: number) => {
@@ -62,9 +62,16 @@ export function quantizeStored(weight: StoredWeight, n: number, k: number, optio
       return bytesToFloat32(stored, dtype, file, name);
     };
     if (options.bits === 4) return quantizeRowSlabs(slab, n, k, options, slabRows);
-    return quantize8Simd('F32', n, k, options.blockSize, (target, first) => {
-      const values = slab(first, target.byteLength / (k * 4));
-      target.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
-    });
+    return quantize8Simd(
+      'F32',
+      n,
+      k,
+      options.blockSize,
+      (target, first) => {
+        const values = slab(first, target.byteLength / (k * 4));
+        target.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+      },
+      spare,
+    );
   });
 }

@@ -9,14 +9,16 @@ export interface QuantizeJob {
   n: number;
   k: number;
   options: QuantizeOptions;
+  /** A buffer of an earlier result, written and sent back, for this one to lie in (quantizeStored). */
+  spare?: ArrayBuffer;
 }
 
 const port = parentPort;
 if (port === null) throw new Error('quantize-worker must run in a worker thread');
 port.on('message', (job: QuantizeJob) => {
   try {
-    const q = quantizeStored(job.weight, job.n, job.k, job.options);
-    port.postMessage({ id: job.id, result: q }, [q.data.buffer, q.scales.buffer, q.zeroPoints.buffer] as ArrayBuffer[]);
+    const q = quantizeStored(job.weight, job.n, job.k, job.options, job.spare);
+    port.postMessage({ id: job.id, result: q }, [...new Set([q.data.buffer, q.scales.buffer, q.zeroPoints.buffer] as ArrayBuffer[])]);
   } catch (error) {
     port.postMessage({ id: job.id, error: (error as Error).message });
   }

@@ -103,9 +103,12 @@ function tensorsToWrite(linears: readonly QuantizableLinear[], settings: Quantiz
     const bytes = (pick: (q: QuantizedWeight) => ArrayBufferView, last = false) =>
       async function* () {
         quantized ??= take(index);
-        const view = pick(await quantized);
+        const q = await quantized;
+        const view = pick(q);
         if (last) quantized = null;
         yield new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+        // The writer asks for more only once this chunk is on disk: the linear's last tensor is written.
+        if (last) pool.recycle(q.data.buffer as ArrayBuffer);
       };
     tensors.push(
       { name: `${linear.name}.qweight`, dtype: 'U8', shape: qweightShape(linear, settings), data: bytes((q) => q.data) },

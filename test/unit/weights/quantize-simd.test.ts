@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../../src/weights/dtypes.js';
 import { quantizeBlockwise, type QuantizedWeight } from '../../../src/weights/quantize.js';
 import { quantizeStored } from '../../../src/weights/quantize-stored.js';
+import { quantized8Bytes } from '../../../src/weights/quantize-simd.js';
+import { QuantizePool } from '../../../src/weights/quantize-pool.js';
 import type { SafetensorsDType } from '../../../src/weights/dtypes.js';
 import { randomFloats } from '../../helpers/random.js';
 import { useTempDir } from '../../helpers/temp-dir.js';
@@ -19,7 +21,8 @@ const stored = (values: Uint16Array | Float32Array, dtype: SafetensorsDType) => 
 function expectSameBytes(actual: QuantizedWeight, expected: QuantizedWeight): void {
   expect({ ...actual, data: null, scales: null, zeroPoints: null }).toEqual({ ...expected, data: null, scales: null, zeroPoints: null });
   expect(Buffer.from(actual.data).equals(Buffer.from(expected.data))).toBe(true);
-  expect(Buffer.from(actual.scales.buffer).equals(Buffer.from(expected.scales.buffer))).toBe(true);
+  const bits = (scales: Float32Array) => Buffer.from(scales.buffer, scales.byteOffset, scales.byteLength);
+  expect(bits(actual.scales).equals(bits(expected.scales))).toBe(true);
   expect(Buffer.from(actual.zeroPoints).equals(Buffer.from(expected.zeroPoints))).toBe(true);
 }
 
@@ -144,5 +147,42 @@ describe('weights read from their file by the quantizing thread', () => {
     expect(() => quantizeStored(weight(join(tmp(), 'absent.bin')), 4, 16, { bits: 8, blockSize: 16 })).toThrow(
       /absent\.bin: tensor "blocks\.1\.w": cannot read: no such file/,
     );
+  });
+});
+
+describe('results in recycled buffers', () => {
+  const options = { bits: 8 as const, blockSize: 32 };
+
+  it('an 8-bit result lies in a spare buffer large enough for it, with the same bytes; a smaller spare is left alone', () => {
+    const w = randomFloats(40 * 96, 31, 1);
+    const expected = quantizeBlockwise(w, 40, 96, options);
+    const spare = new ArrayBuffer(quantized8Bytes(40, 96, 32) + 100);
+    new Uint8Array(spare).fill(0xab); // stale bytes of an earlier result
+    const inSpare = quantizeStored(stored(w, 'F32'), 40, 96, options, spare);
+    expect([inSpare.data.buffer, inSpare.scales.buffer, inSpare.zeroPoints.buffer]).toEqual([spare, spare, spare]);
+    expectSameBytes(inSpare, expected);
+    const small = new ArrayBuffer(quantized8Bytes(40, 96, 32) - 1);
+    const fresh = quantizeStored(stored(w, 'F32'), 40, 96, options, small);
+    expect(fresh.data.buffer).not.toBe(small);
+    expectSameBytes(fresh, expected);
+  });
+
+  it('the pool quantizes into a buffer given back by recycle, on its thread: the larger buffer comes back holding the right bytes', async () => {
+    const pool = new QuantizePool(1);
+    try {
+      const big = await pool.quantize(stored(randomFloats(64 * 128, 32, 1), 'F32'), 64, 128, options);
+      const bigBytes = big.data.buffer.byteLength;
+      expect(bigBytes).toBe(quantized8Bytes(64, 128, 32));
+      pool.recycle(big.data.buffer as ArrayBuffer);
+      const w = randomFloats(16 * 64, 33, 1);
+      const expected = quantizeBlockwise(w, 16, 64, options);
+      const small = await pool.quantize(stored(w.slice(), 'F32'), 16, 64, options); // the pool takes the bytes it is given
+      expect(small.data.buffer.byteLength).toBe(bigBytes);
+      expectSameBytes(small, expected);
+      const next = await pool.quantize(stored(w.slice(), 'F32'), 16, 64, options);
+      expect(next.data.buffer.byteLength).toBe(quantized8Bytes(16, 64, 32));
+    } finally {
+      await pool.close();
+    }
   });
 });
