@@ -21,18 +21,13 @@ import { parseArgs } from 'node:util';
 import { FluxTransformer, type FluxPrecision } from '../src/models/flux/transformer.js';
 import { FLUX_DEV_CONFIG, type FluxConfig } from '../src/models/flux/config.js';
 import { InferenceWorker } from '../src/onnx/runner.js';
-import { float32Tensor } from '../src/onnx/tensor-data.js';
 import { QUANTIZED_8BIT } from '../src/weights/quantized-cache.js';
+import { REDUCED_CONFIG, stepInputs, TEXT_TOKENS, tokensPerSide } from './flux-step-inputs.js';
 import { FP32_PATH, nbitsPath, prepareInGraph } from './gemm-paths.js';
 import { summarizeProfile } from './profile-summary.js';
-import { randomFloats } from './random.js';
 import { writeRandomFlux } from './random-checkpoint.js';
 import { stepFlops } from './step-flops.js';
 
-const TEXT_TOKENS = 512;
-/** Image tokens per side of a square picture: 8× VAE, 2×2 patches. */
-const tokensPerSide = (side: number) => side / 16;
-const REDUCED_CONFIG: FluxConfig = { ...FLUX_DEV_CONFIG, doubleBlocks: 2, singleBlocks: 4 };
 const STEP_ROUNDS = 2;
 
 interface Job {
@@ -63,20 +58,9 @@ async function measure(job: Job): Promise<Result> {
   const session = job.profilePrefix === undefined ? {} : { profilePrefix: job.profilePrefix };
   const model = await FluxTransformer.load(worker, job.path, { precision: job.precision, cacheDir: job.cacheDir, session });
   const loadMs = performance.now() - t0;
+  const inputs = stepInputs(model.config, job.side);
+  const imageTokens = tokensPerSide(job.side) ** 2;
   const c = model.config;
-  const perSide = tokensPerSide(job.side);
-  const imageTokens = perSide ** 2;
-  const imgIds = new Float32Array(imageTokens * 3);
-  for (let i = 0; i < imageTokens; i++) imgIds.set([0, Math.floor(i / perSide), i % perSide], i * 3);
-  const inputs = {
-    hiddenStates: float32Tensor([1, imageTokens, c.inChannels], randomFloats(imageTokens * c.inChannels, 1)),
-    encoderHiddenStates: float32Tensor([1, TEXT_TOKENS, c.contextDim], randomFloats(TEXT_TOKENS * c.contextDim, 2, 0.5)),
-    pooledProjections: float32Tensor([1, c.pooledDim], randomFloats(c.pooledDim, 3)),
-    timestep: [0.8],
-    guidance: [3.5],
-    imgIds,
-    txtIds: new Float32Array(TEXT_TOKENS * 3),
-  };
   const t1 = performance.now();
   await model.forward(inputs);
   const firstStepMs = performance.now() - t1;

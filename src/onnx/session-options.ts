@@ -4,7 +4,9 @@
  * - ConstantFolding is disabled when the graph casts bf16/f16 initializers, which it would
  *   otherwise materialize as float32 copies, doubling resident weights (§4, pitfall 2) — on the CPU;
  * - on WebGPU the provider comes first and the CPU provider takes the ops it has no kernel for;
- * - intra-op threads default to the machine's cores; one inter-op thread, sequential execution.
+ * - intra-op threads default to the machine's cores; one inter-op thread, sequential execution;
+ * - onnxruntime's graph optimizers run at level 'all' unless a model built already fused asks for fewer
+ *   (the FLUX transformer on the CPU: they change nothing there and cost most of its graph's creation, §10.11).
  */
 import { availableParallelism } from 'node:os';
 import type { InferenceSession } from 'onnxruntime-node';
@@ -15,6 +17,11 @@ export interface SessionSettings {
   device?: Device;
   /** Intra-op threads; defaults to the number of cores. */
   threads?: number;
+  /**
+   * onnxruntime's graph optimization level (default 'all'). 'disabled' for graphs built with the fused ops
+   * onnxruntime would otherwise fuse, where its optimizers only cost session-creation time.
+   */
+  graphOptimization?: InferenceSession.SessionOptions['graphOptimizationLevel'];
   /** Keep weight prepacking on (default). Off keeps weights mmapped but is much slower. */
   prepack?: boolean;
   /** ORT's CPU memory arena (default on). Off suits one-shot graphs with large transient activations. */
@@ -57,7 +64,7 @@ export function sessionOptions(model: ModelLoadInfo, settings: SessionSettings =
   }
   return {
     executionProviders: settings.device === 'webgpu' ? ['webgpu', 'cpu'] : ['cpu'],
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: settings.graphOptimization ?? 'all',
     executionMode: 'sequential',
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
