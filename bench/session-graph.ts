@@ -5,16 +5,17 @@
  *             width (hidden 256, MLP 1024), so that its weights cost next to nothing: the session's creation, wall
  *             and process CPU seconds; and the same graph without LoRA inputs, for reference;
  *   step      the real-dimension reduced-depth model of bench/flux-step.ts (2 double + 4 single blocks, random bf16
- *             weights) at 512², go_fast and exact: the engine's CPU seconds to create the session, the best of
- *             two warm steps, and the velocity against the first level's (bit-identical or the largest difference).
- * Every measurement runs in a fresh process; the levels alternate within each of --rounds rounds, so each is compared
+ *             weights) at 512², go_fast and exact: one session per level in one engine (the engine's CPU seconds to
+ *             create each), the velocity against the first level's (bit-identical or the largest difference), then
+ *             --steps warm steps per level, the levels alternating step by step (median and best).
+ * Each creation runs in a fresh process, the levels alternating within each of --rounds rounds, so each is compared
  * only with the others of the same round. Usage:
- *   npx tsx bench/session-graph.ts [--dir <scratch folder>] [--keep] [--rounds 2] [--levels all,extended,basic,disabled]
- *                                  [--skip-creation] [--skip-step] [--precisions int8,exact]
+ *   npx tsx bench/session-graph.ts [--dir <scratch folder>] [--keep] [--rounds 3] [--levels all,extended,basic,disabled]
+ *                                  [--skip-creation] [--skip-step] [--precisions int8,exact] [--steps 4]
  */
 import '../src/engine-telemetry-off.js';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +38,6 @@ const LEVELS: readonly Level[] = ['all', 'extended', 'basic', 'disabled'];
 /** Full depth, small width: the graph's node and input counts at a negligible weight cost. */
 const NARROW_CONFIG: FluxConfig = { ...FLUX_DEV_CONFIG, hidden: 256, heads: 2, mlpHidden: 1024, contextDim: 256, pooledDim: 128 };
 const SIDE = 512;
-const STEPS = 2;
 
 interface CreationJob {
   kind: 'creation';
@@ -51,16 +51,20 @@ interface StepJob {
   kind: 'step';
   path: string;
   cacheDir: string;
-  level: Level;
+  levels: Level[];
   precision: FluxPrecision;
-  /** Where the velocity is written. */
-  velocity: string;
+  steps: number;
 }
 
 interface Measured {
   sessionS: number;
   cpuS: number;
-  stepS?: number;
+}
+
+interface StepMeasured extends Measured {
+  stepsS: number[];
+  /** The velocity against the first level's. */
+  difference: string;
 }
 
 const cpuSeconds = (pid: number | 'self') => {
@@ -80,43 +84,48 @@ async function measureCreation(job: CreationJob): Promise<Measured> {
   return measured;
 }
 
-async function measureStep(job: StepJob): Promise<Measured> {
+async function measureSteps(job: StepJob): Promise<StepMeasured[]> {
   const worker = new InferenceWorker();
   try {
-    // The engine starts with the worker; its CPU until the transformer is loaded is the session's creation.
     const pid = worker.status.pid as number;
-    const cpu = cpuSeconds(pid);
-    const started = performance.now();
-    const model = await FluxTransformer.load(worker, job.path, { precision: job.precision, cacheDir: job.cacheDir, session: { graphOptimization: job.level } });
-    const sessionS = (performance.now() - started) / 1000;
-    const cpuS = cpuSeconds(pid) - cpu;
-    const inputs = stepInputs(model.config, SIDE);
-    const velocity = await model.forward(inputs);
-    writeFileSync(job.velocity, new Uint8Array((velocity.data as Float32Array).buffer));
-    let stepS = Infinity;
-    for (let i = 0; i < STEPS; i++) {
-      const t = performance.now();
-      await model.forward(inputs);
-      stepS = Math.min(stepS, (performance.now() - t) / 1000);
+    const loaded: [FluxTransformer, Measured][] = [];
+    for (const level of job.levels) {
+      const cpu = cpuSeconds(pid);
+      const started = performance.now();
+      const model = await FluxTransformer.load(worker, job.path, { precision: job.precision, cacheDir: job.cacheDir, session: { graphOptimization: level } });
+      loaded.push([model, { sessionS: (performance.now() - started) / 1000, cpuS: cpuSeconds(pid) - cpu }]);
     }
-    await model.release();
-    return { sessionS, cpuS, stepS };
+    const inputs = stepInputs(REDUCED_CONFIG, SIDE);
+    const velocities: Float32Array[] = [];
+    for (const [model] of loaded) velocities.push((await model.forward(inputs)).data as Float32Array);
+    const stepsS = loaded.map((): number[] => []);
+    for (let step = 0; step < job.steps; step++) {
+      for (const [i, [model]] of loaded.entries()) {
+        const t = performance.now();
+        await model.forward(inputs);
+        stepsS[i]?.push((performance.now() - t) / 1000);
+      }
+    }
+    for (const [model] of loaded) await model.release();
+    return loaded.map(([, m], i) => ({
+      ...m,
+      stepsS: stepsS[i] as number[],
+      difference: difference(velocities[i] as Float32Array, velocities[0] as Float32Array),
+    }));
   } finally {
     await worker.close();
   }
 }
 
-function inChild(job: CreationJob | StepJob): Measured {
+function inChild<T>(job: CreationJob | StepJob): T {
   const self = fileURLToPath(import.meta.url);
   const child = spawnSync(process.execPath, [...process.execArgv, self, '--measure', JSON.stringify(job)], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (child.status !== 0) throw new Error(`${job.kind} ${job.level}: ${child.stderr}`);
-  return JSON.parse(child.stdout.trim().split('\n').pop() as string) as Measured;
+  if (child.status !== 0) throw new Error(`${job.kind}: ${child.stderr}`);
+  return JSON.parse(child.stdout.trim().split('\n').pop() as string) as T;
 }
 
-/** "bit-identical" or the largest absolute difference of `file`'s float32 values from `reference`'s. */
-function difference(file: string, reference: string): string {
-  const a = new Float32Array(readFileSync(file).buffer.slice(0));
-  const b = new Float32Array(readFileSync(reference).buffer.slice(0));
+/** "bit-identical" or the largest absolute difference of `a` from `b`. */
+function difference(a: Float32Array, b: Float32Array): string {
   let max = 0;
   let same = a.length === b.length;
   a.forEach((v, i) => {
@@ -136,7 +145,8 @@ const { values } = parseArgs({
   options: {
     dir: { type: 'string' },
     keep: { type: 'boolean' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
+    steps: { type: 'string', default: '4' },
     levels: { type: 'string', default: LEVELS.join(',') },
     precisions: { type: 'string', default: 'int8,exact' },
     'skip-creation': { type: 'boolean' },
@@ -147,7 +157,7 @@ const { values } = parseArgs({
 
 if (values.measure !== undefined) {
   const job = JSON.parse(values.measure) as CreationJob | StepJob;
-  console.log(JSON.stringify(job.kind === 'creation' ? await measureCreation(job) : await measureStep(job)));
+  console.log(JSON.stringify(job.kind === 'creation' ? await measureCreation(job) : await measureSteps(job)));
   process.exit(0);
 }
 const levels = (values.levels ?? '').split(',') as Level[];
@@ -160,27 +170,28 @@ try {
   const reduced = join(dir, 'flux-2-4-bf16.safetensors');
   if (!values['skip-creation']) await ensureCheckpoint(narrow, NARROW_CONFIG, cacheDir);
   if (!values['skip-step']) await ensureCheckpoint(reduced, REDUCED_CONFIG, cacheDir);
-  for (let round = 1; round <= Number(values.rounds); round++) {
-    if (!values['skip-creation']) {
-      for (const lora of [true, false]) {
-        for (const level of lora ? levels : [levels[0] as Level, levels.at(-1) as Level]) {
-          const r = inChild({ kind: 'creation', path: narrow, cacheDir, level, lora });
-          console.log(
-            `round ${round} | creation, full depth, hidden 256, ${lora ? 'LoRA inputs   ' : 'no LoRA inputs'} | ${level.padEnd(8)} | session ${r.sessionS.toFixed(2)} s, ${r.cpuS.toFixed(2)} CPU s`,
-          );
-        }
-      }
-    }
-    if (values['skip-step']) continue;
-    for (const precision of (values.precisions ?? '').split(',') as FluxPrecision[]) {
-      const velocity = (level: Level) => join(dir, `velocity-${precision}-${level}-${round}.f32`);
-      for (const level of levels) {
-        const r = inChild({ kind: 'step', path: reduced, cacheDir, level, precision, velocity: velocity(level) });
-        const against = level === levels[0] ? '' : ` | velocity against ${levels[0]}: ${difference(velocity(level), velocity(levels[0] as Level))}`;
+  for (let round = 1; round <= (values['skip-creation'] ? 0 : Number(values.rounds)); round++) {
+    for (const lora of [true, false]) {
+      for (const level of lora ? levels : [levels[0] as Level, levels.at(-1) as Level]) {
+        const r = inChild<Measured>({ kind: 'creation', path: narrow, cacheDir, level, lora });
         console.log(
-          `round ${round} | step, 2+4 blocks, ${precision === 'exact' ? 'exact  ' : 'go_fast'}, ${SIDE}² | ${level.padEnd(8)} | session ${r.sessionS.toFixed(2)} s, engine ${r.cpuS.toFixed(2)} CPU s | step ${(r.stepS as number).toFixed(2)} s${against}`,
+          `round ${round} | creation, full depth, hidden 256, ${lora ? 'LoRA inputs   ' : 'no LoRA inputs'} | ${level.padEnd(8)} | session ${r.sessionS.toFixed(2)} s, ${r.cpuS.toFixed(2)} CPU s`,
         );
       }
+    }
+  }
+  if (!values['skip-step']) {
+    for (const precision of (values.precisions ?? '').split(',') as FluxPrecision[]) {
+      const results = inChild<StepMeasured[]>({ kind: 'step', path: reduced, cacheDir, levels, precision, steps: Number(values.steps) });
+      results.forEach((r, i) => {
+        const sorted = [...r.stepsS].sort((a, b) => a - b);
+        const median = sorted[Math.floor((sorted.length - 1) / 2)] as number;
+        console.log(
+          `step, 2+4 blocks, ${precision === 'exact' ? 'exact  ' : 'go_fast'}, ${SIDE}² | ${(levels[i] as Level).padEnd(8)} | session ${r.sessionS.toFixed(2)} s, engine ${r.cpuS.toFixed(2)} CPU s | ` +
+            `${sorted.length} steps alternating: median ${median.toFixed(2)} s, best ${(sorted[0] as number).toFixed(2)} s` +
+            (i === 0 ? '' : ` | velocity against ${levels[0]}: ${r.difference}`),
+        );
+      });
     }
   }
 } finally {
