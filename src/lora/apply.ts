@@ -6,7 +6,7 @@
  *   factor = [α₁/r₁ … ; α₂/r₂ …]   [Σr]
  *   bias   = [b_B₁ ; b_B₂ ; …]     [slots, out]
  * which equals merging W' = W + Σ sᵢ(αᵢ/rᵢ)BᵢAᵢ, b' = b + Σ sᵢ b_Bᵢ (docs/flux-math.md §5.1, §5.4) without
- * touching the base weights or the session; a strength change only rebinds s.
+ * touching the base weights or the session; a strength change only rebinds the per-rank scales and bias vectors.
  */
 import type { LowRankState, LowRankUpdate } from '../models/common/low-rank.js';
 import { describeFormat, LoraError, type LoraLayer, type ParsedLora } from './formats.js';

@@ -1,19 +1,21 @@
 /**
  * Low-rank (LoRA) inputs shared by the models: every linear y = x·Wᵀ + b gets run-time
  * inputs `lora.<linear>.down` [r, in], `.up` [out, r] (the LoRA A and B orientations, so
- * LoRA files need no transposing), `.slot` [r] (int64, symbolic rank), `.factor` [r] (each
- * rank's fixed factor, α/r) and `.bias` [slots, out], and the graph has one `lora_scales`
- * [slots] input, so
- *   y = x·Wᵀ + (b + lora_scales·bias) + ((x·downᵀ) ⊙ lora_scales[slot] ⊙ factor)·upᵀ.
- * Each LoRA owns a slot: changing a strength rebinds only `lora_scales` (a few bytes);
- * changing LoRAs rebinds the per-linear inputs; neither rebuilds a session.
- * No update is fed as one zero rank in one slot of strength 0, not as empty tensors: a MatMul
- * with an inner dimension of 0 crashes onnxruntime's WebGPU provider (docs/webgpu.md, finding 2),
- * and adding x·0 changes nothing.
+ * LoRA files need no transposing), `.scale` [r] (symbolic rank) and `.bias` [out], so
+ *   y = x·Wᵀ + (b + bias) + ((x·downᵀ) ⊙ scale)·upᵀ.
+ * Each LoRA owns a slot of strength s; the feeds fold the strengths in: a rank's scale is its slot's
+ * strength times its fixed factor (α/r), the bias the strength-weighted sum of the slots' bias rows,
+ * both computed here in float32 as the graph computed them before (docs/onnxruntime.md §10.11: two
+ * inputs and four nodes per linear fewer halve the graph's session creation). Changing a strength
+ * rebinds only the scale and bias vectors of the linears a LoRA updates; changing LoRAs rebinds the
+ * per-linear inputs; neither rebuilds a session.
+ * No update is fed as one zero rank of scale 0, not as empty tensors: a MatMul with an inner
+ * dimension of 0 crashes onnxruntime's WebGPU provider (docs/webgpu.md, finding 2), and adding x·0
+ * changes nothing.
  */
 import type { GraphBuilder, Value } from '../../onnx/graph.js';
 import * as op from '../../onnx/ops/index.js';
-import { float32Tensor, int64Tensor, type TensorMap } from '../../onnx/tensor-data.js';
+import { float32Tensor, type TensorMap } from '../../onnx/tensor-data.js';
 import type { KeptView } from '../../onnx/worker-protocol.js';
 
 export interface LowRankLinear {
@@ -55,72 +57,97 @@ export class LowRankError extends Error {
   }
 }
 
-export const LORA_SCALES_INPUT = 'lora_scales';
 export const loraInputNames = (linear: string) => ({
   down: `lora.${linear}.down`,
   up: `lora.${linear}.up`,
-  slot: `lora.${linear}.slot`,
-  factor: `lora.${linear}.factor`,
+  scale: `lora.${linear}.scale`,
   bias: `lora.${linear}.bias`,
 });
-
-const scalesInputs = new WeakMap<GraphBuilder, { scales: Value; row: Value }>();
-
-/** The graph's one `lora_scales` input, and the same as a [1, slots] row. */
-function slotScales(g: GraphBuilder): { scales: Value; row: Value } {
-  let entry = scalesInputs.get(g);
-  if (entry === undefined) {
-    const scales = g.input(LORA_SCALES_INPUT, 'float32', ['lora_slots']);
-    entry = { scales, row: op.unsqueeze(g, scales, [0], 'lora_scales_row') };
-    scalesInputs.set(g, entry);
-  }
-  return entry;
-}
 
 /** Declares a linear's low-rank inputs: `bias` [out] to add to the base bias, `apply` adds the update to y. */
 export function lowRankInputs(g: GraphBuilder, spec: LowRankLinear): { bias: Value; apply(x: Value, y: Value): Value } {
   const names = loraInputNames(spec.name);
   const rank = `rank.${spec.name}`;
-  const { scales, row } = slotScales(g);
   const down = g.input(names.down, 'float32', [rank, spec.inFeatures]);
   const up = g.input(names.up, 'float32', [spec.outFeatures, rank]);
-  const slot = g.input(names.slot, 'int64', [rank]);
-  const factor = g.input(names.factor, 'float32', [rank]);
-  const biasRows = g.input(names.bias, 'float32', ['lora_slots', spec.outFeatures]);
-  const columnScales = op.mul(g, op.gather(g, scales, slot, 0, 'lora_slot_scales'), factor, 'lora_column_scales');
+  const scale = g.input(names.scale, 'float32', [rank]);
   return {
-    bias: op.reshape(g, op.matmul(g, row, biasRows, 'lora_bias'), [spec.outFeatures], 'lora_bias_vector'),
+    bias: g.input(names.bias, 'float32', [spec.outFeatures]),
     apply: (x, y) =>
-      op.add(g, y, op.matmulTransposed(g, op.mul(g, op.matmulTransposed(g, x, down, 'lora_down'), columnScales, 'lora_scale'), up, 'lora_up'), 'lora_add'),
+      op.add(g, y, op.matmulTransposed(g, op.mul(g, op.matmulTransposed(g, x, down, 'lora_down'), scale, 'lora_scale'), up, 'lora_up'), 'lora_add'),
   };
 }
 
-/** The slot strengths as fed: no LoRA is one slot of strength 0. */
-const fedScales = (scales: readonly number[]): readonly number[] => (scales.length === 0 ? [0] : scales);
+/** The slot strengths as used: no LoRA is one slot of strength 0; float32, as a graph input held them. */
+function usedScales(scales: readonly number[]): Float32Array {
+  if (!scales.every(Number.isFinite)) throw new LowRankError(`LoRA strengths must be finite numbers, got ${JSON.stringify(scales)}`);
+  return Float32Array.from(scales.length === 0 ? [0] : scales);
+}
 
 /** One zero rank in slot 0: the update of a linear no LoRA changes (fresh arrays: a bind may transfer them). */
 function identityUpdate(spec: LowRankLinear, bias: Float32Array | undefined): LowRankUpdate {
   return { rank: 1, slots: [0], factors: new Float32Array(1), down: new Float32Array(spec.inFeatures), up: new Float32Array(spec.outFeatures), bias };
 }
 
-/** Feeds binding only the slot strengths (a strength change). */
-export function lowRankScaleFeeds(scales: readonly number[]): TensorMap {
-  if (!scales.every(Number.isFinite)) throw new LowRankError(`LoRA strengths must be finite numbers, got ${JSON.stringify(scales)}`);
-  const fed = fedScales(scales);
-  return { [LORA_SCALES_INPUT]: float32Tensor([fed.length], Float32Array.from(fed)) };
+/** Each rank's scale: its slot's strength times its factor (one float32 product). */
+function rankScales(update: LowRankUpdate, strengths: Float32Array): Float32Array {
+  const scale = new Float32Array(update.rank);
+  for (let r = 0; r < update.rank; r++) scale[r] = (strengths[update.slots?.[r] ?? 0] as number) * (update.factors?.[r] ?? 1);
+  return scale;
 }
 
-/** Feeds for every linear (the given updates, rank 0 and zero bias elsewhere) and the slot strengths. */
+/** The bias delta [out]: Σ over slots of strength · bias row, accumulated in float32 in slot order (as the [1, slots] × [slots, out] MatMul did). */
+function biasDelta(update: LowRankUpdate, strengths: Float32Array, outFeatures: number): Float32Array {
+  const delta = new Float32Array(outFeatures);
+  if (update.bias === undefined) return delta;
+  for (let s = 0; s < strengths.length; s++) {
+    const strength = strengths[s] as number;
+    for (let o = 0; o < outFeatures; o++) delta[o] = (delta[o] as number) + Math.fround(strength * (update.bias[s * outFeatures + o] as number));
+  }
+  return delta;
+}
+
+/** The update fed for a linear: the given one, or rank 0 with its bias rows when there is none. */
+function fedUpdate(spec: LowRankLinear, given: LowRankUpdate | undefined): LowRankUpdate {
+  return given === undefined || given.rank === 0 ? identityUpdate(spec, given?.bias) : given;
+}
+
+/** What a strength change needs of a state: every update without its down and up matrices (which may have been moved to the worker). */
+export function strengthState(state: LowRankState): LowRankState {
+  const updates = new Map(
+    [...state.updates].map(([name, { down: _down, up: _up, kept: _kept, ...rest }]) => [name, { ...rest, down: new Float32Array(0), up: new Float32Array(0) }]),
+  );
+  return { updates, scales: [...state.scales] };
+}
+
+/** Feeds binding the strengths `scales` (one per slot of `state`): the scale and bias vectors of the linears `state` updates. */
+export function lowRankScaleFeeds(linears: readonly LowRankLinear[], state: LowRankState, scales: readonly number[]): TensorMap {
+  const strengths = usedScales(scales);
+  const slotCount = usedScales(state.scales).length;
+  if (strengths.length !== slotCount) throw new LowRankError(`the bound LoRAs have ${slotCount} strengths, got ${scales.length}`);
+  const feeds: TensorMap = {};
+  for (const spec of linears) {
+    const given = state.updates.get(spec.name);
+    if (given === undefined) continue;
+    const update = fedUpdate(spec, given);
+    const names = loraInputNames(spec.name);
+    feeds[names.scale] = float32Tensor([update.rank], rankScales(update, strengths));
+    feeds[names.bias] = float32Tensor([spec.outFeatures], biasDelta(update, strengths, spec.outFeatures));
+  }
+  return feeds;
+}
+
+/** Feeds for every linear (the given updates, rank 0 and zero bias elsewhere) at the state's strengths. */
 export function lowRankFeeds(linears: readonly LowRankLinear[], state: LowRankState): TensorMap {
   const known = new Set(linears.map((s) => s.name));
   for (const name of state.updates.keys()) {
     if (!known.has(name)) throw new LowRankError(`low-rank update for unknown linear "${name}"`);
   }
-  const slotCount = fedScales(state.scales).length;
-  const feeds: TensorMap = lowRankScaleFeeds(state.scales);
+  const strengths = usedScales(state.scales);
+  const slotCount = strengths.length;
+  const feeds: TensorMap = {};
   for (const spec of linears) {
-    const given = state.updates.get(spec.name);
-    const update = given === undefined || given.rank === 0 ? identityUpdate(spec, given?.bias) : given;
+    const update = fedUpdate(spec, state.updates.get(spec.name));
     const where = `low-rank update for "${spec.name}"`;
     const sent = update.kept === undefined;
     if (sent && (update.down.length !== spec.inFeatures * update.rank || update.up.length !== update.rank * spec.outFeatures)) {
@@ -139,9 +166,8 @@ export function lowRankFeeds(linears: readonly LowRankLinear[], state: LowRankSt
       feeds[names.down] = float32Tensor([update.rank, spec.inFeatures], update.down);
       feeds[names.up] = float32Tensor([spec.outFeatures, update.rank], update.up);
     }
-    feeds[names.slot] = int64Tensor([update.rank], Array.from(slots));
-    feeds[names.factor] = float32Tensor([update.rank], update.factors ?? new Float32Array(update.rank).fill(1));
-    feeds[names.bias] = float32Tensor([slotCount, spec.outFeatures], update.bias ?? new Float32Array(slotCount * spec.outFeatures));
+    feeds[names.scale] = float32Tensor([update.rank], rankScales(update, strengths));
+    feeds[names.bias] = float32Tensor([spec.outFeatures], biasDelta(update, strengths, spec.outFeatures));
   }
   return feeds;
 }

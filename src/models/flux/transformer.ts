@@ -13,7 +13,7 @@ import type { FluxConfig } from './config.js';
 import { embeddingArgument, ropeTables, timestepEmbedding } from './conditioning.js';
 import { exactParameters } from './exact-parameters.js';
 import { buildFluxGraph, FLUX_INPUTS, FLUX_OUTPUT } from './graph.js';
-import { lowRankFeeds, lowRankScaleFeeds, lowRankViews, NO_LOW_RANK, type LowRankState } from '../common/low-rank.js';
+import { lowRankFeeds, lowRankScaleFeeds, lowRankViews, NO_LOW_RANK, strengthState, type LowRankState } from '../common/low-rank.js';
 import { linearSpecs } from './layout.js';
 import { fluxQuantizedCache, quantizedParameters } from './quantized-parameters.js';
 import { QUANTIZED_4BIT, QUANTIZED_8BIT } from '../../weights/quantized-cache.js';
@@ -75,6 +75,9 @@ function dims(name: string, tensor: TensorData, expected: (number | null)[]): nu
 }
 
 export class FluxTransformer {
+  /** The bound updates without their matrices: what a strength change recomputes its feeds from. */
+  private lowRank: LowRankState = NO_LOW_RANK;
+
   private constructor(
     readonly checkpoint: FluxCheckpoint,
     readonly precision: FluxPrecision,
@@ -124,13 +127,17 @@ export class FluxTransformer {
   async setLowRank(state: LowRankState, options: { transfer?: boolean } = {}): Promise<void> {
     if (!this.lowRankInputs) throw new FluxTransformerError('this transformer was loaded without low-rank inputs');
     const linears = linearSpecs(this.config);
-    await this.session.bind(lowRankFeeds(linears, state), { ...options, views: lowRankViews(linears, state) });
+    const feeds = lowRankFeeds(linears, state);
+    const kept = strengthState(state);
+    await this.session.bind(feeds, { ...options, views: lowRankViews(linears, state) });
+    this.lowRank = kept;
   }
 
-  /** Changes only the LoRA strengths (one per slot of the current state): a few bytes to the worker. */
+  /** Changes only the LoRA strengths (one per slot of the current state): the scale and bias vectors of the linears they update. */
   async setLowRankScales(scales: readonly number[]): Promise<void> {
     if (!this.lowRankInputs) throw new FluxTransformerError('this transformer was loaded without low-rank inputs');
-    await this.session.bind(lowRankScaleFeeds(scales));
+    await this.session.bind(lowRankScaleFeeds(linearSpecs(this.config), this.lowRank, scales));
+    this.lowRank = { ...this.lowRank, scales: [...scales] };
   }
 
   /** One transformer evaluation: the velocity [B, N, outChannels]. */

@@ -71,7 +71,7 @@ describe('low-rank (LoRA) inputs on every linear', () => {
     await merged.release();
     expectAllClose(withLora, reference, 1e-5, 1e-5, 'runtime low-rank vs merged weights');
     expect(Math.max(...withLora.map((v, i) => Math.abs(v - (expected[i] as number))))).toBeGreaterThan(1e-2);
-    // Strength 0 by rebinding only the slot scale gives the base model back; 1 the LoRA again.
+    // Strength 0 by rebinding only the strengths gives the base model back; 1 the LoRA again.
     await model.setLowRankScales([0]);
     expectAllClose((await model.forward(inputs)).data as Float32Array, expected, 1e-5, 1e-5, 'strength 0');
     await model.setLowRankScales([1]);
