@@ -105,7 +105,11 @@ export class FluxTransformer {
     }
     const lowRankInputs = options.lowRankInputs ?? true;
     const model = buildFluxGraph(checkpoint.config, params, { name: `flux-transformer (${precision})`, lora: lowRankInputs, device: options.session?.device });
-    const session = await worker.load(model, options.session);
+    // onnxruntime's graph optimizers change nothing on the CPU but its SiLU fusion on four vectors (the graph is built
+    // with the fused ops), the velocity stays bit-identical, and they cost a third of the graph's creation (docs/onnxruntime.md
+    // §10.11); on WebGPU they fold the weights' casts (docs/webgpu.md), so they stay on there.
+    const graphOptimization = options.session?.device === 'webgpu' ? 'all' : 'disabled';
+    const session = await worker.load(model, { graphOptimization, ...options.session });
     const transformer = new FluxTransformer(
       checkpoint,
       precision,
