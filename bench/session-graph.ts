@@ -1,6 +1,6 @@
 /**
  * What onnxruntime's graph optimizers cost and what they buy on the FLUX transformer's graph (docs/onnxruntime.md
- * §10.11), for each graphOptimizationLevel in --levels:
+ * §10.12), for each graphOptimizationLevel in --levels:
  *   creation  the full-depth graph (19 double + 38 single blocks, LoRA inputs on every linear, go_fast) at a small
  *             width (hidden 256, MLP 1024), so that its weights cost next to nothing: the session's creation, wall
  *             and process CPU seconds; and the same graph without LoRA inputs, for reference;

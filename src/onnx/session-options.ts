@@ -6,7 +6,7 @@
  * - on WebGPU the provider comes first and the CPU provider takes the ops it has no kernel for;
  * - intra-op threads default to the machine's cores; one inter-op thread, sequential execution;
  * - onnxruntime's graph optimizers run at level 'all' unless a model built already fused asks for fewer
- *   (the FLUX transformer on the CPU: they change nothing there and cost most of its graph's creation, §10.11).
+ *   (the FLUX transformer on the CPU: they change nothing there but session-creation time, docs/onnxruntime.md §10.12).
  */
 import { availableParallelism } from 'node:os';
 import type { InferenceSession } from 'onnxruntime-node';

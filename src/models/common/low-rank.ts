@@ -5,7 +5,7 @@
  *   y = x·Wᵀ + (b + bias) + ((x·downᵀ) ⊙ scale)·upᵀ.
  * Each LoRA owns a slot of strength s; the feeds fold the strengths in: a rank's scale is its slot's
  * strength times its fixed factor (α/r), the bias the strength-weighted sum of the slots' bias rows,
- * both computed here in float32 as the graph computed them before (docs/onnxruntime.md §10.11: two
+ * both computed here in float32 as the graph computed them before (docs/onnxruntime.md §10.12: two
  * inputs and four nodes per linear fewer halve the graph's session creation). Changing a strength
  * rebinds only the scale and bias vectors of the linears a LoRA updates; changing LoRAs rebinds the
  * per-linear inputs; neither rebuilds a session.

@@ -105,9 +105,9 @@ export class FluxTransformer {
     }
     const lowRankInputs = options.lowRankInputs ?? true;
     const model = buildFluxGraph(checkpoint.config, params, { name: `flux-transformer (${precision})`, lora: lowRankInputs, device: options.session?.device });
-    // onnxruntime's graph optimizers change nothing on the CPU but its SiLU fusion on four vectors (the graph is built
-    // with the fused ops), the velocity stays bit-identical, and they cost a third of the graph's creation (docs/onnxruntime.md
-    // §10.11); on WebGPU they fold the weights' casts (docs/webgpu.md), so they stay on there.
+    // On the CPU onnxruntime's graph optimizers change nothing here but a SiLU fusion on four vectors (the graph is built
+    // with the fused ops): the velocity is bit-identical and the step as fast without them, and they cost session-creation
+    // time (docs/onnxruntime.md §10.12). On WebGPU they fold the weights' casts (docs/webgpu.md), so they stay on there.
     const graphOptimization = options.session?.device === 'webgpu' ? 'all' : 'disabled';
     const session = await worker.load(model, { graphOptimization, ...options.session });
     const transformer = new FluxTransformer(
