@@ -112,6 +112,15 @@ function fedUpdate(spec: LowRankLinear, given: LowRankUpdate | undefined): LowRa
   return given === undefined || given.rank === 0 ? identityUpdate(spec, given?.bias) : given;
 }
 
+/** A linear's inputs that depend on the strengths: its ranks' scales and its bias delta. */
+function strengthFeeds(spec: LowRankLinear, update: LowRankUpdate, strengths: Float32Array): TensorMap {
+  const names = loraInputNames(spec.name);
+  return {
+    [names.scale]: float32Tensor([update.rank], rankScales(update, strengths)),
+    [names.bias]: float32Tensor([spec.outFeatures], biasDelta(update, strengths, spec.outFeatures)),
+  };
+}
+
 /** What a strength change needs of a state: every update without its down and up matrices (which may have been moved to the worker). */
 export function strengthState(state: LowRankState): LowRankState {
   const updates = new Map(
@@ -129,10 +138,7 @@ export function lowRankScaleFeeds(linears: readonly LowRankLinear[], state: LowR
   for (const spec of linears) {
     const given = state.updates.get(spec.name);
     if (given === undefined) continue;
-    const update = fedUpdate(spec, given);
-    const names = loraInputNames(spec.name);
-    feeds[names.scale] = float32Tensor([update.rank], rankScales(update, strengths));
-    feeds[names.bias] = float32Tensor([spec.outFeatures], biasDelta(update, strengths, spec.outFeatures));
+    Object.assign(feeds, strengthFeeds(spec, fedUpdate(spec, given), strengths));
   }
   return feeds;
 }
@@ -166,8 +172,7 @@ export function lowRankFeeds(linears: readonly LowRankLinear[], state: LowRankSt
       feeds[names.down] = float32Tensor([update.rank, spec.inFeatures], update.down);
       feeds[names.up] = float32Tensor([spec.outFeatures, update.rank], update.up);
     }
-    feeds[names.scale] = float32Tensor([update.rank], rankScales(update, strengths));
-    feeds[names.bias] = float32Tensor([spec.outFeatures], biasDelta(update, strengths, spec.outFeatures));
+    Object.assign(feeds, strengthFeeds(spec, update, strengths));
   }
   return feeds;
 }
