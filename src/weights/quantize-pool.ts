@@ -53,7 +53,6 @@ export class QuantizePool {
 
   /** Gives back the buffer of a result that has been written and is no longer read, for a later result to lie in. */
   recycle(buffer: ArrayBuffer): void {
-    if (buffer.byteLength === 0 || this.spares.includes(buffer)) return;
     this.spares.push(buffer);
     this.spares.sort((a, b) => a.byteLength - b.byteLength);
     if (this.spares.length > this.size) this.spares.shift();
