@@ -7,8 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-
-const GIB = 2 ** 30;
+import { GIB } from './process-memory.js';
 
 function fill(buffers: Buffer[], value: number): string {
   const cpu = process.cpuUsage();
