@@ -30,7 +30,7 @@ import { InferenceWorker } from '../src/onnx/runner.js';
 import { sessionOptions, type SessionSettings } from '../src/onnx/session-options.js';
 import { QUANTIZED_8BIT } from '../src/weights/quantized-cache.js';
 import { REDUCED_CONFIG, stepInputs } from './flux-step-inputs.js';
-import { processCounters } from './process-memory.js';
+import { processCpuSeconds } from './process-memory.js';
 import { writeRandomFlux } from './random-checkpoint.js';
 
 type Level = NonNullable<SessionSettings['graphOptimization']>;
@@ -67,19 +67,14 @@ interface StepMeasured extends Measured {
   difference: string;
 }
 
-const cpuSeconds = (pid: number | 'self') => {
-  const { userS, sysS } = processCounters(pid);
-  return userS + sysS;
-};
-
 async function measureCreation(job: CreationJob): Promise<Measured> {
   const checkpoint = await openFluxCheckpoint(job.path);
   const cache = await fluxQuantizedCache(checkpoint, QUANTIZED_8BIT, job.cacheDir);
   const model = buildFluxGraph(checkpoint.config, quantizedParameters(checkpoint, cache.file, QUANTIZED_8BIT), { lora: job.lora });
-  const cpu = cpuSeconds('self');
+  const cpu = processCpuSeconds('self');
   const started = performance.now();
   const session = await ort.InferenceSession.create(model.bytes, sessionOptions(model, { graphOptimization: job.level }));
-  const measured = { sessionS: (performance.now() - started) / 1000, cpuS: cpuSeconds('self') - cpu };
+  const measured = { sessionS: (performance.now() - started) / 1000, cpuS: processCpuSeconds('self') - cpu };
   await session.release();
   return measured;
 }
@@ -90,10 +85,10 @@ async function measureSteps(job: StepJob): Promise<StepMeasured[]> {
     const pid = worker.status.pid as number;
     const loaded: [FluxTransformer, Measured][] = [];
     for (const level of job.levels) {
-      const cpu = cpuSeconds(pid);
+      const cpu = processCpuSeconds(pid);
       const started = performance.now();
       const model = await FluxTransformer.load(worker, job.path, { precision: job.precision, cacheDir: job.cacheDir, session: { graphOptimization: level } });
-      loaded.push([model, { sessionS: (performance.now() - started) / 1000, cpuS: cpuSeconds(pid) - cpu }]);
+      loaded.push([model, { sessionS: (performance.now() - started) / 1000, cpuS: processCpuSeconds(pid) - cpu }]);
     }
     const inputs = stepInputs(REDUCED_CONFIG, SIDE);
     const velocities: Float32Array[] = [];
