@@ -2,7 +2,7 @@
  * Where the go_fast transformer's session creation (the warm start, docs/onnxruntime.md §10.9–10.10)
  * goes, and what onnxruntime 1.30 offers against it. On the real-shape FLUX.1-schnell transformer and
  * its 8-bit cache as bench/cold-start.ts leaves them, each variant is created in a fresh process:
- *   transformer            the session go_fast creates (LoRA inputs on every linear, weights prepacked);
+ *   transformer            the session go_fast creates (LoRA inputs on every linear, weights prepacked, its session settings);
  *   transformer-graph      the same graph with prepacking off: onnxruntime's graph optimizers and planner;
  *   transformer-no-lora    the same without the LoRA inputs, prepacking off;
  *   transformer-halves     the transformer's two halves as two graphs (the embedders, the 19 double blocks and the
@@ -29,9 +29,10 @@ import { externalRef } from '../src/models/common/stored-weights.js';
 import { openFluxCheckpoint } from '../src/models/flux/checkpoint.js';
 import { buildFluxGraph } from '../src/models/flux/graph.js';
 import { fluxQuantizedCache, quantizedParameters } from '../src/models/flux/quantized-parameters.js';
+import { fluxSessionSettings } from '../src/models/flux/transformer.js';
 import { GraphBuilder, type BuiltModel, type Value } from '../src/onnx/graph.js';
 import { matMulNBits } from '../src/onnx/ops/index.js';
-import { sessionOptions } from '../src/onnx/session-options.js';
+import { sessionOptions, type SessionSettings } from '../src/onnx/session-options.js';
 import { startModuleWorker } from '../src/util/module-worker.js';
 import { QUANTIZED_8BIT } from '../src/weights/quantized-cache.js';
 import { GIB, processCounters, processMemory } from './process-memory.js';
@@ -106,8 +107,8 @@ async function linearsGraph(paths: Paths, part = 0, parts = 1): Promise<BuiltMod
 }
 
 /** Creates a session from `model` (or from the saved form's file) and returns the seconds it took. */
-async function create(model: BuiltModel, settings: { prepack?: boolean; save?: string; from?: string } = {}): Promise<[ort.InferenceSession, number]> {
-  const options = sessionOptions(model, { prepack: settings.prepack });
+async function create(model: BuiltModel, settings: { session?: SessionSettings; save?: string; from?: string } = {}): Promise<[ort.InferenceSession, number]> {
+  const options = sessionOptions(model, settings.session);
   const session = (options.extra as { session: Record<string, string> }).session;
   if (settings.save !== undefined) {
     options.optimizedModelFilePath = join(settings.save, 'model.onnx');
@@ -227,7 +228,8 @@ async function measure(variant: Variant, paths: Paths, dir: string, half?: numbe
   if (variant === 'linears-2' || variant === 'transformer-halves') {
     sessionS = await createAtOnce(paths, variant === 'linears-2' ? 'linears' : 'transformer');
   } else if (variant.startsWith('transformer')) {
-    const [session, s] = await create(await transformerGraph(paths, variant !== 'transformer-no-lora', half), { prepack: variant === 'transformer' });
+    const graph = await transformerGraph(paths, variant !== 'transformer-no-lora', half);
+    const [session, s] = await create(graph, { session: fluxSessionSettings({ prepack: variant === 'transformer' }) });
     sessionS = [s];
     await session.release();
   } else {
@@ -272,7 +274,9 @@ async function measure(variant: Variant, paths: Paths, dir: string, half?: numbe
 
 if (!isMainThread) {
   const { paths, part, graph } = workerData as { paths: Paths; part: number; graph: 'linears' | 'transformer' };
-  const [session, s] = await create(graph === 'linears' ? await linearsGraph(paths, part, 2) : await transformerGraph(paths, true, part));
+  const [session, s] = await (graph === 'linears'
+    ? create(await linearsGraph(paths, part, 2))
+    : create(await transformerGraph(paths, true, part), { session: fluxSessionSettings() }));
   await session.release();
   parentPort?.postMessage(s);
 } else {

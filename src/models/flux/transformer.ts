@@ -74,6 +74,16 @@ function dims(name: string, tensor: TensorData, expected: (number | null)[]): nu
   return tensor.dims;
 }
 
+/**
+ * The settings the transformer's session is created with. On the CPU onnxruntime's graph optimizers change nothing
+ * here but a SiLU fusion on four vectors (the graph is built with the fused ops): the velocity is bit-identical and the
+ * step as fast without them, and they cost session-creation time (docs/onnxruntime.md §10.12). On WebGPU they fold the
+ * weights' casts (docs/webgpu.md), so they stay on there. Settings given explicitly win.
+ */
+export function fluxSessionSettings(session: SessionSettings = {}): SessionSettings {
+  return { graphOptimization: session.device === 'webgpu' ? 'all' : 'disabled', ...session };
+}
+
 export class FluxTransformer {
   /** The bound updates without their matrices: what a strength change recomputes its feeds from. */
   private lowRank: LowRankState = NO_LOW_RANK;
@@ -105,11 +115,7 @@ export class FluxTransformer {
     }
     const lowRankInputs = options.lowRankInputs ?? true;
     const model = buildFluxGraph(checkpoint.config, params, { name: `flux-transformer (${precision})`, lora: lowRankInputs, device: options.session?.device });
-    // On the CPU onnxruntime's graph optimizers change nothing here but a SiLU fusion on four vectors (the graph is built
-    // with the fused ops): the velocity is bit-identical and the step as fast without them, and they cost session-creation
-    // time (docs/onnxruntime.md §10.12). On WebGPU they fold the weights' casts (docs/webgpu.md), so they stay on there.
-    const graphOptimization = options.session?.device === 'webgpu' ? 'all' : 'disabled';
-    const session = await worker.load(model, { graphOptimization, ...options.session });
+    const session = await worker.load(model, fluxSessionSettings(options.session));
     const transformer = new FluxTransformer(
       checkpoint,
       precision,
