@@ -5,27 +5,13 @@
  * A message is kept as a list of byte chunks so large payloads (raw tensor data) are
  * referenced, not copied, until the final `toBytes()`.
  */
+import { encodeVarint } from '../util/varint.js';
 
 const WIRE_VARINT = 0;
 const WIRE_LENGTH_DELIMITED = 2;
 const WIRE_FIXED32 = 5;
 
 const textEncoder = new TextEncoder();
-
-/** Encodes an unsigned 64-bit value as a base-128 varint. */
-export function encodeVarint(value: bigint): Uint8Array {
-  if (value < 0n || value >= 1n << 64n) {
-    throw new RangeError(`varint out of range: ${value}`);
-  }
-  const bytes: number[] = [];
-  let v = value;
-  while (v >= 0x80n) {
-    bytes.push(Number(v & 0x7fn) | 0x80);
-    v >>= 7n;
-  }
-  bytes.push(Number(v));
-  return Uint8Array.from(bytes);
-}
 
 function encodeSmallVarint(value: number): Uint8Array {
   // Fast path for the common case of small non-negative lengths and tags.

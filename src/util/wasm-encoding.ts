@@ -3,17 +3,10 @@
  * instruction bytes by name, and a module of functions over one exported memory (i32 parameters,
  * no results). Kernels spell their bodies with `op`, `simd` and the helpers here.
  */
+import { encodeVarint } from './varint.js';
 
-export function unsignedLeb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value = Math.floor(value / 128);
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
-}
+/** An unsigned integer as WebAssembly writes it (LEB128: protobuf's varint). */
+export const unsignedLeb = (value: number): number[] => Array.from(encodeVarint(BigInt(value)));
 
 export function signedLeb(value: number): number[] {
   const out: number[] = [];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { encodeVarint, ProtoMessage } from '../../../src/onnx/protobuf.js';
+import { ProtoMessage } from '../../../src/onnx/protobuf.js';
+import { encodeVarint } from '../../../src/util/varint.js';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
