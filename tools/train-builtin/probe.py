@@ -13,7 +13,7 @@ import os
 import torch
 
 from flux import pack
-from train import DEV, Checkpoint, TextEncoders, export, forward, load_ae, load_transformer, new_transformer, object_weights, world_pool
+from train import DEV, Checkpoint, TextEncoders, encode_scenes, export, forward, load_ae, load_transformer, new_transformer, object_weights, world_pool
 
 
 def scenes_from_pool(args):
@@ -24,10 +24,8 @@ def scenes_from_pool(args):
 
 
 def held_out_scenes(args):
-    ae = load_ae()
     images, t5, clip, _ = export(args.work, f"probe-{args.count}", 4242, args.count, 512, 512)
-    with torch.no_grad():
-        return pack(ae.normalize(ae.moments(images.float() / 127.5 - 1)[0])), t5, clip
+    return pack(encode_scenes(load_ae(), images)), t5, clip
 
 
 @torch.no_grad()

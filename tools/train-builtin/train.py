@@ -210,6 +210,12 @@ class TextEncoders:
         return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
 
 
+@torch.no_grad()
+def encode_scenes(ae, images):
+    """Normalized latents of uint8 scenes [N, 3, H, W], as the pipeline encodes an image, eight at a time."""
+    return torch.cat([ae.normalize(ae.moments(images[j : j + 8].float() / 127.5 - 1)[0]) for j in range(0, len(images), 8)])
+
+
 class LatentPool:
     """Encoded scenes grouped by size, with their caption ids; every size's latents normalized as the pipeline does."""
 
@@ -223,8 +229,7 @@ class LatentPool:
             for i, (w, h) in enumerate(sorted(set(SIZES))):
                 n = per_size * SIZES.count((w, h))
                 images, t5, clip, meta = export(args.work, f"{name}-{w}x{h}", seed + i, n, w, h, **options)
-                with torch.no_grad():
-                    lat = torch.cat([ae.normalize(ae.moments(images[j : j + 8].float() / 127.5 - 1)[0]) for j in range(0, n, 8)])
+                lat = encode_scenes(ae, images)
                 self.groups.append({"size": (w, h), "latents": lat, "t5": t5, "clip": clip, "empty_t5": torch.tensor(meta["empty"]["t5"]), "empty_clip": torch.tensor(meta["empty"]["clip"]), "captions": meta["captions"]})
             torch.save(self.groups, path)
         self.weights = torch.tensor([SIZES.count(g["size"]) for g in self.groups], dtype=torch.float)
